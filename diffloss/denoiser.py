@@ -1,0 +1,93 @@
+"""The denoiser eps_theta(x_t | t, z): an MLP of residual blocks modulated by adaLN.
+
+Axis letters: n = tokens flattened over the batch, c = token channels, w = MLP width, d = condition width.
+"""
+import math
+
+import torch
+from torch import nn
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return x * (1 + scale) + shift
+
+
+class TimestepEmbedder(nn.Module):
+    """Sinusoidal features of the (integer) timestep followed by a two-layer MLP."""
+
+    def __init__(self, width: int, frequency_dim: int = 256, max_period: float = 10000.0):
+        super().__init__()
+        half = frequency_dim // 2
+        freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32) / half)
+        self.register_buffer("freqs", freqs, persistent=False)
+        self.mlp = nn.Sequential(nn.Linear(frequency_dim, width), nn.SiLU(), nn.Linear(width, width))
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        angles = t.float()[:, None] * self.freqs[None]  # (n, frequency_dim / 2)
+        return self.mlp(torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1))  # (n, w)
+
+
+class ResBlock(nn.Module):
+    """x + gate * MLP(modulate(LN(x))), with shift, scale and gate predicted from the condition."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(width, eps=1e-6)
+        self.mlp = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
+        self.modulation = nn.Sequential(nn.SiLU(), nn.Linear(width, 3 * width))
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        shift, scale, gate = self.modulation(cond).chunk(3, dim=-1)  # 3 x (n, w)
+        return x + gate * self.mlp(modulate(self.norm(x), shift, scale))
+
+
+class FinalLayer(nn.Module):
+    def __init__(self, width: int, out_channels: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        self.linear = nn.Linear(width, out_channels)
+        self.modulation = nn.Sequential(nn.SiLU(), nn.Linear(width, 2 * width))
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        shift, scale = self.modulation(cond).chunk(2, dim=-1)
+        return self.linear(modulate(self.norm(x), shift, scale))  # (n, out_channels)
+
+
+class Denoiser(nn.Module):
+    """Predicts the noise (and, with ``learn_sigma``, the variance interpolation) of a noisy token.
+
+    ``forward(x_t (n, c), t (n,), z (n, d)) -> (n, c)`` or ``(n, 2c)`` when the variance is learned.
+    """
+
+    def __init__(self, token_channels: int, cond_channels: int, width: int, depth: int, learn_sigma: bool = True):
+        super().__init__()
+        self.token_channels = token_channels
+        self.learn_sigma = learn_sigma
+        self.time_embed = TimestepEmbedder(width)
+        self.cond_embed = nn.Linear(cond_channels, width)
+        self.input_proj = nn.Linear(token_channels, width)
+        self.blocks = nn.ModuleList(ResBlock(width) for _ in range(depth))
+        self.final = FinalLayer(width, token_channels * (2 if learn_sigma else 1))
+        self.initialize_weights()
+
+    def initialize_weights(self) -> None:
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.zeros_(module.bias)
+        for linear in (self.time_embed.mlp[0], self.time_embed.mlp[2]):
+            nn.init.normal_(linear.weight, std=0.02)
+        # Zero modulation and output: every block starts as the identity and the head predicts zero noise.
+        for block in self.blocks:
+            nn.init.zeros_(block.modulation[-1].weight)
+            nn.init.zeros_(block.modulation[-1].bias)
+        for linear in (self.final.modulation[-1], self.final.linear):
+            nn.init.zeros_(linear.weight)
+            nn.init.zeros_(linear.bias)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        cond = self.time_embed(t) + self.cond_embed(z)  # (n, w)
+        x = self.input_proj(x_t)  # (n, w)
+        for block in self.blocks:
+            x = block(x, cond)
+        return self.final(x, cond)

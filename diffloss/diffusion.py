@@ -1,0 +1,174 @@
+"""Gaussian diffusion over single tokens: the training loss and the temperature-scaled DDPM sampler.
+
+The noise schedule (betas, cumulative alphas, the respaced timesteps) comes from diffusers' ``DDPMScheduler``; what
+lives here is the posterior algebra that diffusers' ``step`` does not expose: a temperature on the added noise,
+guidance that shares one noise between the conditional and unconditional halves, and the variational bound
+term that trains the learned variance (Nichol & Dhariwal's hybrid loss, as in MAR).
+"""
+import math
+from dataclasses import dataclass
+
+import torch
+from diffusers import DDPMScheduler
+
+
+@dataclass(frozen=True)
+class Posterior:
+    """Coefficients of q(x_{i-1} | x_i, x_0) for a (possibly respaced) chain of timesteps, indexed by step."""
+
+    timesteps: torch.Tensor  # (S,) original training timesteps, ascending
+    alphas_cumprod: torch.Tensor  # (S,)
+    betas: torch.Tensor  # (S,)
+    log_variance_clipped: torch.Tensor  # (S,)
+    coef_x0: torch.Tensor  # (S,)
+    coef_xt: torch.Tensor  # (S,)
+
+    @classmethod
+    def from_alphas_cumprod(cls, timesteps: torch.Tensor, alphas_cumprod: torch.Tensor) -> "Posterior":
+        acp = alphas_cumprod.double()
+        acp_prev = torch.cat([acp.new_ones(1), acp[:-1]])
+        betas = 1 - acp / acp_prev
+        variance = betas * (1 - acp_prev) / (1 - acp)
+        # The variance at the first step is 0; the log takes the next one instead, as in improved DDPM.
+        log_variance = torch.log(torch.cat([variance[1:2], variance[1:]]))
+        return cls(
+            timesteps=timesteps,
+            alphas_cumprod=acp.float(),
+            betas=betas.float(),
+            log_variance_clipped=log_variance.float(),
+            coef_x0=(betas * acp_prev.sqrt() / (1 - acp)).float(),
+            coef_xt=((1 - acp_prev) * (1 - betas).sqrt() / (1 - acp)).float(),
+        )
+
+    def to(self, device: torch.device) -> "Posterior":
+        return Posterior(**{name: value.to(device) for name, value in self.__dict__.items()})
+
+
+def extract(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """values[index] shaped (n, 1) to broadcast over token channels."""
+    return values.to(index.device)[index][:, None]
+
+
+def normal_kl(mean1, log_var1, mean2, log_var2) -> torch.Tensor:
+    return 0.5 * (-1.0 + log_var2 - log_var1 + torch.exp(log_var1 - log_var2) + (mean1 - mean2) ** 2 * torch.exp(-log_var2))
+
+
+def gaussian_nll(x, mean, log_var) -> torch.Tensor:
+    return 0.5 * (math.log(2 * math.pi) + log_var + (x - mean) ** 2 * torch.exp(-log_var))
+
+
+class GaussianDiffusion:
+    """Cosine-schedule DDPM over vectors of ``channels`` values, trained at ``num_train_timesteps`` steps."""
+
+    def __init__(self, num_train_timesteps: int = 1000, learn_sigma: bool = True):
+        self.learn_sigma = learn_sigma
+        self.scheduler = DDPMScheduler(
+            num_train_timesteps=num_train_timesteps,
+            beta_schedule="squaredcos_cap_v2",
+            # "leading" respacing starts the reverse chain at t = 990 for 100 steps, not at 999: the cosine
+            # schedule's capped last beta leaves alpha_bar(999) ~ 2e-9, and a first step from there multiplies the
+            # noise-prediction error by ~350; at 990 the input is still pure noise (alpha_bar ~ 2e-4).
+            timestep_spacing="leading",
+            clip_sample=False,
+            prediction_type="epsilon",
+        )
+        self.num_train_timesteps = num_train_timesteps
+        self.train_chain = Posterior.from_alphas_cumprod(
+            torch.arange(num_train_timesteps), self.scheduler.alphas_cumprod
+        )
+        self._sampling_chains: dict[int, Posterior] = {}
+
+    def sampling_chain(self, num_steps: int) -> Posterior:
+        """The chain respaced to ``num_steps`` evenly spaced timesteps from 0: 0, 10, ..., 990 for 100."""
+        if not 1 <= num_steps < self.num_train_timesteps:
+            raise ValueError(
+                f"diffusion steps {num_steps} must lie in [1, {self.num_train_timesteps - 1}]: a chain through the "
+                "last training timestep amplifies the noise-prediction error hundreds of times"
+            )
+        if num_steps not in self._sampling_chains:
+            self.scheduler.set_timesteps(num_steps)
+            timesteps = self.scheduler.timesteps.flip(0).long()  # ascending
+            self._sampling_chains[num_steps] = Posterior.from_alphas_cumprod(
+                timesteps, self.scheduler.alphas_cumprod[timesteps]
+            )
+        return self._sampling_chains[num_steps]
+
+    def split_output(self, output: torch.Tensor, x_t: torch.Tensor, step: torch.Tensor, chain: Posterior):
+        """The denoiser's output -> (predicted noise, log variance of p(x_{i-1} | x_i)), each (n, c)."""
+        channels = x_t.shape[-1]
+        eps = output[:, :channels]
+        if self.learn_sigma:
+            fraction = (output[:, channels:] + 1) / 2  # the net interpolates between the two bounds
+            log_var = fraction * torch.log(extract(chain.betas, step)) + (1 - fraction) * extract(
+                chain.log_variance_clipped, step
+            )
+        else:
+            log_var = extract(chain.log_variance_clipped, step).expand_as(x_t)
+        return eps, log_var
+
+    def posterior_mean(self, x_t, eps, step, chain: Posterior) -> torch.Tensor:
+        acp = extract(chain.alphas_cumprod, step)
+        x0 = (x_t - (1 - acp).sqrt() * eps) / acp.sqrt()
+        return extract(chain.coef_x0, step) * x0 + extract(chain.coef_xt, step) * x_t
+
+    def training_loss(self, denoiser, x0: torch.Tensor, z: torch.Tensor, generator=None) -> torch.Tensor:
+        """Per-row loss (n,): noise MSE, plus the variational bound when the variance is learned."""
+        n = x0.shape[0]
+        t = torch.randint(0, self.num_train_timesteps, (n,), device=x0.device, generator=generator)
+        noise = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)
+        x_t = self.scheduler.add_noise(x0, noise, t)
+        output = denoiser(x_t, t, z)  # (n, c) or (n, 2c)
+        eps = output[:, : x0.shape[-1]]
+        loss = ((eps - noise) ** 2).mean(dim=-1)
+        if self.learn_sigma:
+            loss = loss + self.variational_bound(output, x0, x_t, t)
+        return loss
+
+    def variational_bound(self, output, x0, x_t, t) -> torch.Tensor:
+        """The bound term in bits per channel; it trains only the variance (the mean is detached)."""
+        chain = self.train_chain
+        channels = x0.shape[-1]
+        frozen = torch.cat([output[:, :channels].detach(), output[:, channels:]], dim=-1)
+        eps, log_var = self.split_output(frozen, x_t, t, chain)
+        mean = self.posterior_mean(x_t, eps, t, chain)
+        true_mean = extract(chain.coef_x0, t) * x0 + extract(chain.coef_xt, t) * x_t
+        kl = normal_kl(true_mean, extract(chain.log_variance_clipped, t), mean, log_var).mean(dim=-1)
+        nll = gaussian_nll(x0, mean, log_var).mean(dim=-1)  # at t = 0 the decoder term replaces the KL
+        return torch.where(t == 0, nll, kl) / math.log(2.0)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        denoiser,
+        z: torch.Tensor,
+        channels: int,
+        num_steps: int = 100,
+        temperature: float = 1.0,
+        cfg: float = 1.0,
+        z_uncond: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Draws one token per row of z (n, d) -> (n, channels).
+
+        With ``z_uncond`` the predicted noise is guided, eps = eps_c + (cfg - 1)(eps_c - eps_u), and the
+        conditional and unconditional halves share every noise draw; cfg = 1 then reproduces unguided sampling.
+        The noise added at each step is multiplied by ``temperature``.
+        """
+        chain = self.sampling_chain(num_steps).to(z.device)
+        n = z.shape[0]
+        cond = z if z_uncond is None else torch.cat([z, z_uncond])  # (n or 2n, d)
+        x = torch.randn(n, channels, device=z.device, dtype=z.dtype, generator=generator)
+        for i in reversed(range(num_steps)):
+            step = torch.full((n,), i, device=z.device, dtype=torch.long)
+            t = chain.timesteps[i].expand(cond.shape[0])
+            output = denoiser(x if z_uncond is None else torch.cat([x, x]), t, cond)
+            if z_uncond is not None:
+                out_c, out_u = output.chunk(2)
+                eps_c, eps_u = out_c[:, :channels], out_u[:, :channels]
+                output = torch.cat([eps_c + (cfg - 1) * (eps_c - eps_u), out_c[:, channels:]], dim=-1)
+            eps, log_var = self.split_output(output, x, step, chain)
+            x = self.posterior_mean(x, eps, step, chain)
+            if i > 0:
+                noise = torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=generator)
+                x = x + torch.exp(0.5 * log_var) * noise * temperature
+        return x

@@ -1,0 +1,69 @@
+"""DiffLoss: the token head that models p(x | z) with a small diffusion model."""
+from dataclasses import dataclass
+
+import torch
+from einops import repeat
+from torch import nn
+
+from .denoiser import Denoiser
+from .diffusion import GaussianDiffusion
+
+
+@dataclass(frozen=True)
+class DiffLossConfig:
+    token_channels: int = 16
+    cond_channels: int = 768
+    width: int = 1024
+    depth: int = 6
+    num_train_timesteps: int = 1000
+    num_sampling_steps: int = 100
+    diffusion_batch_mul: int = 4
+    learn_sigma: bool = True
+
+
+class DiffLoss(nn.Module):
+    """``loss(z, target, mask)`` trains the denoiser; ``sample(z, ...)`` draws tokens given z.
+
+    Axis letters: n = tokens (batch and positions flattened), c = token channels, d = condition width.
+    """
+
+    def __init__(self, config: DiffLossConfig):
+        super().__init__()
+        self.config = config
+        self.net = Denoiser(config.token_channels, config.cond_channels, config.width, config.depth, config.learn_sigma)
+        self.diffusion = GaussianDiffusion(config.num_train_timesteps, config.learn_sigma)
+
+    def loss(self, z: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None, generator=None):
+        """Mean loss over the tokens where mask is 1; z (n, d), target (n, c), mask (n,).
+
+        Each z is trained at ``diffusion_batch_mul`` timesteps: z and target are repeated, not recomputed.
+        """
+        mul = self.config.diffusion_batch_mul
+        z = repeat(z, "n d -> (r n) d", r=mul)
+        target = repeat(target, "n c -> (r n) c", r=mul)
+        loss = self.diffusion.training_loss(self.net, target, z, generator=generator)  # (r n,)
+        if mask is None:
+            return loss.mean()
+        mask = repeat(mask.to(loss.dtype), "n -> (r n)", r=mul)
+        return (loss * mask).sum() / mask.sum()
+
+    def sample(
+        self,
+        z: torch.Tensor,
+        temperature: float = 1.0,
+        cfg: float = 1.0,
+        z_uncond: torch.Tensor | None = None,
+        num_steps: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """z (n, d) -> tokens (n, c); guided by ``z_uncond`` (n, d) at scale ``cfg`` when given."""
+        return self.diffusion.sample(
+            self.net,
+            z,
+            self.config.token_channels,
+            num_steps=num_steps or self.config.num_sampling_steps,
+            temperature=temperature,
+            cfg=cfg,
+            z_uncond=z_uncond,
+            generator=generator,
+        )

@@ -1,0 +1,116 @@
+"""Image datasets: the embedded glyph set made offline from a seed, and any ImageFolder-style directory.
+
+Both yield (image, label) with images as float tensors (3, s, s) in [-1, 1].
+"""
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+from torch.utils.data import Dataset, TensorDataset
+
+GLYPH_CLASSES = tuple("0123456789")
+RENDER_SCALE = 4  # glyphs are drawn at 4x and downsampled, which anti-aliases the edges
+
+
+@dataclass(frozen=True)
+class GlyphStyle:
+    """Ranges of the random pose and colours, as fractions of the image side where they are lengths."""
+
+    size: tuple[float, float] = (0.6, 0.85)
+    rotation_degrees: float = 20.0
+    shift: float = 0.08
+    stroke: tuple[float, float] = (0.0, 0.05)
+    min_contrast: float = 0.4
+
+
+def _luminance(rgb: np.ndarray) -> float:
+    return float(rgb @ np.array([0.299, 0.587, 0.114]) / 255.0)
+
+
+def _colours(rng: np.random.Generator, min_contrast: float) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    while True:
+        background, foreground = rng.integers(0, 256, size=(2, 3))
+        if abs(_luminance(background) - _luminance(foreground)) >= min_contrast:
+            return tuple(int(v) for v in background), tuple(int(v) for v in foreground)
+
+
+def render_glyph(text: str, image_size: int, rng: np.random.Generator, style: GlyphStyle = GlyphStyle()) -> Image.Image:
+    """One glyph under a random size, rotation, shift, stroke and pair of colours."""
+    canvas = image_size * RENDER_SCALE
+    background, foreground = _colours(rng, style.min_contrast)
+    font = ImageFont.load_default(size=max(4, int(canvas * rng.uniform(*style.size))))
+    stroke = int(canvas * rng.uniform(*style.stroke))
+    layer = Image.new("L", (canvas, canvas), 0)
+    ImageDraw.Draw(layer).text((canvas / 2, canvas / 2), text, fill=255, font=font, anchor="mm", stroke_width=stroke, stroke_fill=255)
+    dx, dy = (rng.uniform(-style.shift, style.shift, size=2) * canvas).round().astype(int)
+    layer = layer.rotate(rng.uniform(-style.rotation_degrees, style.rotation_degrees), Image.BICUBIC, translate=(int(dx), int(dy)))
+    image = Image.composite(Image.new("RGB", layer.size, foreground), Image.new("RGB", layer.size, background), layer)
+    return image.resize((image_size, image_size), Image.LANCZOS)
+
+
+def glyph_dataset(num_images: int = 10_000, image_size: int = 32, seed: int = 0, cache_dir: str | Path | None = None) -> TensorDataset:
+    """Balanced class-conditional glyph images, the same for the same (num_images, image_size, seed).
+
+    With ``cache_dir`` the rendered set is kept as a .npz and reloaded on the next call.
+    """
+    cache = Path(cache_dir) / f"glyphs-n{num_images}-s{image_size}-seed{seed}.npz" if cache_dir else None
+    if cache is not None and cache.exists():
+        stored = np.load(cache)
+        images, labels = stored["images"], stored["labels"]
+    else:
+        rng = np.random.default_rng(seed)
+        labels = np.arange(num_images) % len(GLYPH_CLASSES)
+        images = np.stack([np.asarray(render_glyph(GLYPH_CLASSES[k], image_size, rng)) for k in labels])  # (N, s, s, 3)
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(".tmp.npz")
+            np.savez(tmp, images=images, labels=labels)
+            tmp.replace(cache)
+    pixels = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1  # (N, 3, s, s) in [-1, 1]
+    return TensorDataset(pixels, torch.from_numpy(labels).long())
+
+
+def center_crop(image: Image.Image, size: int) -> Image.Image:
+    """Resize the short side to ``size`` (box-halving first for large images, then bicubic) and crop the centre."""
+    while min(image.size) >= 2 * size:
+        image = image.resize(tuple(x // 2 for x in image.size), Image.BOX)
+    scale = size / min(image.size)
+    image = image.resize(tuple(round(x * scale) for x in image.size), Image.BICUBIC)
+    left, top = (image.width - size) // 2, (image.height - size) // 2
+    return image.crop((left, top, left + size, top + size))
+
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
+
+
+class ImageFolderDataset(Dataset):
+    """root/<class name>/<image>: classes sorted by name; centre-cropped to ``image_size``; optional random flips."""
+
+    def __init__(self, root: str | Path, image_size: int, flip: bool = True):
+        root = Path(root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"image folder {root} does not exist; pass a directory with one sub-folder per class")
+        self.classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+        self.samples = [
+            (path, label)
+            for label, name in enumerate(self.classes)
+            for path in sorted((root / name).rglob("*"))
+            if path.suffix.lower() in IMAGE_SUFFIXES
+        ]
+        if not self.samples:
+            raise ValueError(f"image folder {root} holds no images in class sub-folders (expected {root}/<class>/<image>.png)")
+        self.image_size, self.flip = image_size, flip
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        path, label = self.samples[index]
+        with Image.open(path) as image:
+            image = center_crop(image.convert("RGB"), self.image_size)
+        pixels = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).float() / 127.5 - 1  # (3, s, s)
+        if self.flip and torch.rand(()) < 0.5:
+            pixels = pixels.flip(-1)
+        return pixels, label

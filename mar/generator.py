@@ -1,0 +1,35 @@
+"""MARGenerator: the backbone and its diffusion head, with the masked training loss."""
+import torch
+from torch import nn
+
+from diffloss import DiffLoss
+
+from .configs import MARConfig
+from .masking import draw_mask_ratio, mask_from_orders, num_masked_for_ratio, random_orders
+from .model import MAR
+from .tokens import patchify
+
+
+class MARGenerator(nn.Module):
+    def __init__(self, config: MARConfig):
+        super().__init__()
+        self.config = config
+        self.backbone = MAR(config)
+        self.head = DiffLoss(config.head_config())
+
+    def training_mask(self, batch: int, device, generator=None) -> torch.Tensor:
+        """(b, l) with 1 = masked: one ratio per batch from the truncated normal, a random order per sample."""
+        seq_len = self.config.seq_len
+        ratio = draw_mask_ratio(generator, std=self.config.mask_ratio_std, low=self.config.mask_ratio_min)
+        orders = random_orders(batch, seq_len, generator=generator, device=device)
+        return mask_from_orders(orders, num_masked_for_ratio(ratio, seq_len))
+
+    def loss(self, latents: torch.Tensor, labels: torch.Tensor, generator=None) -> torch.Tensor:
+        """Diffusion loss on the masked tokens of latents (b, c, h, w) with class ids labels (b,)."""
+        tokens = patchify(latents, self.config.patch_size)  # (b, l, c)
+        mask = self.training_mask(tokens.shape[0], tokens.device, generator).bool()  # (b, l)
+        if self.training:
+            labels = self.backbone.drop_labels(labels, generator)
+        z = self.backbone(tokens, labels, mask)  # (b, l, d)
+        # Unmasked positions carry no loss, so the head runs on the masked ones only: (m, d) and (m, c).
+        return self.head.loss(z[mask], tokens[mask], generator=generator)

@@ -1,0 +1,31 @@
+"""Writing samples as a PNG grid: one row per class, its name in a left margin."""
+from pathlib import Path
+
+import torch
+from einops import rearrange
+from PIL import Image, ImageDraw, ImageFont
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """(n, 3, s, s) in [-1, 1] -> (n, s, s, 3) uint8."""
+    return ((images.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu()
+
+
+def save_grid(images: torch.Tensor, row_names: list[str], path: str | Path, zoom: int = 2) -> Path:
+    """Images (rows * cols, 3, s, s), row-major, into one PNG with ``row_names`` on the left."""
+    rows = len(row_names)
+    grid = rearrange(to_uint8(images), "(r c) h w ch -> (r h) (c w) ch", r=rows).numpy()
+    picture = Image.fromarray(grid)
+    picture = picture.resize((picture.width * zoom, picture.height * zoom), Image.NEAREST)
+    row_height = picture.height // rows
+    margin = max(24, row_height)
+    font = ImageFont.load_default(size=max(10, row_height // 2))
+    canvas = Image.new("RGB", (picture.width + margin, picture.height), "white")
+    canvas.paste(picture, (margin, 0))
+    draw = ImageDraw.Draw(canvas)
+    for r, name in enumerate(row_names):
+        draw.text((margin // 2, r * row_height + row_height // 2), str(name)[:4], fill="black", font=font, anchor="mm")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path)
+    return path

@@ -1,0 +1,57 @@
+"""Orders, the mask-ratio law and the unmasking schedule: pure functions of their arguments and a generator."""
+import math
+
+import torch
+from scipy import stats
+
+
+def random_orders(batch: int, seq_len: int, generator=None, device=None) -> torch.Tensor:
+    """A random permutation of positions per sample: (b, l) long."""
+    return torch.argsort(torch.rand(batch, seq_len, generator=generator, device=device), dim=1)
+
+
+def mask_from_orders(orders: torch.Tensor, num_masked: int) -> torch.Tensor:
+    """1 at the first ``num_masked`` positions of each order, 0 elsewhere: (b, l) float."""
+    mask = torch.zeros(orders.shape, device=orders.device)
+    return mask.scatter_(1, orders[:, :num_masked], 1.0)
+
+
+def draw_mask_ratio(generator=None, mean=1.0, std=0.25, low=0.7, high=1.0) -> float:
+    """One draw of the training mask ratio from a normal law truncated to [low, high].
+
+    The uniform variate comes from ``generator`` and is mapped through scipy's inverse CDF, so the draw repeats
+    under a seed on any device.
+    """
+    u = torch.rand((), generator=generator).item()
+    law = stats.truncnorm((low - mean) / std, (high - mean) / std, loc=mean, scale=std)
+    return float(law.ppf(u))
+
+
+def num_masked_for_ratio(ratio: float, seq_len: int) -> int:
+    """Tokens masked at this ratio: at least one, at most all."""
+    return min(seq_len, max(1, math.ceil(seq_len * ratio)))
+
+
+def unmasking_schedule(seq_len: int, num_steps: int) -> list[int]:
+    """Tokens still masked after each of K steps on the cosine schedule, ending at 0.
+
+    Each step unmasks at least one token, so K may be any value in [1, seq_len].
+    """
+    if not 1 <= num_steps <= seq_len:
+        raise ValueError(f"number of steps K={num_steps} must lie in [1, {seq_len}] (the token count)")
+    remaining, counts = seq_len, []
+    for step in range(num_steps):
+        target = math.floor(seq_len * math.cos(math.pi / 2 * (step + 1) / num_steps))
+        steps_left = num_steps - step - 1
+        remaining = max(steps_left, min(remaining - 1, target))  # room for one token in each later step
+        counts.append(remaining)
+    return counts
+
+
+def cfg_at(cfg: float, schedule: str, fraction_unmasked: float) -> float:
+    """The guidance scale for a step: constant, or rising linearly from 1 with the fraction of tokens unmasked."""
+    if schedule == "constant":
+        return cfg
+    if schedule == "linear":
+        return 1.0 + (cfg - 1.0) * fraction_unmasked
+    raise ValueError(f"unknown cfg schedule {schedule!r}; use 'constant' or 'linear'")

@@ -1,0 +1,52 @@
+"""Masked autoregressive sampling: K steps on a cosine schedule in a random order per image."""
+import torch
+
+from .generator import MARGenerator
+from .masking import cfg_at, mask_from_orders, random_orders, unmasking_schedule
+from .tokens import unpatchify
+
+
+@torch.no_grad()
+def sample_latents(
+    model: MARGenerator,
+    labels: torch.Tensor,
+    num_iter: int = 16,
+    temperature: float = 1.0,
+    cfg: float = 1.0,
+    cfg_schedule: str = "linear",
+    diffusion_steps: int | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Class ids (b,) -> latents (b, c, h, w).
+
+    Each step runs the backbone on the tokens drawn so far, then the head draws the tokens that the schedule
+    unmasks at this step; every token is drawn exactly once. With cfg != 1 the backbone also runs with the null
+    class and the head is guided at a scale given by ``cfg_schedule``.
+    """
+    config, backbone, head = model.config, model.backbone, model.head
+    if labels.min() < 0 or labels.max() >= config.num_classes:
+        bad = labels[(labels < 0) | (labels >= config.num_classes)][0].item()
+        raise ValueError(f"class id {bad} is out of range: the model has {config.num_classes} classes (0-{config.num_classes - 1})")
+    b, seq_len, device = labels.shape[0], config.seq_len, labels.device
+    tokens = torch.zeros(b, seq_len, config.token_dim, device=device)
+    mask = torch.ones(b, seq_len, dtype=torch.bool, device=device)
+    orders = random_orders(b, seq_len, generator=generator, device=device)
+    guided = cfg != 1.0
+    null = torch.full_like(labels, backbone.null_class)
+    for remaining in unmasking_schedule(seq_len, num_iter):
+        if guided:
+            z, z_uncond = backbone(tokens.repeat(2, 1, 1), torch.cat([labels, null]), mask.repeat(2, 1)).chunk(2)
+        else:
+            z, z_uncond = backbone(tokens, labels, mask), None  # (b, l, d)
+        next_mask = mask_from_orders(orders, remaining).bool()
+        to_draw = mask & ~next_mask  # (b, l): the same count in every row
+        tokens[to_draw] = head.sample(
+            z[to_draw],
+            temperature=temperature,
+            cfg=cfg_at(cfg, cfg_schedule, 1 - remaining / seq_len),
+            z_uncond=z_uncond[to_draw] if guided else None,
+            num_steps=diffusion_steps,
+            generator=generator,
+        )
+        mask = next_mask
+    return unpatchify(tokens, config.patch_size, config.grid_size)

@@ -1,0 +1,40 @@
+"""Pieces of the training loop: the optimizer with weight decay by rule, and the learning-rate warmup."""
+import torch
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on matrices and embeddings (ndim >= 2), none on biases and norm gains."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
+
+
+def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float = 0.02) -> torch.optim.AdamW:
+    return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, betas=(0.9, 0.95))
+
+
+def warmup_factor(step: int, warmup_steps: int) -> float:
+    """Linear warmup from ~0 to 1 over ``warmup_steps``, then constant."""
+    return min(1.0, (step + 1) / max(1, warmup_steps))
+
+
+def resolve_precision(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``--amp``: auto picks bf16 where the hardware runs it natively, else full fp32."""
+    if amp == "none":
+        return None
+    if amp == "bf16":
+        return torch.bfloat16
+    if amp != "auto":
+        raise ValueError(f"unknown --amp {amp!r}; use auto, bf16 or none")
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    if device.type == "cpu":
+        return torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else None
+    return None
+
+
+def autocast(device: torch.device, precision: torch.dtype | None):
+    """Mixed precision for the forward pass, or nothing when ``precision`` is None."""
+    return torch.autocast(device_type=device.type, dtype=precision or torch.float32, enabled=precision is not None)

@@ -1,0 +1,163 @@
+"""The generator: named sizes, gradients, overfitting, sampling invariants and checkpoints."""
+from dataclasses import replace
+
+import pytest
+import torch
+
+from mar import NAMED_SIZES, MARGenerator, named_config, sample_latents
+from mar import sampling as sampling_module
+from mar.tokens import patchify, unpatchify
+
+TINY = named_config(
+    "mar-tiny", num_classes=5, latent_channels=4, latent_size=8, patch_size=2,
+    width=64, num_heads=4, encoder_depth=2, decoder_depth=2, buffer_size=4, head_width=64, head_depth=2,
+    num_sampling_steps=10,
+)
+
+
+def tiny_model(seed: int = 0, **overrides) -> MARGenerator:
+    torch.manual_seed(seed)
+    return MARGenerator(replace(TINY, **overrides))
+
+
+def untrained_but_responsive(seed: int = 0) -> MARGenerator:
+    """A tiny model whose zero-initialised layers are perturbed, so its samples depend on z and the class."""
+    model = tiny_model(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if not torch.any(p != 0):
+                p.normal_(std=0.05)
+    return model.eval()
+
+
+@pytest.mark.parametrize(
+    "name, millions", [("mar-base", 208), ("mar-large", 479), ("mar-huge", 943)]
+)
+def test_paper_sizes_have_the_paper_parameter_counts(name, millions):
+    with torch.device("meta"):
+        model = MARGenerator(named_config(name))  # ImageNet 256 through a 16-channel stride-16 KL: 256 tokens
+    count = sum(p.numel() for p in model.parameters()) / 1e6
+    assert abs(count - millions) / millions < 0.05, count
+
+
+@pytest.mark.parametrize("name", list(NAMED_SIZES))
+def test_every_named_size_runs_forward_and_backward_at_toy_data_sizes(name):
+    # Widths and depths as named; the latent grid and classes shrunk so each runs on a CPU in seconds.
+    config = named_config(name, num_classes=3, latent_channels=2, latent_size=2, patch_size=1, buffer_size=2, head_depth=1)
+    if name != "mar-tiny":
+        config = replace(config, encoder_depth=1, decoder_depth=1)
+    model = MARGenerator(config)
+    loss = model.loss(torch.randn(2, 2, 2, 2), torch.tensor([0, 2]), torch.Generator().manual_seed(0))
+    assert torch.isfinite(loss)
+    loss.backward()
+
+
+def test_patchify_round_trip_and_layout():
+    latents = torch.randn(3, 4, 8, 8)
+    tokens = patchify(latents, 2)
+    assert tokens.shape == (3, 16, 16)
+    assert torch.equal(tokens[0, 1], latents[0, :, 0:2, 2:4].reshape(-1))  # second token: rows 0-1, cols 2-3
+    assert torch.equal(unpatchify(tokens, 2, 4), latents)
+
+
+def test_every_parameter_receives_a_gradient():
+    model = tiny_model(label_drop_prob=0.5)  # so the null class is drawn too
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(0)
+    latents, labels = torch.randn(16, 4, 8, 8), torch.arange(16) % 5
+    # The zero-initialised output and adaLN layers block gradients upstream: the first step moves the output
+    # layer, the second the modulation, and from the third on the gradient reaches the backbone.
+    for _ in range(3):
+        optimizer.zero_grad()
+        model.loss(latents, labels, generator).backward()
+        optimizer.step()
+    silent = [name for name, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+    assert not silent, silent
+
+
+def test_overfits_a_single_batch():
+    model = tiny_model()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    latents, labels = torch.randn(8, 4, 8, 8, generator=torch.Generator().manual_seed(1)), torch.arange(8) % 5
+
+    def mean_loss(seed: int) -> float:
+        with torch.no_grad():
+            return sum(model.loss(latents, labels, torch.Generator().manual_seed(seed + i)).item() for i in range(10)) / 10
+
+    before = mean_loss(100)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(300):
+        loss = model.loss(latents, labels, generator)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    after = mean_loss(100)
+    assert after < before / 3, (before, after)
+
+
+def test_encoder_refuses_masks_with_unequal_counts():
+    model = tiny_model()
+    mask = torch.zeros(2, 16)
+    mask[0, :3] = 1
+    with pytest.raises(ValueError, match="same number"):
+        model.backbone(torch.randn(2, 16, 16), torch.tensor([0, 1]), mask)
+
+
+def test_sampler_draws_every_token_exactly_once(monkeypatch):
+    model = tiny_model().eval()
+    draws = []
+    real_sample = model.head.sample
+
+    def counting_sample(z, **kwargs):
+        draws.append(z.shape[0])
+        return real_sample(z, **kwargs)
+
+    monkeypatch.setattr(model.head, "sample", counting_sample)
+    for num_iter in (1, 7, 16):
+        draws.clear()
+        latents = sample_latents(model, torch.tensor([0, 1, 4]), num_iter=num_iter, diffusion_steps=2,
+                                 generator=torch.Generator().manual_seed(0))
+        assert latents.shape == (3, 4, 8, 8)
+        assert len(draws) == num_iter and min(draws) >= 3 and sum(draws) == 3 * 16
+        assert torch.all(patchify(latents, 2).abs().sum(-1) > 0)  # no token left at its zero start
+
+
+def test_sampler_positions_are_drawn_once_each(monkeypatch):
+    model = tiny_model().eval()
+    seen = []
+    real_mask = sampling_module.mask_from_orders
+
+    def recording_mask(orders, remaining):
+        mask = real_mask(orders, remaining)
+        seen.append(mask)
+        return mask
+
+    monkeypatch.setattr(sampling_module, "mask_from_orders", recording_mask)
+    sample_latents(model, torch.tensor([0, 1]), num_iter=5, diffusion_steps=2, generator=torch.Generator().manual_seed(0))
+    masks = [torch.ones(2, 16)] + seen
+    drawn = sum(before - after for before, after in zip(masks, masks[1:]))
+    assert torch.equal(drawn, torch.ones(2, 16))  # each position leaves the mask exactly once
+
+
+def test_seeded_sampling_repeats_and_cfg_one_skips_guidance(monkeypatch):
+    model = untrained_but_responsive()
+    labels = torch.tensor([0, 2, 4])
+
+    def run(**kwargs):
+        return sample_latents(model, labels, num_iter=4, diffusion_steps=5, generator=torch.Generator().manual_seed(7), **kwargs)
+
+    base = run(cfg=1.0)
+    assert torch.equal(base, run(cfg=1.0))
+    assert torch.equal(base, run(cfg=1.0, cfg_schedule="constant"))
+    assert not torch.equal(base, run(cfg=4.0))
+    batches = []
+    real_forward = model.backbone.forward
+    monkeypatch.setattr(model.backbone, "forward", lambda t, l, m: batches.append(len(l)) or real_forward(t, l, m))
+    run(cfg=1.0)
+    run(cfg=2.0)
+    assert batches == [3] * 4 + [6] * 4  # guidance doubles the backbone batch with the null class
+
+
+def test_sampler_rejects_class_ids_out_of_range():
+    with pytest.raises(ValueError, match="class id 5 is out of range"):
+        sample_latents(tiny_model(), torch.tensor([0, 5]), num_iter=2)

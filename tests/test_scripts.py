@@ -1,0 +1,93 @@
+"""train.py and sample.py end to end at toy budgets, and their one-line errors."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+import sample
+import train
+
+ROOT = Path(__file__).resolve().parent.parent
+TOY = [
+    "--num-images", "120", "--tokenizer-steps", "3", "--tokenizer-images", "120", "--epochs", "1",
+    "--batch-size", "24", "--warmup-steps", "2", "--samples-per-class", "1", "--num-iter", "2",
+    "--diffusion-steps", "2", "--no-progress",
+]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    train.main(TOY + ["--output", str(out), "--cache-dir", str(out / "cache")])
+    return out
+
+
+def test_train_writes_checkpoint_tokenizer_and_grid(trained):
+    assert (trained / "checkpoint.safetensors").is_file()
+    assert (trained / "tokenizer" / "config.json").is_file() and (trained / "tokenizer" / "tokenizer.json").is_file()
+    grid = Image.open(trained / "samples.png")
+    assert grid.height == 10 * 32 * 2  # ten classes, one row each, zoomed twice
+
+
+def test_sample_rebuilds_from_the_checkpoint_alone_and_repeats(trained):
+    args = ["--checkpoint", str(trained / "checkpoint.safetensors"), "--num-iter", "3", "--diffusion-steps", "3",
+            "--per-class", "2", "--classes", "1", "7"]
+    sample.main(args + ["--out", str(trained / "a.png")])
+    sample.main(args + ["--out", str(trained / "b.png")])
+    a, b = Image.open(trained / "a.png"), Image.open(trained / "b.png")
+    assert a.size == b.size and a.tobytes() == b.tobytes()
+    sample.main(args + ["--seed", "1", "--out", str(trained / "c.png")])
+    assert Image.open(trained / "c.png").tobytes() != a.tobytes()
+
+
+def one_line_error(capsys, main, argv) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    message = capsys.readouterr().err.strip()
+    assert message.startswith("error: ") and "\n" not in message
+    return message
+
+
+def test_sample_errors_name_the_value_and_the_fix(trained, capsys, tmp_path):
+    ckpt = str(trained / "checkpoint.safetensors")
+    message = one_line_error(capsys, sample.main, ["--checkpoint", str(tmp_path / "missing.safetensors")])
+    assert "missing.safetensors does not exist" in message and "python train.py" in message
+    message = one_line_error(capsys, sample.main, ["--checkpoint", ckpt, "--classes", "3", "10"])
+    assert "class id 10 is out of range" in message and "10 classes (0-9)" in message
+    message = one_line_error(capsys, sample.main, ["--checkpoint", ckpt, "--num-iter", "17"])
+    assert "--num-iter 17" in message and "[1, 16]" in message
+
+
+def test_train_errors_name_the_value_and_the_fix(trained, capsys, tmp_path):
+    tokenizer = str(trained / "tokenizer")
+    message = one_line_error(capsys, train.main, TOY + ["--tokenizer", tokenizer, "--image-size", "36", "--output", str(tmp_path)])
+    assert "image size 36 is not divisible by the tokenizer stride 4 x patch size 2 = 8" in message
+    message = one_line_error(capsys, train.main, TOY + ["--tokenizer", str(tmp_path / "nowhere"), "--output", str(tmp_path)])
+    assert "nowhere does not exist" in message
+    message = one_line_error(capsys, train.main, TOY + ["--data-path", str(tmp_path / "nodata"), "--output", str(tmp_path)])
+    assert "nodata does not exist" in message
+    message = one_line_error(capsys, train.main, TOY + [
+        "--tokenizer", tokenizer, "--init-from", str(trained / "checkpoint.safetensors"), "--patch-size", "1",
+        "--output", str(tmp_path),
+    ])
+    assert "patch_size: 1 != 2" in message
+
+
+def test_train_on_an_image_folder(tmp_path, capsys):
+    for k, colour in enumerate(["red", "blue"]):
+        (tmp_path / "data" / colour).mkdir(parents=True)
+        for i in range(6):
+            Image.new("RGB", (40 + 5 * i, 48), colour).save(tmp_path / "data" / colour / f"{i}.png")
+    train.main(TOY + ["--data-path", str(tmp_path / "data"), "--output", str(tmp_path / "run"), "--batch-size", "4"])
+    assert "12 images of 2 classes" in capsys.readouterr().out
+    assert Image.open(tmp_path / "run" / "samples.png").height == 2 * 32 * 2
+
+
+@pytest.mark.parametrize("script", ["train.py", "sample.py"])
+def test_help_lists_options_with_defaults(script):
+    text = subprocess.run([sys.executable, str(ROOT / script), "--help"], capture_output=True, text=True, check=True).stdout
+    assert "Examples:" in text and "default" in text
+    assert "--num-iter" in text and "--temperature" in text and "--cfg" in text
