@@ -47,8 +47,11 @@ def main(argv=None) -> None:
         fail(f"class id {bad[0]} is out of range: this checkpoint has {config.num_classes} classes (0-{config.num_classes - 1})")
     if not 1 <= args.num_iter <= config.seq_len:
         fail(f"--num-iter {args.num_iter} must lie in [1, {config.seq_len}], the number of tokens per image")
-    if args.diffusion_steps < 1 or args.temperature < 0 or args.per_class < 1:
-        fail("--diffusion-steps and --per-class must be at least 1 and --temperature at least 0")
+    max_steps = ckpt.model.head.config.num_train_timesteps - 1
+    if not 1 <= args.diffusion_steps <= max_steps:
+        fail(f"--diffusion-steps {args.diffusion_steps} must lie in [1, {max_steps}]")
+    if args.temperature < 0 or args.per_class < 1:
+        fail(f"--temperature must be at least 0 and --per-class at least 1 (got {args.temperature}, {args.per_class})")
     out = args.out or f"{args.checkpoint.rsplit('.', 1)[0]}-samples-K{args.num_iter}-cfg{args.cfg:g}-t{args.temperature:g}.png"
     started = time.time()
     path = render_samples(

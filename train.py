@@ -23,7 +23,7 @@ from mar.checkpoint import load_checkpoint, save_checkpoint
 from mar.cli import HelpFormatter, fail, pick_device, render_samples
 from mar.data import GLYPH_CLASSES, ImageFolderDataset, glyph_dataset
 from mar.latents import encode_dataset
-from mar.training import autocast, make_optimizer, resolve_precision, warmup_factor
+from mar.training import autocast, lr_factor, make_optimizer, resolve_precision
 from vae import KLTokenizer, reconstruction_psnr, train_kl_tokenizer
 
 
@@ -39,7 +39,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     data.add_argument("--cache-dir", default="data_cache", help="where the rendered glyph set is kept")
     tok = add("tokenizer")
     tok.add_argument("--tokenizer", default=None, help="folder of a trained tokenizer (diffusers AutoencoderKL); default: train one")
-    tok.add_argument("--tokenizer-steps", type=int, default=800, help="training steps of a new tokenizer")
+    tok.add_argument("--tokenizer-steps", type=int, default=700, help="training steps of a new tokenizer")
     tok.add_argument("--tokenizer-batch-size", type=int, default=32, help="images per tokenizer step")
     tok.add_argument("--tokenizer-channels", type=int, default=4, help="latent channels of a new tokenizer")
     tok.add_argument("--tokenizer-stride", type=int, default=4, help="downsampling factor of a new tokenizer")
@@ -50,10 +50,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     model.add_argument("--diffusion-batch-mul", type=int, default=4, help="timesteps drawn per z")
     model.add_argument("--init-from", default=None, help="checkpoint whose weights start training (its config must match)")
     opt = add("optimisation")
-    opt.add_argument("--epochs", type=int, default=15, help="passes over the dataset")
+    opt.add_argument("--epochs", type=int, default=11, help="passes over the dataset")
     opt.add_argument("--batch-size", type=int, default=64, help="images per step")
-    opt.add_argument("--lr", type=float, default=6e-4, help="learning rate after warmup")
+    opt.add_argument("--lr", type=float, default=1e-3, help="learning rate after warmup")
     opt.add_argument("--warmup-steps", type=int, default=300, help="linear warmup steps")
+    opt.add_argument("--lr-schedule", default="cosine", choices=["cosine", "constant"],
+                     help="after warmup: cosine decay to 0 (short runs) or constant (the paper's long runs)")
     opt.add_argument("--weight-decay", type=float, default=0.02, help="AdamW weight decay on matrices")
     opt.add_argument("--grad-clip", type=float, default=3.0, help="gradient norm clip")
     opt.add_argument("--save-every", type=int, default=1000, help="steps between checkpoints")
@@ -86,9 +88,7 @@ def load_images(args):
     return dataset, dataset.classes, images
 
 
-def get_tokenizer(args, images, device, output: Path) -> KLTokenizer:
-    if args.tokenizer is not None:
-        return KLTokenizer.load(args.tokenizer).to(device).eval().requires_grad_(False)
+def train_tokenizer(args, images, device, output: Path) -> KLTokenizer:
     generator = torch.Generator(device).manual_seed(args.seed)
     held_out = max(1, min(512, len(images) // 10))  # images kept out of tokenizer training to measure it
     tokenizer = train_kl_tokenizer(
@@ -103,56 +103,23 @@ def get_tokenizer(args, images, device, output: Path) -> KLTokenizer:
     return tokenizer
 
 
-def check_sizes(args, tokenizer: KLTokenizer) -> None:
-    multiple = tokenizer.stride * args.patch_size
-    if args.image_size % multiple:
+def check_sizes(image_size: int, stride: int, patch_size: int) -> None:
+    multiple = stride * patch_size
+    if image_size % multiple:
         fail(
-            f"image size {args.image_size} is not divisible by the tokenizer stride {tokenizer.stride} x patch size "
-            f"{args.patch_size} = {multiple}; use a multiple of {multiple} such as {max(multiple, args.image_size // multiple * multiple)}"
+            f"image size {image_size} is not divisible by the tokenizer stride {stride} x patch size {patch_size} "
+            f"= {multiple}; use a multiple of {multiple} such as {max(multiple, image_size // multiple * multiple)}"
         )
 
 
-def main(argv=None) -> None:
-    args = parse_args(argv)
-    started = time.time()
-    device = pick_device(args.device)
-    output = Path(args.output)
-    output.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(args.seed)  # dropout inside timm blocks draws from the global generator
-
-    if args.tokenizer is not None and not Path(args.tokenizer).is_dir():
-        fail(f"tokenizer folder {args.tokenizer} does not exist; omit --tokenizer to train one, or pass runs/<name>/tokenizer")
-    try:
-        dataset, classes, images = load_images(args)
-    except (FileNotFoundError, ValueError) as error:
-        fail(str(error))
-    print(f"data: {len(dataset)} images of {len(classes)} classes at {args.image_size}x{args.image_size}")
-    tokenizer = get_tokenizer(args, images, device, output)
-    check_sizes(args, tokenizer)
-    latents = encode_dataset(tokenizer, dataset, flips=args.data_path is not None and not args.no_flip,
-                             num_workers=args.num_workers, progress=not args.no_progress)
-
-    config = named_config(
-        args.model, num_classes=len(classes), latent_channels=tokenizer.channels,
-        latent_size=args.image_size // tokenizer.stride, patch_size=args.patch_size,
-        diffusion_batch_mul=args.diffusion_batch_mul, num_sampling_steps=args.diffusion_steps,
-    )
-    model = MARGenerator(config).to(device)
-    if args.init_from is not None:
-        try:
-            model.load_state_dict(load_checkpoint(args.init_from, device, expect=config).model.state_dict())
-        except (FileNotFoundError, ValueError) as error:
-            fail(str(error))
-    print(f"model: {args.model}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, "
-          f"{config.seq_len} tokens of {config.token_dim} channels")
-
-    precision = resolve_precision(args.amp, device)
-    print(f"model: training in {'fp32' if precision is None else precision}")
+def fit(model, latents, tokenizer, classes, args, device, precision, checkpoint: Path) -> tuple[int, float]:
+    """The training loop; saves every ``--save-every`` steps and at the end. Returns (steps, last loss)."""
+    steps_per_epoch = len(latents) // args.batch_size
+    if steps_per_epoch == 0:
+        fail(f"--batch-size {args.batch_size} is larger than the dataset ({len(latents)} images); lower it")
     optimizer = make_optimizer(model, args.lr, args.weight_decay)
     generator = torch.Generator(device).manual_seed(args.seed)
-    steps_per_epoch = len(latents) // args.batch_size
     total = steps_per_epoch * args.epochs
-    checkpoint = output / "checkpoint.safetensors"
     bar = tqdm(total=total, desc="training", disable=args.no_progress)
     step, tick = 0, time.time()
     model.train()
@@ -161,7 +128,7 @@ def main(argv=None) -> None:
         for batch in order[: steps_per_epoch * args.batch_size].view(steps_per_epoch, args.batch_size):
             x, labels = latents.draw(tokenizer, batch, generator)
             for group in optimizer.param_groups:
-                group["lr"] = args.lr * warmup_factor(step, args.warmup_steps)
+                group["lr"] = args.lr * lr_factor(step, args.warmup_steps, total, args.lr_schedule)
             with autocast(device, precision):
                 loss = model.loss(x, labels, generator)
             optimizer.zero_grad(set_to_none=True)
@@ -178,8 +145,59 @@ def main(argv=None) -> None:
                 save_checkpoint(checkpoint, model, tokenizer, classes, args.image_size, step)
     bar.close()
     save_checkpoint(checkpoint, model, tokenizer, classes, args.image_size, step)
+    return step, loss.item()
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    started = time.time()
+    device = pick_device(args.device)
+    output = Path(args.output)
+    torch.manual_seed(args.seed)  # dropout inside timm blocks draws from the global generator
+
+    tokenizer = None
+    if args.tokenizer is not None:
+        if not Path(args.tokenizer).is_dir():
+            fail(f"tokenizer folder {args.tokenizer} does not exist; omit --tokenizer to train one, or pass runs/<name>/tokenizer")
+        try:
+            tokenizer = KLTokenizer.load(args.tokenizer).to(device).eval().requires_grad_(False)
+        except FileNotFoundError as error:
+            fail(str(error))
+    check_sizes(args.image_size, tokenizer.stride if tokenizer else args.tokenizer_stride, args.patch_size)
+    try:
+        dataset, classes, images = load_images(args)
+    except (FileNotFoundError, ValueError) as error:
+        fail(str(error))
+    print(f"data: {len(dataset)} images of {len(classes)} classes at {args.image_size}x{args.image_size}")
+    output.mkdir(parents=True, exist_ok=True)
+    if tokenizer is None:
+        tokenizer = train_tokenizer(args, images, device, output)
+    latents = encode_dataset(tokenizer, dataset, flips=args.data_path is not None and not args.no_flip,
+                             num_workers=args.num_workers, progress=not args.no_progress)
+
+    config = named_config(
+        args.model, num_classes=len(classes), latent_channels=tokenizer.channels,
+        latent_size=args.image_size // tokenizer.stride, patch_size=args.patch_size,
+        diffusion_batch_mul=args.diffusion_batch_mul, num_sampling_steps=args.diffusion_steps,
+    )
+    if not 1 <= args.num_iter <= config.seq_len:
+        fail(f"--num-iter {args.num_iter} must lie in [1, {config.seq_len}], the number of tokens per image")
+    if not 1 <= args.diffusion_steps < config.head_config().num_train_timesteps:
+        fail(f"--diffusion-steps {args.diffusion_steps} must lie in [1, {config.head_config().num_train_timesteps - 1}]")
+    model = MARGenerator(config).to(device)
+    if args.init_from is not None:
+        try:
+            model.load_state_dict(load_checkpoint(args.init_from, device, expect=config).model.state_dict())
+        except (FileNotFoundError, ValueError) as error:
+            fail(str(error))
+    precision = resolve_precision(args.amp, device)
+    print(f"model: {args.model}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, "
+          f"{config.seq_len} tokens of {config.token_dim} channels, training in "
+          f"{'fp32' if precision is None else str(precision).removeprefix('torch.')}")
+    checkpoint = output / "checkpoint.safetensors"
+    step, loss = fit(model, latents, tokenizer, classes, args, device, precision, checkpoint)
     train_time = time.time() - started
-    print(f"checkpoint: {checkpoint} (step {step}, last loss {loss.item():.4f})")
+    print(f"checkpoint: {checkpoint} (step {step}, last loss {loss:.4f})")
 
     model.eval()
     grid = render_samples(

@@ -12,17 +12,18 @@ from torch.utils.data import Dataset, TensorDataset
 
 GLYPH_CLASSES = tuple("0123456789")
 RENDER_SCALE = 4  # glyphs are drawn at 4x and downsampled, which anti-aliases the edges
+GLYPH_VERSION = 2  # bump when the rendering or GlyphStyle changes, so cached sets are rebuilt
 
 
 @dataclass(frozen=True)
 class GlyphStyle:
     """Ranges of the random pose and colours, as fractions of the image side where they are lengths."""
 
-    size: tuple[float, float] = (0.6, 0.85)
-    rotation_degrees: float = 20.0
-    shift: float = 0.08
-    stroke: tuple[float, float] = (0.0, 0.05)
-    min_contrast: float = 0.4
+    size: tuple[float, float] = (0.65, 0.85)
+    rotation_degrees: float = 12.0
+    shift: float = 0.06
+    stroke: tuple[float, float] = (0.0, 0.04)
+    min_contrast: float = 0.45
 
 
 def _luminance(rgb: np.ndarray) -> float:
@@ -55,7 +56,7 @@ def glyph_dataset(num_images: int = 10_000, image_size: int = 32, seed: int = 0,
 
     With ``cache_dir`` the rendered set is kept as a .npz and reloaded on the next call.
     """
-    cache = Path(cache_dir) / f"glyphs-n{num_images}-s{image_size}-seed{seed}.npz" if cache_dir else None
+    cache = Path(cache_dir) / f"glyphs-v{GLYPH_VERSION}-n{num_images}-s{image_size}-seed{seed}.npz" if cache_dir else None
     if cache is not None and cache.exists():
         stored = np.load(cache)
         images, labels = stored["images"], stored["labels"]

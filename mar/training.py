@@ -1,4 +1,6 @@
-"""Pieces of the training loop: the optimizer with weight decay by rule, and the learning-rate warmup."""
+"""Pieces of the training loop: the optimizer with weight decay by rule, the learning-rate schedule, precision."""
+import math
+
 import torch
 
 
@@ -15,9 +17,16 @@ def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float = 0.02
     return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, betas=(0.9, 0.95))
 
 
-def warmup_factor(step: int, warmup_steps: int) -> float:
-    """Linear warmup from ~0 to 1 over ``warmup_steps``, then constant."""
-    return min(1.0, (step + 1) / max(1, warmup_steps))
+def lr_factor(step: int, warmup_steps: int, total_steps: int, schedule: str = "constant") -> float:
+    """Linear warmup from ~0 to 1 over ``warmup_steps``, then constant or a cosine down to 0 at ``total_steps``."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if schedule == "constant":
+        return 1.0
+    if schedule == "cosine":
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    raise ValueError(f"unknown learning-rate schedule {schedule!r}; use 'constant' or 'cosine'")
 
 
 def resolve_precision(amp: str, device: torch.device) -> torch.dtype | None:

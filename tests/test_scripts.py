@@ -59,6 +59,8 @@ def test_sample_errors_name_the_value_and_the_fix(trained, capsys, tmp_path):
     assert "class id 10 is out of range" in message and "10 classes (0-9)" in message
     message = one_line_error(capsys, sample.main, ["--checkpoint", ckpt, "--num-iter", "17"])
     assert "--num-iter 17" in message and "[1, 16]" in message
+    message = one_line_error(capsys, sample.main, ["--checkpoint", ckpt, "--diffusion-steps", "1000"])
+    assert "--diffusion-steps 1000" in message and "[1, 999]" in message
 
 
 def test_train_errors_name_the_value_and_the_fix(trained, capsys, tmp_path):
@@ -69,6 +71,8 @@ def test_train_errors_name_the_value_and_the_fix(trained, capsys, tmp_path):
     assert "nowhere does not exist" in message
     message = one_line_error(capsys, train.main, TOY + ["--data-path", str(tmp_path / "nodata"), "--output", str(tmp_path)])
     assert "nodata does not exist" in message
+    message = one_line_error(capsys, train.main, TOY + ["--tokenizer", tokenizer, "--batch-size", "500", "--output", str(tmp_path)])
+    assert "--batch-size 500 is larger than the dataset (120 images)" in message
     message = one_line_error(capsys, train.main, TOY + [
         "--tokenizer", tokenizer, "--init-from", str(trained / "checkpoint.safetensors"), "--patch-size", "1",
         "--output", str(tmp_path),
