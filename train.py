@@ -1,7 +1,7 @@
 """Train a MAR generator with a diffusion loss, tokenizer included.
 
 With no arguments: renders the embedded glyph set (10 classes, 32x32), trains a small KL tokenizer on it, trains
-mar-tiny on its latents, then writes a checkpoint and a sample grid under runs/default (about 15 minutes on
+mar-tiny on its latents, then writes a checkpoint and a sample grid under runs/default (about 14 minutes on
 two CPU cores).
 
 Examples:
