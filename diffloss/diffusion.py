@@ -46,7 +46,7 @@ class Posterior:
 
 def extract(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """values[index] shaped (n, 1) to broadcast over token channels."""
-    return values.to(index.device)[index][:, None]
+    return values[index][:, None]
 
 
 def normal_kl(mean1, log_var1, mean2, log_var2) -> torch.Tensor:
@@ -73,25 +73,29 @@ class GaussianDiffusion:
             prediction_type="epsilon",
         )
         self.num_train_timesteps = num_train_timesteps
-        self.train_chain = Posterior.from_alphas_cumprod(
-            torch.arange(num_train_timesteps), self.scheduler.alphas_cumprod
-        )
-        self._sampling_chains: dict[int, Posterior] = {}
+        self._chains: dict[tuple[int, str], Posterior] = {}  # (steps, device) -> chain, built once
 
-    def sampling_chain(self, num_steps: int) -> Posterior:
+    def train_chain(self, device) -> Posterior:
+        """Every training timestep, for the loss."""
+        return self._chain(self.num_train_timesteps, device)
+
+    def sampling_chain(self, num_steps: int, device="cpu") -> Posterior:
         """The chain respaced to ``num_steps`` evenly spaced timesteps from 0: 0, 10, ..., 990 for 100."""
         if not 1 <= num_steps < self.num_train_timesteps:
             raise ValueError(
                 f"diffusion steps {num_steps} must lie in [1, {self.num_train_timesteps - 1}]: a chain through the "
                 "last training timestep amplifies the noise-prediction error hundreds of times"
             )
-        if num_steps not in self._sampling_chains:
+        return self._chain(num_steps, device)
+
+    def _chain(self, num_steps: int, device) -> Posterior:
+        key = (num_steps, str(device))
+        if key not in self._chains:
             self.scheduler.set_timesteps(num_steps)
             timesteps = self.scheduler.timesteps.flip(0).long()  # ascending
-            self._sampling_chains[num_steps] = Posterior.from_alphas_cumprod(
-                timesteps, self.scheduler.alphas_cumprod[timesteps]
-            )
-        return self._sampling_chains[num_steps]
+            chain = Posterior.from_alphas_cumprod(timesteps, self.scheduler.alphas_cumprod[timesteps])
+            self._chains[key] = chain.to(device)
+        return self._chains[key]
 
     def split_output(self, output: torch.Tensor, x_t: torch.Tensor, step: torch.Tensor, chain: Posterior):
         """The denoiser's output -> (predicted noise, log variance of p(x_{i-1} | x_i)), each (n, c)."""
@@ -126,7 +130,7 @@ class GaussianDiffusion:
 
     def variational_bound(self, output, x0, x_t, t) -> torch.Tensor:
         """The bound term in bits per channel; it trains only the variance (the mean is detached)."""
-        chain = self.train_chain
+        chain = self.train_chain(x0.device)
         channels = x0.shape[-1]
         frozen = torch.cat([output[:, :channels].detach(), output[:, channels:]], dim=-1)
         eps, log_var = self.split_output(frozen, x_t, t, chain)
@@ -154,7 +158,7 @@ class GaussianDiffusion:
         conditional and unconditional halves share every noise draw; cfg = 1 then reproduces unguided sampling.
         The noise added at each step is multiplied by ``temperature``.
         """
-        chain = self.sampling_chain(num_steps).to(z.device)
+        chain = self.sampling_chain(num_steps, z.device)
         n = z.shape[0]
         cond = z if z_uncond is None else torch.cat([z, z_uncond])  # (n or 2n, d)
         x = torch.randn(n, channels, device=z.device, dtype=z.dtype, generator=generator)
