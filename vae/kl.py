@@ -12,7 +12,7 @@ from torch import nn
 TOKENIZER_FILE = "tokenizer.json"
 
 
-def small_autoencoder(latent_channels: int = 4, stride: int = 4, width: int = 64, norm_groups: int = 8) -> AutoencoderKL:
+def small_autoencoder(latent_channels: int = 4, stride: int = 4, width: int = 64) -> AutoencoderKL:
     """A compact AutoencoderKL that trains on a CPU in minutes: one ResNet layer per level, ``log2(stride)`` downsamples."""
     levels = stride.bit_length()  # stride 4 -> 3 levels, two of which downsample
     if stride < 1 or 2 ** (levels - 1) != stride:
@@ -26,7 +26,7 @@ def small_autoencoder(latent_channels: int = 4, stride: int = 4, width: int = 64
         block_out_channels=channels,
         layers_per_block=1,
         latent_channels=latent_channels,
-        norm_num_groups=norm_groups,
+        norm_num_groups=8,  # with one channel per group, GroupNorm would erase flat colours outright
     )
 
 
