@@ -7,7 +7,8 @@ two CPU cores).
 Examples:
     python train.py
     python train.py --image-size 64 --epochs 20 --output runs/glyphs64
-    python train.py --tokenizer runs/default/tokenizer --epochs 30 --output runs/longer
+    python train.py --tokenizer runs/default/tokenizer --latent-cache runs/default/latents --epochs 30 --output runs/longer
+    python train.py --tokenizer kl16.ckpt --data-path /data/imagenet/train --image-size 256 --patch-size 1 --device cuda
     python train.py --data-path /data/flowers/train --image-size 64 --model mar-base --device cuda
 """
 import argparse
@@ -20,25 +21,25 @@ from tqdm import tqdm
 
 from mar import NAMED_SIZES, MARGenerator, named_config
 from mar.checkpoint import load_checkpoint, save_checkpoint
-from mar.cli import HelpFormatter, fail, pick_device, render_samples
-from mar.data import GLYPH_CLASSES, ImageFolderDataset, glyph_dataset
-from mar.latents import encode_dataset
+from mar.cli import HelpFormatter, add_data_arguments, dataset_name, fail, image_sample, open_dataset, pick_device, render_samples
+from mar.latents import MANIFEST, LatentSet, check_latent_cache, latent_set, read_latent_cache, write_latent_cache
 from mar.training import autocast, lr_factor, make_optimizer, resolve_precision
-from vae import KLTokenizer, reconstruction_psnr, train_kl_tokenizer
+from vae import KLTokenizer, load_tokenizer, small_autoencoder, train_and_measure
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     add = parser.add_argument_group
-    data = add("data")
-    data.add_argument("--data-path", default=None, help="ImageFolder root (one sub-folder per class); default: the embedded glyph set")
-    data.add_argument("--image-size", type=int, default=32, help="image side in pixels")
-    data.add_argument("--num-images", type=int, default=10_000, help="size of the embedded glyph set")
-    data.add_argument("--data-seed", type=int, default=0, help="seed of the embedded glyph set")
-    data.add_argument("--no-flip", action="store_true", help="ImageFolder data: do not add mirrored views")
-    data.add_argument("--cache-dir", default="data_cache", help="where the rendered glyph set is kept")
+    add_data_arguments(parser)
+    cache = add("latent cache")
+    cache.add_argument("--latent-cache", default=None,
+                       help="folder of encoded latents: reused when it matches the tokenizer and data, written when empty; "
+                            "default: <output>/latents, written afresh")
+    cache.add_argument("--no-flip", action="store_true", help="ImageFolder data: do not add mirrored views")
     tok = add("tokenizer")
-    tok.add_argument("--tokenizer", default=None, help="folder of a trained tokenizer (diffusers AutoencoderKL); default: train one")
+    tok.add_argument("--tokenizer", default=None,
+                     help="a KL tokenizer: folder (train_tokenizer.py, a diffusers AutoencoderKL), hub id (org/name[/subfolder], "
+                          "from the local cache), or LDM checkpoint (kl16.ckpt); default: train one here")
     tok.add_argument("--tokenizer-steps", type=int, default=800, help="training steps of a new tokenizer")
     tok.add_argument("--tokenizer-batch-size", type=int, default=32, help="images per tokenizer step")
     tok.add_argument("--tokenizer-channels", type=int, default=4, help="latent channels of a new tokenizer")
@@ -77,30 +78,47 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def load_images(args):
-    """(dataset, class names, images for tokenizer training (n, 3, s, s))."""
-    if args.data_path is None:
-        dataset = glyph_dataset(args.num_images, args.image_size, args.data_seed, cache_dir=args.cache_dir)
-        return dataset, list(GLYPH_CLASSES), dataset.tensors[0][: args.tokenizer_images]
-    dataset = ImageFolderDataset(args.data_path, args.image_size, flip=False)
-    picks = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(args.seed))[: args.tokenizer_images]
-    images = torch.stack([dataset[i][0] for i in picks.tolist()]) if args.tokenizer is None else None
-    return dataset, dataset.classes, images
-
-
-def train_tokenizer(args, images, device, output: Path) -> KLTokenizer:
-    generator = torch.Generator(device).manual_seed(args.seed)
+def train_new_tokenizer(args, dataset, device, output: Path) -> KLTokenizer:
+    images = image_sample(dataset, args.tokenizer_images, args.seed)
     held_out = max(1, min(512, len(images) // 10))  # images kept out of tokenizer training to measure it
-    tokenizer = train_kl_tokenizer(
-        images[:-held_out].to(device), args.tokenizer_steps, args.tokenizer_channels, args.tokenizer_stride,
-        batch_size=args.tokenizer_batch_size, precision=resolve_precision(args.amp, device), generator=generator,
+    tokenizer = KLTokenizer(small_autoencoder(args.tokenizer_channels, args.tokenizer_stride))
+    metrics = train_and_measure(
+        tokenizer, images.to(device), held_out, steps=args.tokenizer_steps, batch_size=args.tokenizer_batch_size,
+        precision=resolve_precision(args.amp, device), generator=torch.Generator(device).manual_seed(args.seed),
         progress=not args.no_progress,
     )
     tokenizer.save(output / "tokenizer")
-    psnr = reconstruction_psnr(tokenizer, images[-held_out:].to(device))
-    print(f"tokenizer: PSNR {psnr:.2f} dB on {held_out} held-out images, "
+    print(f"tokenizer: PSNR {metrics['psnr']:.2f} dB on {held_out} held-out images, "
           f"latent shift {tokenizer.shift:.4f} scale {tokenizer.scale:.4f}, saved to {output / 'tokenizer'}")
     return tokenizer
+
+
+def open_tokenizer(source: str, device) -> KLTokenizer:
+    try:
+        tokenizer = load_tokenizer(source)
+    except (FileNotFoundError, ValueError) as error:
+        fail(str(error))
+    if tokenizer.discrete:
+        fail(f"tokenizer {source} is a discrete {tokenizer.kind} tokenizer; the diffusion-loss generator needs a "
+             "continuous KL tokenizer (train one with `python train_tokenizer.py --kind kl`)")
+    return tokenizer.to(device)
+
+
+def cached_latents(args, tokenizer, dataset, output: Path) -> LatentSet:
+    """Latents from ``--latent-cache`` when it matches this run, else encoded now into it (or <output>/latents)."""
+    directory = Path(args.latent_cache or output / "latents")
+    name = dataset_name(args)
+    flips = args.data_path is not None and not args.no_flip
+    try:
+        if args.latent_cache is None or not (directory / MANIFEST).exists():
+            write_latent_cache(tokenizer, dataset, directory, args.image_size, name, flips,
+                               num_workers=args.num_workers, progress=not args.no_progress)
+        manifest = check_latent_cache(directory, tokenizer, args.image_size, name, flips)
+        latents = latent_set(read_latent_cache(directory, manifest))
+    except (FileNotFoundError, ValueError) as error:
+        fail(str(error))
+    print(f"latents: {len(latents)} images x {manifest['views']} views from {directory}")
+    return latents
 
 
 def check_sizes(image_size: int, stride: int, patch_size: int) -> None:
@@ -155,25 +173,14 @@ def main(argv=None) -> None:
     output = Path(args.output)
     torch.manual_seed(args.seed)  # dropout inside timm blocks draws from the global generator
 
-    tokenizer = None
-    if args.tokenizer is not None:
-        if not Path(args.tokenizer).is_dir():
-            fail(f"tokenizer folder {args.tokenizer} does not exist; omit --tokenizer to train one, or pass runs/<name>/tokenizer")
-        try:
-            tokenizer = KLTokenizer.load(args.tokenizer).to(device).eval().requires_grad_(False)
-        except FileNotFoundError as error:
-            fail(str(error))
+    tokenizer = None if args.tokenizer is None else open_tokenizer(args.tokenizer, device)
     check_sizes(args.image_size, tokenizer.stride if tokenizer else args.tokenizer_stride, args.patch_size)
-    try:
-        dataset, classes, images = load_images(args)
-    except (FileNotFoundError, ValueError) as error:
-        fail(str(error))
+    dataset, classes = open_dataset(args)
     print(f"data: {len(dataset)} images of {len(classes)} classes at {args.image_size}x{args.image_size}")
     output.mkdir(parents=True, exist_ok=True)
     if tokenizer is None:
-        tokenizer = train_tokenizer(args, images, device, output)
-    latents = encode_dataset(tokenizer, dataset, flips=args.data_path is not None and not args.no_flip,
-                             num_workers=args.num_workers, progress=not args.no_progress)
+        tokenizer = train_new_tokenizer(args, dataset, device, output)
+    latents = cached_latents(args, tokenizer, dataset, output).to(device)
 
     config = named_config(
         args.model, num_classes=len(classes), latent_channels=tokenizer.channels,

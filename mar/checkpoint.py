@@ -12,18 +12,18 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from vae import KLTokenizer
+from vae import Tokenizer, tokenizer_from_identity
 
 from .configs import MARConfig
 from .generator import MARGenerator
 
-FORMAT = "mar-checkpoint/1"
+FORMAT = "mar-checkpoint/2"
 
 
 @dataclass
 class Checkpoint:
     model: MARGenerator
-    tokenizer: KLTokenizer
+    tokenizer: Tokenizer
     classes: list[str]
     image_size: int
     step: int
@@ -33,7 +33,7 @@ def _prefixed(prefix: str, module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {f"{prefix}.{name}": t.detach().contiguous().cpu() for name, t in module.state_dict().items()}
 
 
-def save_checkpoint(path: str | Path, model: MARGenerator, tokenizer: KLTokenizer, classes, image_size: int, step: int) -> Path:
+def save_checkpoint(path: str | Path, model: MARGenerator, tokenizer: Tokenizer, classes, image_size: int, step: int) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     metadata = {
@@ -46,7 +46,7 @@ def save_checkpoint(path: str | Path, model: MARGenerator, tokenizer: KLTokenize
     }
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        save_file({**_prefixed("model", model), **_prefixed("tokenizer", tokenizer.autoencoder)}, tmp, metadata=metadata)
+        save_file({**_prefixed("model", model), **_prefixed("tokenizer", tokenizer)}, tmp, metadata=metadata)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -91,8 +91,8 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu", expect
             tensors[name] = f.get_tensor(name)
     model = MARGenerator(config).to(device)
     model.load_state_dict(_split(tensors, "model"))
-    tokenizer = KLTokenizer.from_identity(json.loads(metadata["tokenizer"])).to(device)
-    tokenizer.autoencoder.load_state_dict(_split(tensors, "tokenizer"))
+    tokenizer = tokenizer_from_identity(json.loads(metadata["tokenizer"])).to(device)
+    tokenizer.load_state_dict(_split(tensors, "tokenizer"))
     return Checkpoint(
         model=model.eval(),
         tokenizer=tokenizer.eval().requires_grad_(False),

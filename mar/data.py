@@ -69,7 +69,7 @@ def glyph_dataset(num_images: int = 10_000, image_size: int = 32, seed: int = 0,
             tmp = cache.with_suffix(".tmp.npz")
             np.savez(tmp, images=images, labels=labels)
             tmp.replace(cache)
-    pixels = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1  # (N, 3, s, s) in [-1, 1]
+    pixels = torch.from_numpy(images).permute(0, 3, 1, 2).float().contiguous() / 127.5 - 1  # (N, 3, s, s) in [-1, 1]
     return TensorDataset(pixels, torch.from_numpy(labels).long())
 
 

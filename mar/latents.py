@@ -1,16 +1,37 @@
-"""Encoding a dataset once into posterior moments, and drawing training latents from them."""
+"""Latent caches: a dataset encoded once into safetensors shards, tied to the tokenizer and image size that made it.
+
+A cache folder holds ``shard-00000.safetensors``, ... and ``cache.json``. Each shard stores, per image and view
+(the image, and its mirror image with flips), what the tokenizer's kind needs to draw training inputs:
+KL: the posterior ``mean`` and ``std`` (n, V, c, h, w); VQ / FSQ: code ``indices`` (n, V, h, w); plus ``labels`` (n,).
+``cache.json`` is written last, after every shard, so a folder without it is an unfinished cache. Under torchrun
+each rank encodes every world_size-th shard.
+"""
+import json
+import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from safetensors.torch import load_file, save_file
+from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
-from vae import KLTokenizer
+from vae import KLTokenizer, Tokenizer, fingerprint
+
+from . import distributed
+
+FORMAT = "mar-latents/1"
+MANIFEST = "cache.json"
+
+
+class LatentCacheMismatch(ValueError):
+    pass
 
 
 @dataclass
 class LatentSet:
-    """Posterior moments per image and view (the image, and its mirror image when flips are on)."""
+    """Posterior moments per image and view, with labels, for drawing KL training latents."""
 
     mean: torch.Tensor  # (N, V, c, h, w), unscaled
     std: torch.Tensor  # (N, V, c, h, w)
@@ -18,6 +39,9 @@ class LatentSet:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def to(self, device) -> "LatentSet":
+        return LatentSet(self.mean.to(device), self.std.to(device), self.labels.to(device))
 
     def draw(self, tokenizer: KLTokenizer, index: torch.Tensor, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Scaled posterior draws for images ``index`` (b,), each from a random view: ((b, c, h, w), (b,))."""
@@ -27,16 +51,93 @@ class LatentSet:
 
 
 @torch.no_grad()
-def encode_dataset(tokenizer: KLTokenizer, dataset: Dataset, flips: bool, batch_size: int = 256, num_workers: int = 0, progress: bool = True) -> LatentSet:
-    """Moments of every image (and of its horizontal flip with ``flips``), kept on the tokenizer's device."""
+def encode_views(tokenizer: Tokenizer, images: torch.Tensor, flips: bool) -> dict[str, torch.Tensor]:
+    """What the cache stores for ``images`` (b, 3, s, s): see the module docstring."""
+    views = torch.stack([images, images.flip(-1)], dim=1) if flips else images[:, None]  # (b, V, 3, s, s)
+    flat = views.flatten(0, 1)
+    if tokenizer.discrete:
+        return {"indices": tokenizer.encode(flat).unflatten(0, views.shape[:2])}
+    mean, std = tokenizer.moments(flat)
+    return {"mean": mean.unflatten(0, views.shape[:2]), "std": std.unflatten(0, views.shape[:2])}
+
+
+def _atomic_save(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    save_file({k: v.contiguous().cpu() for k, v in tensors.items()}, tmp)
+    os.replace(tmp, path)
+
+
+def expected_manifest(tokenizer: Tokenizer, image_size: int, dataset_name: str, flips: bool) -> dict:
+    return {"tokenizer_fingerprint": fingerprint(tokenizer), "image_size": image_size, "dataset": dataset_name,
+            "views": 2 if flips else 1}
+
+
+def write_latent_cache(
+    tokenizer: Tokenizer, dataset: Dataset, directory: str | Path, image_size: int, dataset_name: str, flips: bool,
+    batch_size: int = 256, shard_size: int = 8192, num_workers: int = 0, progress: bool = True,
+) -> Path:
+    """Encodes ``dataset`` into shards (this rank's share under torchrun) and writes the manifest on rank 0."""
+    directory = Path(directory)
+    rank, world = distributed.rank(), distributed.world_size()
+    if rank == 0:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / MANIFEST).unlink(missing_ok=True)  # the old cache stops being valid before any shard changes
+    distributed.barrier()
     device = next(tokenizer.parameters()).device
-    means, stds, labels = [], [], []
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-    for images, batch_labels in tqdm(loader, desc="encoding", disable=not progress):
-        images = images.to(device)
-        views = torch.stack([images, images.flip(-1)], dim=1) if flips else images[:, None]  # (b, V, 3, s, s)
-        mean, std = tokenizer.moments(views.flatten(0, 1))
-        means.append(mean.unflatten(0, views.shape[:2]))
-        stds.append(std.unflatten(0, views.shape[:2]))
-        labels.append(torch.as_tensor(batch_labels))
-    return LatentSet(torch.cat(means), torch.cat(stds), torch.cat(labels).to(device))
+    num_shards = math.ceil(len(dataset) / shard_size)
+    mine = range(rank, num_shards, world)
+    bar = tqdm(total=sum(min(shard_size, len(dataset) - k * shard_size) for k in mine), desc=f"caching (rank {rank})",
+               disable=not progress)
+    for k in mine:
+        part = Subset(dataset, range(k * shard_size, min(len(dataset), (k + 1) * shard_size)))
+        stored: dict[str, list[torch.Tensor]] = {}
+        for images, labels in DataLoader(part, batch_size=batch_size, num_workers=num_workers):
+            for name, tensor in (encode_views(tokenizer, images.to(device), flips) | {"labels": torch.as_tensor(labels)}).items():
+                stored.setdefault(name, []).append(tensor.cpu())
+            bar.update(len(labels))
+        _atomic_save({name: torch.cat(parts) for name, parts in stored.items()}, directory / f"shard-{k:05d}.safetensors")
+    bar.close()
+    distributed.barrier()
+    if rank == 0:
+        manifest = {
+            "format": FORMAT, **expected_manifest(tokenizer, image_size, dataset_name, flips), "tokenizer": tokenizer.identity(),
+            "num_images": len(dataset), "shards": [f"shard-{k:05d}.safetensors" for k in range(num_shards)],
+        }
+        tmp = directory / f".{MANIFEST}.tmp"
+        tmp.write_text(json.dumps(manifest, indent=2))
+        os.replace(tmp, directory / MANIFEST)
+    distributed.barrier()
+    return directory
+
+
+def check_latent_cache(directory: str | Path, tokenizer: Tokenizer, image_size: int, dataset_name: str, flips: bool) -> dict:
+    """The manifest of a finished cache made by this tokenizer at this image size from this data, else a clear error."""
+    directory = Path(directory)
+    if not (directory / MANIFEST).is_file():
+        raise FileNotFoundError(f"latent cache {directory} has no {MANIFEST} (missing or unfinished); "
+                                "delete the folder and let train.py or cache_latents.py write it again")
+    manifest = json.loads((directory / MANIFEST).read_text())
+    if manifest.get("format") != FORMAT:
+        raise LatentCacheMismatch(f"{directory} is not a latent cache of format {FORMAT} (found {manifest.get('format')!r})")
+    expected = expected_manifest(tokenizer, image_size, dataset_name, flips)
+    differences = [f"{key}: cache {manifest[key]!r} != this run {expected[key]!r}" for key in expected if manifest[key] != expected[key]]
+    if differences:
+        raise LatentCacheMismatch(
+            f"latent cache {directory} was made with another tokenizer, image size, dataset or flip setting ({'; '.join(differences)}); "
+            "pass the tokenizer and data it was made with, or a new --latent-cache folder to encode afresh"
+        )
+    return manifest
+
+
+def read_latent_cache(directory: str | Path, manifest: dict) -> dict[str, torch.Tensor]:
+    """Every shard of a checked cache, concatenated in dataset order (CPU tensors)."""
+    directory = Path(directory)
+    missing = [name for name in manifest["shards"] if not (directory / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"latent cache {directory} lacks {missing[0]}; delete the folder and encode it again")
+    shards = [load_file(directory / name) for name in manifest["shards"]]
+    return {name: torch.cat([shard[name] for shard in shards]) for name in shards[0]}
+
+
+def latent_set(tensors: dict[str, torch.Tensor]) -> LatentSet:
+    return LatentSet(tensors["mean"], tensors["std"], tensors["labels"])

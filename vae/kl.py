@@ -9,20 +9,19 @@ import torch
 from diffusers import AutoencoderKL
 from torch import nn
 
+from .levels import level_channels
+
 TOKENIZER_FILE = "tokenizer.json"
 
 
 def small_autoencoder(latent_channels: int = 4, stride: int = 4, width: int = 64) -> AutoencoderKL:
     """A compact AutoencoderKL that trains on a CPU in minutes: one ResNet layer per level, ``log2(stride)`` downsamples."""
-    levels = stride.bit_length()  # stride 4 -> 3 levels, two of which downsample
-    if stride < 1 or 2 ** (levels - 1) != stride:
-        raise ValueError(f"tokenizer stride {stride} must be a power of two")
-    channels = tuple(min(width, 32 * 2**i) for i in range(levels))
+    channels = level_channels(stride, width)
     return AutoencoderKL(
         in_channels=3,
         out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * levels,
-        up_block_types=("UpDecoderBlock2D",) * levels,
+        down_block_types=("DownEncoderBlock2D",) * len(channels),
+        up_block_types=("UpDecoderBlock2D",) * len(channels),
         block_out_channels=channels,
         layers_per_block=1,
         latent_channels=latent_channels,
@@ -31,10 +30,15 @@ def small_autoencoder(latent_channels: int = 4, stride: int = 4, width: int = 64
 
 
 class KLTokenizer(nn.Module):
-    def __init__(self, autoencoder: AutoencoderKL, scale: float = 1.0, shift: float = 0.0):
+    kind = "kl"
+    discrete = False
+    codebook_size = None
+
+    def __init__(self, autoencoder: AutoencoderKL, scale: float = 1.0, shift: float = 0.0, kl_weight: float = 1e-4):
         super().__init__()
         self.autoencoder = autoencoder
         self.scale, self.shift = float(scale), float(shift)
+        self.kl_weight = kl_weight  # of the KL term in ``training_loss``; a training setting, not saved
 
     @property
     def stride(self) -> int:
@@ -62,6 +66,14 @@ class KLTokenizer(nn.Module):
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         return self.autoencoder.decode(latents / self.scale + self.shift).sample.clamp(-1, 1)
 
+    def training_loss(self, images: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
+        """L1 reconstruction of a posterior draw plus ``kl_weight`` x the KL to N(0, I) per latent value."""
+        posterior = self.autoencoder.encode(images).latent_dist
+        recon = self.autoencoder.decode(posterior.sample(generator)).sample
+        l1 = (recon.float() - images).abs().mean()
+        kl = posterior.kl().float().mean() / posterior.mean[0].numel()
+        return l1 + self.kl_weight * kl, {"l1": l1.item(), "kl": kl.item()}
+
     @torch.no_grad()
     def fit_scale(self, images: torch.Tensor, batch_size: int = 256) -> None:
         """Sets shift and scale so that posterior draws over ``images`` have mean 0 and std 1."""
@@ -70,27 +82,22 @@ class KLTokenizer(nn.Module):
 
     def identity(self) -> dict:
         """Everything needed to rebuild the tokenizer, weights aside (JSON-serialisable)."""
-        return {"kind": "kl", "autoencoder": dict(self.autoencoder.config), "scale": self.scale, "shift": self.shift}
+        architecture = {k: v for k, v in self.autoencoder.config.items()
+                        if not k.startswith("_") and k not in ("scaling_factor", "shift_factor")}
+        return {"kind": self.kind, "autoencoder": architecture, "scale": self.scale, "shift": self.shift}
 
     @classmethod
     def from_identity(cls, identity: dict) -> "KLTokenizer":
         return cls(AutoencoderKL.from_config(identity["autoencoder"]), identity["scale"], identity["shift"])
 
     def save(self, directory: str | Path) -> None:
-        """A diffusers model folder plus ``tokenizer.json`` with the latent scale and shift."""
+        """A diffusers model folder whose config carries the scale and shift, plus ``tokenizer.json`` naming the kind."""
         directory = Path(directory)
+        self.autoencoder.register_to_config(scaling_factor=self.scale, shift_factor=self.shift)
         self.autoencoder.save_pretrained(directory)
-        (directory / TOKENIZER_FILE).write_text(json.dumps({"scale": self.scale, "shift": self.shift}, indent=2))
+        (directory / TOKENIZER_FILE).write_text(json.dumps({"kind": self.kind, "scale": self.scale, "shift": self.shift}, indent=2))
 
     @classmethod
-    def load(cls, directory: str | Path) -> "KLTokenizer":
-        """From a folder written by ``save``, or any diffusers AutoencoderKL folder (then scale 1, shift 0)."""
-        directory = Path(directory)
-        if not (directory / "config.json").exists():
-            raise FileNotFoundError(
-                f"tokenizer folder {directory} has no config.json; pass a folder written by train.py "
-                "(runs/<name>/tokenizer) or a diffusers AutoencoderKL folder"
-            )
-        latent = json.loads((directory / TOKENIZER_FILE).read_text()) if (directory / TOKENIZER_FILE).exists() else {}
-        autoencoder = AutoencoderKL.from_pretrained(directory, low_cpu_mem_usage=False)
-        return cls(autoencoder, latent.get("scale", 1.0), latent.get("shift", 0.0))
+    def from_autoencoder(cls, autoencoder: AutoencoderKL) -> "KLTokenizer":
+        """Scale and shift from the diffusers config (``scaling_factor``, ``shift_factor``), as diffusers pipelines use them."""
+        return cls(autoencoder, autoencoder.config.scaling_factor, autoencoder.config.shift_factor or 0.0)

@@ -1,0 +1,75 @@
+"""The tokenizer interface across kinds: saving and loading, hub ids offline, and training that lowers the error."""
+import json
+
+import pytest
+import torch
+from diffusers import AutoencoderKL
+
+from mar.data import glyph_dataset
+from vae import (
+    DiscreteConfig, DiscreteTokenizer, KLTokenizer, TokenizerNotFound, VQConfig, evaluate_tokenizer, fingerprint,
+    load_tokenizer, small_autoencoder, train_tokenizer,
+)
+
+
+def make(kind: str, width: int = 32):
+    if kind == "kl":
+        return KLTokenizer(small_autoencoder(4, 4, width), scale=0.8, shift=0.05)
+    return DiscreteTokenizer(DiscreteConfig(kind=kind, stride=4, width=width, vq=VQConfig(codebook_size=64, dim=4)))
+
+
+@pytest.mark.parametrize("kind", ["kl", "vq", "fsq"])
+def test_saved_tokenizers_load_back_exactly(tmp_path, kind):
+    tokenizer = make(kind).eval()
+    tokenizer.save(tmp_path / kind)
+    loaded = load_tokenizer(tmp_path / kind)
+    images = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.no_grad():
+        encoded = tokenizer.encode(images)
+        assert torch.equal(loaded.encode(images), encoded)
+        assert torch.equal(loaded.decode(encoded), tokenizer.decode(encoded))
+    assert loaded.kind == kind and loaded.stride == 4 and loaded.discrete == (kind != "kl")
+    assert loaded.codebook_size == {"kl": None, "vq": 64, "fsq": 1000}[kind]
+    assert fingerprint(loaded) == fingerprint(tokenizer)
+
+
+def test_a_diffusers_folder_brings_its_own_scale_and_shift(tmp_path):
+    autoencoder = small_autoencoder(4, 4, 32)
+    autoencoder.register_to_config(scaling_factor=0.3611, shift_factor=0.1159)  # as in SD3-style VAE configs
+    autoencoder.save_pretrained(tmp_path / "vae")
+    tokenizer = load_tokenizer(tmp_path / "vae")
+    assert (tokenizer.scale, tokenizer.shift) == (0.3611, 0.1159)
+
+
+def test_a_hub_id_loads_from_the_local_cache(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    snapshot = tmp_path / "models--someone--tiny-vae" / "snapshots" / ("0" * 40)
+    small_autoencoder(4, 4, 32).save_pretrained(snapshot / "vae")
+    (tmp_path / "models--someone--tiny-vae" / "refs").mkdir()
+    (tmp_path / "models--someone--tiny-vae" / "refs" / "main").write_text("0" * 40)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    tokenizer = load_tokenizer("someone/tiny-vae/vae")
+    assert tokenizer.kind == "kl" and tokenizer.channels == 4
+
+
+def test_a_hub_id_missing_offline_says_how_to_point_at_a_local_copy():
+    with pytest.raises(TokenizerNotFound) as error:
+        load_tokenizer("stabilityai/sd-vae-ft-ema")
+    message = str(error.value)
+    assert "\n" not in message and "huggingface-cli download stabilityai/sd-vae-ft-ema --local-dir DIR" in message
+    with pytest.raises(TokenizerNotFound, match="does not exist"):
+        load_tokenizer("./no/such/folder")
+
+
+@pytest.mark.parametrize("kind", ["kl", "vq", "fsq"])
+def test_training_on_the_default_data_cuts_the_reconstruction_error(kind):
+    images = glyph_dataset(400, 32, seed=0).tensors[0]
+    train, held_out = images[:-64], images[-64:]
+    tokenizer = make(kind)
+    before = evaluate_tokenizer(tokenizer.eval(), held_out)["psnr"]
+    train_tokenizer(tokenizer, train, steps=TRAIN_STEPS, batch_size=16, generator=torch.Generator().manual_seed(0), progress=False)
+    after = evaluate_tokenizer(tokenizer, held_out)
+    assert after["psnr"] - before > MIN_GAIN_DB  # 10 log10 of the factor by which the squared error falls
+    if kind != "kl":
+        assert after["usage"] > 0.2 and after["perplexity"] > 5
