@@ -90,8 +90,38 @@ def test_train_on_an_image_folder(tmp_path, capsys):
     assert Image.open(tmp_path / "run" / "samples.png").height == 2 * 32 * 2
 
 
-@pytest.mark.parametrize("script", ["train.py", "sample.py"])
+@pytest.mark.parametrize("script", ["train.py", "sample.py", "train_tokenizer.py", "cache_latents.py"])
 def test_help_lists_options_with_defaults(script):
     text = subprocess.run([sys.executable, str(ROOT / script), "--help"], capture_output=True, text=True, check=True).stdout
     assert "Examples:" in text and "default" in text
-    assert "--num-iter" in text and "--temperature" in text and "--cfg" in text
+    if script in ("train.py", "sample.py"):
+        assert "--num-iter" in text and "--temperature" in text and "--cfg" in text
+
+
+def test_train_reuses_a_matching_latent_cache_and_refuses_another(trained, capsys, tmp_path):
+    tokenizer, cache = str(trained / "tokenizer"), str(trained / "latents")
+    train.main(TOY + ["--tokenizer", tokenizer, "--latent-cache", cache, "--output", str(tmp_path / "again"),
+                      "--cache-dir", str(trained / "cache")])
+    assert f"from {cache}" in capsys.readouterr().out
+    assert not (tmp_path / "again" / "latents").exists()  # read from the given cache, not encoded again
+    message = one_line_error(capsys, train.main, TOY + ["--tokenizer", tokenizer, "--latent-cache", cache, "--num-images", "100",
+                                                       "--output", str(tmp_path / "other"), "--cache-dir", str(trained / "cache")])
+    assert "was made with another tokenizer, image size, dataset or flip setting" in message and "n=100" in message
+
+
+def test_train_tokenizer_script_writes_a_loadable_tokenizer_and_metrics(tmp_path, capsys):
+    import json
+
+    import train_tokenizer
+    from vae import load_tokenizer
+
+    toy = ["--num-images", "60", "--images", "60", "--held-out", "10", "--steps", "2", "--batch-size", "8", "--no-progress",
+           "--cache-dir", str(tmp_path / "cache")]
+    train_tokenizer.main(toy + ["--kind", "fsq", "--levels", "5", "3", "--output", str(tmp_path / "fsq")])
+    metrics = json.loads((tmp_path / "fsq" / "metrics.json").read_text())
+    assert {"psnr", "usage", "perplexity"} <= metrics.keys() and load_tokenizer(tmp_path / "fsq").codebook_size == 15
+    assert "codebook usage" in capsys.readouterr().out
+    message = one_line_error(capsys, train.main, TOY + ["--tokenizer", str(tmp_path / "fsq"), "--output", str(tmp_path / "run")])
+    assert "discrete fsq tokenizer" in message and "--kind kl" in message
+    message = one_line_error(capsys, train_tokenizer.main, toy + ["--kind", "vq", "--stride", "3"])
+    assert "--stride 3" in message or "stride 3" in message

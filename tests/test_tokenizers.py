@@ -62,6 +62,10 @@ def test_a_hub_id_missing_offline_says_how_to_point_at_a_local_copy():
         load_tokenizer("./no/such/folder")
 
 
+TRAIN_STEPS = 200
+MIN_GAIN_DB = 3.0  # the squared error at least halves; measured gains at 200 steps were 4.8 (kl), 4.9 (vq), 5.3 (fsq) dB
+
+
 @pytest.mark.parametrize("kind", ["kl", "vq", "fsq"])
 def test_training_on_the_default_data_cuts_the_reconstruction_error(kind):
     images = glyph_dataset(400, 32, seed=0).tensors[0]
