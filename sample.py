@@ -3,13 +3,14 @@
 The checkpoint carries the model and tokenizer configs, so no model flags are needed.
 
 Examples:
-    python sample.py --checkpoint runs/default/checkpoint.safetensors
-    python sample.py --checkpoint runs/default/checkpoint.safetensors --num-iter 8 --temperature 0.9 --cfg 4
-    python sample.py --checkpoint runs/default/checkpoint.safetensors --classes 3 7 --per-class 16 --out sevens.png
+    python sample.py --checkpoint runs/default
+    python sample.py --checkpoint runs/default --num-iter 8 --temperature 0.9 --cfg 4
+    python sample.py --checkpoint runs/default/checkpoints/step-00002028 --classes 3 7 --per-class 16 --out sevens.png
 """
 import argparse
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -19,7 +20,9 @@ from mar.cli import HelpFormatter, fail, pick_device, render_samples
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
-    parser.add_argument("--checkpoint", required=True, help="a .safetensors checkpoint written by train.py")
+    parser.add_argument("--checkpoint", required=True,
+                        help="a run folder of train.py (its latest checkpoint), a checkpoints/step-N folder, or its weights.safetensors")
+    parser.add_argument("--no-ema", action="store_true", help="sample with the trained weights instead of their EMA")
     parser.add_argument("--num-iter", type=int, default=16, help="autoregressive steps K")
     parser.add_argument("--diffusion-steps", type=int, default=100, help="DDPM steps per token")
     parser.add_argument("--temperature", type=float, default=1.0, help="noise temperature")
@@ -30,7 +33,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="seed of every draw")
     parser.add_argument("--batch-size", type=int, default=256, help="images sampled at once")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    parser.add_argument("--out", default=None, help="PNG path; None writes <checkpoint>-samples-K<K>-cfg<S>-t<T>.png")
+    parser.add_argument("--out", default=None, help="PNG path; None writes samples-step<N>-K<K>-cfg<S>-t<T>.png in the checkpoint's folder")
     return parser.parse_args(argv)
 
 
@@ -52,10 +55,11 @@ def main(argv=None) -> None:
         fail(f"--diffusion-steps {args.diffusion_steps} must lie in [1, {max_steps}]")
     if args.temperature < 0 or args.per_class < 1:
         fail(f"--temperature must be at least 0 and --per-class at least 1 (got {args.temperature}, {args.per_class})")
-    out = args.out or f"{args.checkpoint.rsplit('.', 1)[0]}-samples-K{args.num_iter}-cfg{args.cfg:g}-t{args.temperature:g}.png"
+    folder = Path(args.checkpoint) if Path(args.checkpoint).is_dir() else Path(args.checkpoint).parent
+    out = args.out or folder / f"samples-step{ckpt.step}-K{args.num_iter}-cfg{args.cfg:g}-t{args.temperature:g}.png"
     started = time.time()
     path = render_samples(
-        ckpt.model, ckpt.tokenizer, ckpt.classes, args.per_class, out, class_ids=args.classes,
+        ckpt.model if args.no_ema else ckpt.sampling_model, ckpt.tokenizer, ckpt.classes, args.per_class, out, class_ids=args.classes,
         batch_size=args.batch_size, num_iter=args.num_iter, temperature=args.temperature, cfg=args.cfg,
         cfg_schedule=args.cfg_schedule, diffusion_steps=args.diffusion_steps,
         generator=torch.Generator(device).manual_seed(args.seed),

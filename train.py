@@ -1,8 +1,9 @@
-"""Train a MAR generator with a diffusion loss, tokenizer included.
+"""Train a MAR generator with a diffusion loss, tokenizer included; one process, or many under torchrun.
 
 With no arguments: renders the embedded glyph set (10 classes, 32x32), trains a small KL tokenizer on it, trains
-mar-tiny on its latents, then writes a checkpoint and a sample grid under runs/default (about 14 minutes on
-two CPU cores).
+mar-tiny on its latents, then writes checkpoints, a loss log and curve, and a sample grid under runs/default
+(about 14 minutes on two CPU cores). Optimisation options left out come from the recipe of --model (the paper's
+for mar-base/large/huge). A run stopped by SIGTERM saves a checkpoint; --resume continues it exactly.
 
 Examples:
     python train.py
@@ -10,6 +11,9 @@ Examples:
     python train.py --tokenizer runs/default/tokenizer --latent-cache runs/default/latents --epochs 30 --output runs/longer
     python train.py --tokenizer kl16.ckpt --data-path /data/imagenet/train --image-size 256 --patch-size 1 --device cuda
     python train.py --data-path /data/flowers/train --image-size 64 --model mar-base --device cuda
+    python train.py --output runs/default --resume
+    torchrun --nproc_per_node=8 train.py --tokenizer kl16.ckpt --latent-cache /data/in256-kl16 --data-path /data/imagenet/train \
+        --image-size 256 --patch-size 1 --model mar-large --amp bf16
 """
 import argparse
 import sys
@@ -17,13 +21,15 @@ import time
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
-from mar import NAMED_SIZES, MARGenerator, named_config
-from mar.checkpoint import load_checkpoint, save_checkpoint
+from mar import NAMED_SIZES, MARGenerator, distributed, named_config
+from mar.checkpoint import latest_checkpoint, load_checkpoint, load_training_state
 from mar.cli import HelpFormatter, add_data_arguments, dataset_name, fail, image_sample, open_dataset, pick_device, render_samples
+from mar.ema import EMA
 from mar.latents import MANIFEST, LatentSet, check_latent_cache, latent_set, read_latent_cache, write_latent_cache
-from mar.training import autocast, lr_factor, make_optimizer, resolve_precision
+from mar.recipes import RECIPES
+from mar.trainer import TrainingStopped, TrainSettings, fit
+from mar.training import resolve_precision
 from vae import KLTokenizer, load_tokenizer, small_autoencoder, train_and_measure
 
 
@@ -46,20 +52,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     tok.add_argument("--tokenizer-stride", type=int, default=4, help="downsampling factor of a new tokenizer")
     tok.add_argument("--tokenizer-images", type=int, default=10_000, help="images a new tokenizer trains on")
     model = add("model")
-    model.add_argument("--model", default="mar-tiny", choices=list(NAMED_SIZES), help="named size")
+    model.add_argument("--model", default="mar-tiny", choices=list(NAMED_SIZES), help="named size (and its training recipe)")
     model.add_argument("--patch-size", type=int, default=2, help="latent patch per token (p x p)")
     model.add_argument("--diffusion-batch-mul", type=int, default=4, help="timesteps drawn per z")
     model.add_argument("--init-from", default=None, help="checkpoint whose weights start training (its config must match)")
-    opt = add("optimisation")
-    opt.add_argument("--epochs", type=int, default=13, help="passes over the dataset")
-    opt.add_argument("--batch-size", type=int, default=64, help="images per step")
-    opt.add_argument("--lr", type=float, default=1e-3, help="learning rate after warmup")
-    opt.add_argument("--warmup-steps", type=int, default=300, help="linear warmup steps")
-    opt.add_argument("--lr-schedule", default="cosine", choices=["cosine", "constant"],
-                     help="after warmup: cosine decay to 0 (short runs) or constant (the paper's long runs)")
-    opt.add_argument("--weight-decay", type=float, default=0.02, help="AdamW weight decay on matrices")
-    opt.add_argument("--grad-clip", type=float, default=3.0, help="gradient norm clip")
-    opt.add_argument("--save-every", type=int, default=1000, help="steps between checkpoints")
+    model.add_argument("--grad-checkpointing", action="store_true", help="recompute block activations in the backward pass")
+    opt = add("optimisation (None: from the recipe of --model, see mar/recipes.py)")
+    opt.add_argument("--epochs", type=int, default=None, help="passes over the dataset")
+    opt.add_argument("--batch-size", type=int, default=None, help="global images per step (recipe: per-process batch x processes)")
+    opt.add_argument("--blr", type=float, default=None, help="base learning rate: lr = blr x global batch / 256")
+    opt.add_argument("--lr", type=float, default=None, help="absolute learning rate, overriding --blr")
+    opt.add_argument("--warmup-epochs", type=float, default=None, help="linear warmup, in epochs")
+    opt.add_argument("--lr-schedule", default=None, choices=["cosine", "constant"], help="after warmup: cosine decay to 0 or constant")
+    opt.add_argument("--weight-decay", type=float, default=None, help="AdamW weight decay on matrices and embeddings")
+    opt.add_argument("--grad-clip", type=float, default=None, help="gradient norm clip")
+    opt.add_argument("--ema-decay", type=float, default=None, help="EMA of the weights, used for sampling")
+    opt.add_argument("--grad-accum", type=int, default=1, help="micro-batches accumulated per step (per process)")
     sample = add("samples written after training")
     sample.add_argument("--num-iter", type=int, default=16, help="autoregressive steps K")
     sample.add_argument("--diffusion-steps", type=int, default=100, help="DDPM steps per token")
@@ -68,11 +76,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     sample.add_argument("--cfg-schedule", default="constant", choices=["linear", "constant"], help="guidance schedule")
     sample.add_argument("--samples-per-class", type=int, default=10, help="grid columns")
     run = add("run")
-    run.add_argument("--output", default="runs/default", help="folder for the checkpoint, tokenizer and samples")
+    run.add_argument("--output", default="runs/default", help="run folder: checkpoints, log.csv, loss.png, tokenizer, samples")
+    run.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --output (fresh start if none)")
     run.add_argument("--seed", type=int, default=0, help="seed of every draw in training and sampling")
-    run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    run.add_argument("--amp", default="auto", choices=["auto", "bf16", "none"],
-                     help="mixed precision for training: auto = bf16 where the device runs it natively")
+    run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (under torchrun: cuda:LOCAL_RANK)")
+    run.add_argument("--amp", default="auto", choices=["auto", "bf16", "fp16", "none"],
+                     help="mixed precision: auto = bf16 where the device runs it natively; fp16 adds a gradient scaler")
+    run.add_argument("--save-every", type=int, default=1000, help="steps between checkpoints")
+    run.add_argument("--keep-checkpoints", type=int, default=2, help="newest checkpoints kept")
+    run.add_argument("--max-bad-steps", type=int, default=5, help="non-finite losses in a row before training stops")
+    run.add_argument("--stop-after-steps", type=int, default=None, help="stop with a checkpoint after this many steps in all")
+    run.add_argument("--sample-every", type=int, default=0, help="steps between sample grids (EMA) during training; 0: none")
+    run.add_argument("--log-every", type=int, default=20, help="steps between rows of log.csv")
     run.add_argument("--num-workers", type=int, default=0, help="data loader workers (ImageFolder)")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return parser.parse_args(argv)
@@ -130,56 +145,56 @@ def check_sizes(image_size: int, stride: int, patch_size: int) -> None:
         )
 
 
-def fit(model, latents, tokenizer, classes, args, device, precision, checkpoint: Path) -> tuple[int, float]:
-    """The training loop; saves every ``--save-every`` steps and at the end. Returns (steps, last loss)."""
-    steps_per_epoch = len(latents) // args.batch_size
-    if steps_per_epoch == 0:
-        fail(f"--batch-size {args.batch_size} is larger than the dataset ({len(latents)} images); lower it")
-    optimizer = make_optimizer(model, args.lr, args.weight_decay)
-    generator = torch.Generator(device).manual_seed(args.seed)
-    total = steps_per_epoch * args.epochs
-    bar = tqdm(total=total, desc="training", disable=args.no_progress)
-    step, tick = 0, time.time()
-    model.train()
-    for epoch in range(args.epochs):
-        order = torch.randperm(len(latents), generator=generator, device=device)
-        for batch in order[: steps_per_epoch * args.batch_size].view(steps_per_epoch, args.batch_size):
-            x, labels = latents.draw(tokenizer, batch, generator)
-            for group in optimizer.param_groups:
-                group["lr"] = args.lr * lr_factor(step, args.warmup_steps, total, args.lr_schedule)
-            with autocast(device, precision):
-                loss = model.loss(x, labels, generator)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
-            optimizer.step()
-            step += 1
-            bar.update()
-            if step % 20 == 0:
-                rate = 20 * args.batch_size / (time.time() - tick)
-                bar.set_postfix(epoch=epoch, loss=f"{loss.item():.4f}", grad=f"{grad_norm.item():.2f}", img_s=f"{rate:.0f}")
-                tick = time.time()
-            if step % args.save_every == 0:
-                save_checkpoint(checkpoint, model, tokenizer, classes, args.image_size, step)
-    bar.close()
-    save_checkpoint(checkpoint, model, tokenizer, classes, args.image_size, step)
-    return step, loss.item()
+def resolve_recipe(args, world: int) -> argparse.Namespace:
+    """Fills every optimisation option left out from the recipe of ``--model``."""
+    recipe = RECIPES[args.model]
+    for name in ("epochs", "lr_schedule", "weight_decay", "grad_clip", "ema_decay", "warmup_epochs"):
+        if getattr(args, name) is None:
+            setattr(args, name, getattr(recipe, name))
+    if args.batch_size is None:
+        args.batch_size = recipe.batch_per_process * world
+    if args.lr is None:
+        args.lr = (args.blr if args.blr is not None else recipe.blr) * args.batch_size / 256
+    return args
+
+
+def resume_point(args, output: Path):
+    """(checkpoint, training state) of the latest checkpoint when --resume finds one, else (None, None)."""
+    if not args.resume or (latest := latest_checkpoint(output)) is None:
+        if args.resume:
+            print(f"resume: no checkpoint in {output / 'checkpoints'} yet; starting from step 0")
+        return None, None
+    try:
+        return load_checkpoint(latest, "cpu"), load_training_state(latest)
+    except (FileNotFoundError, ValueError) as error:
+        fail(str(error))
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
     started = time.time()
-    device = pick_device(args.device)
+    device = distributed.init_from_environment(pick_device(args.device))
+    rank, world = distributed.rank(), distributed.world_size()
+    args = resolve_recipe(args, world)
     output = Path(args.output)
-    torch.manual_seed(args.seed)  # dropout inside timm blocks draws from the global generator
+    resumed, state = resume_point(args, output)
 
-    tokenizer = None if args.tokenizer is None else open_tokenizer(args.tokenizer, device)
+    if resumed is not None:
+        tokenizer = resumed.tokenizer.to(device)
+    elif args.tokenizer is not None:
+        tokenizer = open_tokenizer(args.tokenizer, device)
+    else:
+        tokenizer = None
     check_sizes(args.image_size, tokenizer.stride if tokenizer else args.tokenizer_stride, args.patch_size)
     dataset, classes = open_dataset(args)
-    print(f"data: {len(dataset)} images of {len(classes)} classes at {args.image_size}x{args.image_size}")
-    output.mkdir(parents=True, exist_ok=True)
-    if tokenizer is None:
-        tokenizer = train_new_tokenizer(args, dataset, device, output)
+    if rank == 0:
+        print(f"data: {len(dataset)} images of {len(classes)} classes at {args.image_size}x{args.image_size}")
+        output.mkdir(parents=True, exist_ok=True)
+    if tokenizer is None:  # rank 0 trains it; the others read what it saved
+        if rank == 0:
+            train_new_tokenizer(args, dataset, device, output)
+        distributed.barrier()
+        tokenizer = open_tokenizer(str(output / "tokenizer"), device)
     latents = cached_latents(args, tokenizer, dataset, output).to(device)
 
     config = named_config(
@@ -191,29 +206,70 @@ def main(argv=None) -> None:
         fail(f"--num-iter {args.num_iter} must lie in [1, {config.seq_len}], the number of tokens per image")
     if not 1 <= args.diffusion_steps < config.head_config().num_train_timesteps:
         fail(f"--diffusion-steps {args.diffusion_steps} must lie in [1, {config.head_config().num_train_timesteps - 1}]")
+    torch.manual_seed(args.seed)  # the initial weights depend on the seed only, whatever ran before
     model = MARGenerator(config).to(device)
-    if args.init_from is not None:
-        try:
-            model.load_state_dict(load_checkpoint(args.init_from, device, expect=config).model.state_dict())
-        except (FileNotFoundError, ValueError) as error:
-            fail(str(error))
+    source = resumed or (args.init_from and load_or_fail(args.init_from, config))
+    if source is not None:
+        if (differences := config.differences(source.model.config)):
+            fail(f"checkpoint in {output} was trained with another config (requested != saved): {'; '.join(differences)}; "
+                 "match these options or start a new --output")
+        model.load_state_dict(source.model.state_dict())
+    model.backbone.grad_checkpointing = args.grad_checkpointing
+    ema = EMA(model, args.ema_decay)
+    if resumed is not None and resumed.ema is not None:
+        ema.module.load_state_dict(resumed.ema.state_dict())
     precision = resolve_precision(args.amp, device)
-    print(f"model: {args.model}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, "
-          f"{config.seq_len} tokens of {config.token_dim} channels, training in "
-          f"{'fp32' if precision is None else str(precision).removeprefix('torch.')}")
-    checkpoint = output / "checkpoint.safetensors"
-    step, loss = fit(model, latents, tokenizer, classes, args, device, precision, checkpoint)
-    train_time = time.time() - started
-    print(f"checkpoint: {checkpoint} (step {step}, last loss {loss:.4f})")
-
-    model.eval()
-    grid = render_samples(
-        model, tokenizer, classes, args.samples_per_class, output / "samples.png", num_iter=args.num_iter,
-        temperature=args.temperature, cfg=args.cfg, cfg_schedule=args.cfg_schedule,
-        diffusion_steps=args.diffusion_steps, generator=torch.Generator(device).manual_seed(args.seed),
+    steps_per_epoch = max(1, len(latents) // args.batch_size)
+    settings = TrainSettings(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_steps=round(args.warmup_epochs * steps_per_epoch),
+        lr_schedule=args.lr_schedule, weight_decay=args.weight_decay, grad_clip=args.grad_clip, grad_accum=args.grad_accum,
+        ema_decay=args.ema_decay, precision=precision, seed=args.seed, save_every=args.save_every,
+        keep_checkpoints=args.keep_checkpoints, max_bad_steps=args.max_bad_steps, stop_after=args.stop_after_steps,
+        log_every=args.log_every, progress=not args.no_progress,
     )
-    print(f"samples: {grid} (K={args.num_iter}, cfg={args.cfg}, temperature={args.temperature})")
-    print(f"wall time: {time.time() - started:.0f} s ({train_time:.0f} s to the checkpoint)")
+    if rank == 0:
+        print(f"model: {args.model}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, "
+              f"{config.seq_len} tokens of {config.token_dim} channels; {world} process(es), global batch {args.batch_size} "
+              f"(x{args.grad_accum} accumulation), lr {args.lr:.3g}, {args.lr_schedule} after {settings.warmup_steps} warmup steps, "
+              f"EMA {args.ema_decay}, {'fp32' if precision is None else str(precision).removeprefix('torch.')}"
+              + (f"; resuming at step {state.step}" if state is not None else ""))
+
+    def grid(step: int) -> None:
+        if args.sample_every and step % args.sample_every == 0:
+            draw_samples(ema.module, tokenizer, classes, args, device, output / "samples" / f"step-{step:08d}.png", per_class=4)
+
+    try:
+        result = fit(model, ema, latents, tokenizer, settings, device, output,
+                     {"classes": classes, "image_size": args.image_size}, resume=state, on_step=grid if rank == 0 else None)
+    except (ValueError, TrainingStopped) as error:
+        fail(str(error))
+    if rank == 0:
+        print(f"checkpoint: {latest_checkpoint(output)} (step {result['step']}, last loss {result['loss']:.4f}); "
+              f"log: {output / 'log.csv'}, {output / 'loss.png'}")
+        if result["stopped_by"] == "sigterm":
+            print(f"stopped by SIGTERM at step {result['step']}; continue with --output {output} --resume")
+        else:
+            train_time = time.time() - started
+            path = draw_samples(ema.module, tokenizer, classes, args, device, output / "samples.png", args.samples_per_class)
+            print(f"samples: {path} (EMA weights, K={args.num_iter}, cfg={args.cfg}, temperature={args.temperature})")
+            print(f"wall time: {time.time() - started:.0f} s ({train_time:.0f} s to the checkpoint)")
+    distributed.shutdown()
+
+
+def load_or_fail(path: str, config):
+    try:
+        return load_checkpoint(path, "cpu", expect=config)
+    except (FileNotFoundError, ValueError) as error:
+        fail(str(error))
+
+
+def draw_samples(model, tokenizer, classes, args, device, path: Path, per_class: int) -> Path:
+    model.eval()
+    return render_samples(
+        model, tokenizer, classes, per_class, path, num_iter=args.num_iter, temperature=args.temperature, cfg=args.cfg,
+        cfg_schedule=args.cfg_schedule, diffusion_steps=args.diffusion_steps,
+        generator=torch.Generator(device).manual_seed(args.seed),
+    )
 
 
 if __name__ == "__main__":

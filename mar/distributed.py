@@ -32,3 +32,10 @@ def barrier() -> None:
 def shutdown() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """The elementwise sum over processes (the tensor itself in one process)."""
+    if dist.is_initialized():
+        dist.all_reduce(tensor)
+    return tensor

@@ -33,3 +33,5 @@ class MARGenerator(nn.Module):
         z = self.backbone(tokens, labels, mask)  # (b, l, d)
         # Unmasked positions carry no loss, so the head runs on the masked ones only: (m, d) and (m, c).
         return self.head.loss(z[mask], tokens[mask], generator=generator)
+
+    forward = loss  # DistributedDataParallel synchronises gradients of what runs through forward

@@ -10,6 +10,7 @@ import torch
 from einops import repeat
 from timm.models.vision_transformer import Block
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from .configs import MARConfig
 
@@ -18,6 +19,7 @@ class MAR(nn.Module):
     def __init__(self, config: MARConfig):
         super().__init__()
         self.config = config
+        self.grad_checkpointing = False  # trade compute for memory in training (train.py --grad-checkpointing)
         width, positions = config.width, config.buffer_size + config.seq_len
 
         def blocks(depth: int) -> nn.ModuleList:
@@ -65,23 +67,25 @@ class MAR(nn.Module):
         drop = torch.rand(labels.shape, device=labels.device, generator=generator) < self.config.label_drop_prob
         return torch.where(drop, torch.full_like(labels, self.null_class), labels)
 
+    def run_blocks(self, blocks: nn.ModuleList, x: torch.Tensor) -> torch.Tensor:
+        """The blocks in turn; with ``grad_checkpointing`` in training, activations are recomputed in the backward pass."""
+        for block in blocks:
+            x = checkpoint(block, x, use_reentrant=False) if self.grad_checkpointing and self.training else block(x)
+        return x
+
     def encode(self, tokens: torch.Tensor, labels: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         b, _, d = tokens.shape[0], tokens.shape[1], self.config.width
         x = self.token_proj(tokens)  # (b, l, d)
         buffer = repeat(self.class_embed(labels), "b d -> b n d", n=self.config.buffer_size)
         x = self.token_proj_norm(torch.cat([buffer, x], dim=1) + self.encoder_pos)  # (b, n + l, d)
         x = x[keep].reshape(b, -1, d)  # (b, n + v, d): only the buffer and the visible tokens
-        for block in self.encoder_blocks:
-            x = block(x)
-        return self.encoder_norm(x)
+        return self.encoder_norm(self.run_blocks(self.encoder_blocks, x))
 
     def decode(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         x = self.decoder_embed(x)  # (b, n + v, d)
         full = self.mask_token.to(x.dtype).expand(keep.shape[0], keep.shape[1], -1).clone()  # (b, n + l, d)
         full[keep] = x.reshape(-1, x.shape[-1])
-        x = full + self.decoder_pos
-        for block in self.decoder_blocks:
-            x = block(x)
+        x = self.run_blocks(self.decoder_blocks, full + self.decoder_pos)
         x = self.decoder_norm(x)[:, self.config.buffer_size :]  # (b, l, d)
         return x + self.head_pos
 

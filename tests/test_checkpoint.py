@@ -6,7 +6,7 @@ import torch
 
 import mar.checkpoint as checkpoint_module
 from mar import sample_latents
-from mar.checkpoint import load_checkpoint, save_checkpoint
+from mar.checkpoint import load_checkpoint, save_weights
 from vae import KLTokenizer, small_autoencoder
 
 from .test_model import TINY, untrained_but_responsive
@@ -17,7 +17,7 @@ def saved(tmp_path):
     model = untrained_but_responsive(seed=3)
     torch.manual_seed(0)
     tokenizer = KLTokenizer(small_autoencoder(latent_channels=4, stride=4, width=32), scale=0.7, shift=0.1).eval()
-    path = save_checkpoint(tmp_path / "ckpt.safetensors", model, tokenizer, list("abcde"), 32, step=12)
+    path = save_weights(tmp_path / "ckpt.safetensors", model, tokenizer, list("abcde"), 32, step=12)
     return path, model, tokenizer
 
 
@@ -34,6 +34,7 @@ def test_round_trip_reproduces_the_same_images(saved):
     assert loaded.model.config == model.config and loaded.classes == list("abcde")
     assert (loaded.image_size, loaded.step) == (32, 12)
     assert (loaded.tokenizer.scale, loaded.tokenizer.shift) == (0.7, 0.1)
+    assert loaded.ema is None and loaded.sampling_model is loaded.model
     assert torch.equal(images(model, tokenizer), images(loaded.model, loaded.tokenizer))
 
 
@@ -50,6 +51,8 @@ def test_missing_and_foreign_files_get_clear_errors(tmp_path):
     junk.write_bytes(b"not a checkpoint at all")
     with pytest.raises(ValueError, match="not a safetensors checkpoint"):
         load_checkpoint(junk)
+    with pytest.raises(FileNotFoundError, match="pass a run folder"):
+        load_checkpoint(tmp_path)  # a folder with no checkpoints
 
 
 def test_failed_write_keeps_the_previous_checkpoint(saved, monkeypatch):
@@ -63,7 +66,7 @@ def test_failed_write_keeps_the_previous_checkpoint(saved, monkeypatch):
 
     monkeypatch.setattr(checkpoint_module, "save_file", crash)
     with pytest.raises(OSError, match="disk full"):
-        save_checkpoint(path, model, tokenizer, list("abcde"), 32, step=13)
+        save_weights(path, model, tokenizer, list("abcde"), 32, step=13)
     assert path.read_bytes() == before
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left behind
     assert load_checkpoint(path).step == 12

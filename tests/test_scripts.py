@@ -12,7 +12,7 @@ import train
 ROOT = Path(__file__).resolve().parent.parent
 TOY = [
     "--num-images", "120", "--tokenizer-steps", "3", "--tokenizer-images", "120", "--epochs", "1",
-    "--batch-size", "24", "--warmup-steps", "2", "--samples-per-class", "1", "--num-iter", "2",
+    "--batch-size", "24", "--warmup-epochs", "0.5", "--samples-per-class", "1", "--num-iter", "2",
     "--diffusion-steps", "2", "--no-progress",
 ]
 
@@ -25,14 +25,16 @@ def trained(tmp_path_factory):
 
 
 def test_train_writes_checkpoint_tokenizer_and_grid(trained):
-    assert (trained / "checkpoint.safetensors").is_file()
+    latest = (trained / "checkpoints" / "latest").read_text().strip()
+    assert (trained / "checkpoints" / latest / "weights.safetensors").is_file() and (trained / "log.csv").is_file()
+    assert (trained / "loss.png").is_file()
     assert (trained / "tokenizer" / "config.json").is_file() and (trained / "tokenizer" / "tokenizer.json").is_file()
     grid = Image.open(trained / "samples.png")
     assert grid.height == 10 * 32 * 2  # ten classes, one row each, zoomed twice
 
 
 def test_sample_rebuilds_from_the_checkpoint_alone_and_repeats(trained):
-    args = ["--checkpoint", str(trained / "checkpoint.safetensors"), "--num-iter", "3", "--diffusion-steps", "3",
+    args = ["--checkpoint", str(trained), "--num-iter", "3", "--diffusion-steps", "3",
             "--per-class", "2", "--classes", "1", "7"]
     sample.main(args + ["--out", str(trained / "a.png")])
     sample.main(args + ["--out", str(trained / "b.png")])
@@ -52,7 +54,7 @@ def one_line_error(capsys, main, argv) -> str:
 
 
 def test_sample_errors_name_the_value_and_the_fix(trained, capsys, tmp_path):
-    ckpt = str(trained / "checkpoint.safetensors")
+    ckpt = str(trained)
     message = one_line_error(capsys, sample.main, ["--checkpoint", str(tmp_path / "missing.safetensors")])
     assert "missing.safetensors does not exist" in message and "python train.py" in message
     message = one_line_error(capsys, sample.main, ["--checkpoint", ckpt, "--classes", "3", "10"])
@@ -74,7 +76,7 @@ def test_train_errors_name_the_value_and_the_fix(trained, capsys, tmp_path):
     message = one_line_error(capsys, train.main, TOY + ["--tokenizer", tokenizer, "--batch-size", "500", "--output", str(tmp_path)])
     assert "--batch-size 500 is larger than the dataset (120 images)" in message
     message = one_line_error(capsys, train.main, TOY + [
-        "--tokenizer", tokenizer, "--init-from", str(trained / "checkpoint.safetensors"), "--patch-size", "1",
+        "--tokenizer", tokenizer, "--init-from", str(trained), "--patch-size", "1",
         "--output", str(tmp_path),
     ])
     assert "patch_size: 1 != 2" in message

@@ -1,0 +1,80 @@
+"""Training metrics to a CSV file, to TensorBoard when it is installed, and as a PNG loss curve drawn with Pillow."""
+import csv
+import math
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+COLUMNS = ("step", "epoch", "loss", "lr", "grad_norm", "images_per_s", "memory_mb")
+
+
+class RunLog:
+    """Appends one row per logged step to ``<folder>/log.csv``; rows past ``resume_step`` from an earlier run are dropped."""
+
+    def __init__(self, folder: str | Path, resume_step: int = 0, tensorboard: bool = True):
+        self.path = Path(folder) / "log.csv"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        rows = [row for row in self.rows() if int(row["step"]) <= resume_step] if resume_step else []
+        with open(self.path, "w", newline="") as f:  # rewritten so a resumed run does not log its steps twice
+            writer = csv.DictWriter(f, COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+        self.tensorboard = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # TensorBoard is optional
+                pass
+            else:
+                self.tensorboard = SummaryWriter(str(self.path.parent / "tensorboard"))
+
+    def rows(self) -> list[dict]:
+        return read_rows(self.path)
+
+    def write(self, **values) -> None:
+        with open(self.path, "a", newline="") as f:
+            csv.DictWriter(f, COLUMNS).writerow({k: values.get(k, "") for k in COLUMNS})
+        if self.tensorboard is not None:
+            for name, value in values.items():
+                if name != "step":
+                    self.tensorboard.add_scalar(f"train/{name}", value, values["step"])
+
+    def plot_loss(self, path: str | Path, size: tuple[int, int] = (640, 360)) -> Path:
+        """The loss against the step, on linear axes with the range printed at the corners."""
+        points = [(int(r["step"]), float(r["loss"])) for r in self.rows() if r["loss"] and math.isfinite(float(r["loss"]))]
+        return draw_curve(points, path, size, title="training loss")
+
+    def close(self) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+
+
+def read_rows(path: str | Path) -> list[dict]:
+    """The rows of a log.csv as dicts of strings (none when the file does not exist yet)."""
+    if not Path(path).exists():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def draw_curve(points: list[tuple[float, float]], path: str | Path, size: tuple[int, int], title: str) -> Path:
+    width, height = size
+    margin = 40
+    image = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(image)
+    draw.rectangle([margin, margin, width - margin, height - margin], outline="black")
+    draw.text((margin, 10), title, fill="black")
+    if len(points) >= 2:
+        xs, ys = [p[0] for p in points], [p[1] for p in points]
+        x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+        span_x, span_y = (x1 - x0) or 1, (y1 - y0) or 1
+        line = [(margin + (x - x0) / span_x * (width - 2 * margin), height - margin - (y - y0) / span_y * (height - 2 * margin))
+                for x, y in points]
+        draw.line(line, fill=(31, 119, 180), width=2)
+        draw.text((margin + 4, margin + 4), f"{y1:.4g}", fill="black")
+        draw.text((margin + 4, height - margin - 14), f"{y0:.4g}", fill="black")
+        draw.text((margin, height - margin + 6), f"step {x0}", fill="black")
+        draw.text((width - margin - 70, height - margin + 6), f"step {x1}", fill="black")
+    path = Path(path)
+    image.save(path)
+    return path

@@ -1,0 +1,195 @@
+"""The training loop: exact resume, non-finite losses, SIGKILL while writing, SIGTERM, and two processes = one."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from mar.checkpoint import latest_checkpoint, load_checkpoint, load_training_state
+from mar.ema import EMA
+from mar.latents import LatentSet
+from mar.run_log import read_rows
+from mar.trainer import TrainingStopped, TrainSettings, fit
+from vae import KLTokenizer, small_autoencoder
+
+from .test_model import tiny_model
+
+ROOT = Path(__file__).resolve().parent.parent
+SETTINGS = TrainSettings(epochs=2, batch_size=8, lr=1e-3, warmup_steps=2, lr_schedule="cosine", ema_decay=0.9,
+                         save_every=100, log_every=1, progress=False)
+INFO = {"classes": list("abcde"), "image_size": 32}
+
+
+@pytest.fixture(scope="module")
+def data():
+    g = torch.Generator().manual_seed(0)
+    latents = LatentSet(torch.randn(48, 2, 4, 8, 8, generator=g), 0.1 * torch.rand(48, 2, 4, 8, 8, generator=g),
+                        torch.randint(0, 5, (48,), generator=g))
+    torch.manual_seed(0)
+    return latents, KLTokenizer(small_autoencoder(4, 4, 32), scale=0.5).eval()
+
+
+def run(tmp_path, data, settings=SETTINGS, resume_from=None, model=None, **kwargs):
+    latents, tokenizer = data
+    model = model or tiny_model(seed=1)
+    ema = EMA(model, settings.ema_decay)
+    state = None
+    if resume_from is not None:
+        saved = load_checkpoint(resume_from)
+        model.load_state_dict(saved.model.state_dict())
+        ema.module.load_state_dict(saved.ema.state_dict())
+        state = load_training_state(resume_from)
+    result = fit(model, ema, latents, tokenizer, settings, torch.device("cpu"), tmp_path, INFO, resume=state, **kwargs)
+    return model, ema, result
+
+
+def losses(run_dir: Path) -> list[str]:
+    return [row["loss"] for row in read_rows(run_dir / "log.csv")]
+
+
+def test_resume_repeats_the_uninterrupted_run_bit_for_bit(tmp_path, data):
+    straight, straight_ema, result = run(tmp_path / "straight", data)
+    assert result["step"] == 12
+    run(tmp_path / "split", data, settings=replace(SETTINGS, stop_after=5))
+    checkpoint = latest_checkpoint(tmp_path / "split")
+    assert checkpoint.name == "step-00000005" and load_training_state(checkpoint).position == 5
+    resumed, resumed_ema, _ = run(tmp_path / "split", data, resume_from=checkpoint, model=tiny_model(seed=99))
+    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+    for a, b in zip(straight_ema.state_dict().values(), resumed_ema.state_dict().values()):
+        assert torch.equal(a, b)
+    assert losses(tmp_path / "straight") == losses(tmp_path / "split") and len(losses(tmp_path / "split")) == 12
+
+
+def inject_nan(model, at_calls):
+    calls = {"n": 0}
+    loss = model.loss
+
+    def forward(*args, **kwargs):
+        calls["n"] += 1
+        value = loss(*args, **kwargs)
+        return value * float("nan") if calls["n"] in at_calls else value
+
+    model.forward = forward
+
+
+def test_a_non_finite_loss_skips_the_step_and_leaves_the_weights(tmp_path, data):
+    model = tiny_model(seed=1)
+    inject_nan(model, at_calls={3})
+    snapshots = {}
+    model, _, result = run(tmp_path, data, model=model,
+                           on_step=lambda step: snapshots.__setitem__(step, [t.clone() for t in model.parameters()]))
+    assert all(torch.equal(a, b) for a, b in zip(snapshots[2], snapshots[3]))  # step 3 changed nothing
+    assert not all(torch.equal(a, b) for a, b in zip(snapshots[3], snapshots[4]))  # step 4 trained again
+    assert result["step"] == 12 and all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_repeated_non_finite_losses_stop_training_with_the_last_checkpoint_intact(tmp_path, data):
+    model = tiny_model(seed=1)
+    inject_nan(model, at_calls=set(range(5, 100)))
+    saved = {}
+
+    def remember(step):
+        if step == 5:  # after the first non-finite step; the checkpoint of step 4 exists
+            saved["bytes"] = (latest_checkpoint(tmp_path) / "weights.safetensors").read_bytes()
+
+    with pytest.raises(TrainingStopped, match=r"stopped at step 7 after 3 non-finite losses in a row.*is intact"):
+        run(tmp_path, data, settings=replace(SETTINGS, save_every=4, max_bad_steps=3), model=model, on_step=remember)
+    last = latest_checkpoint(tmp_path)
+    assert last.name == "step-00000004" and (last / "weights.safetensors").read_bytes() == saved["bytes"]
+    assert all(torch.isfinite(t).all() for t in load_file(last / "weights.safetensors").values())
+
+
+KILL_DURING_WRITE = """
+import os, signal, sys, torch
+sys.path.insert(0, {root!r})
+import mar.checkpoint as ckpt
+from mar.ema import EMA
+from tests.test_model import tiny_model
+from vae import KLTokenizer, small_autoencoder
+model = tiny_model(seed=1)
+tokenizer = KLTokenizer(small_autoencoder(4, 4, 32))
+def state(step):
+    return ckpt.TrainingState(step=step, epoch=0, position=step, optimizer={{}}, scaler={{}}, data={{}})
+ckpt.save_training_checkpoint({run!r}, model, EMA(model, 0.9), tokenizer, state(1), classes=list("abcde"), image_size=32)
+def killed(write):
+    def half_then_kill(obj, path, *args, **kwargs):
+        with open(path, "wb") as f:
+            f.write(b"partial")
+        os.kill(os.getpid(), signal.SIGKILL)
+    return half_then_kill
+if {target!r} == "weights":
+    ckpt.save_file = killed(ckpt.save_file)
+else:
+    ckpt.torch.save = killed(torch.save)
+with torch.no_grad():
+    next(model.parameters()).add_(1.0)
+ckpt.save_training_checkpoint({run!r}, model, EMA(model, 0.9), tokenizer, state(2), classes=list("abcde"), image_size=32)
+"""
+
+
+@pytest.mark.parametrize("target", ["weights", "resume"])
+def test_sigkill_while_writing_leaves_the_previous_checkpoint_loadable(tmp_path, target):
+    script = KILL_DURING_WRITE.format(root=str(ROOT), run=str(tmp_path), target=target)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]
+    latest = latest_checkpoint(tmp_path)
+    assert latest.name == "step-00000001"
+    assert load_checkpoint(tmp_path).step == 1 and load_training_state(latest).step == 1
+
+
+TOY = ["--num-images", "120", "--tokenizer-steps", "3", "--tokenizer-images", "120", "--batch-size", "24",
+       "--warmup-epochs", "0.5", "--samples-per-class", "1", "--num-iter", "2", "--diffusion-steps", "2",
+       "--no-progress", "--log-every", "1", "--device", "cpu", "--amp", "none"]
+
+
+def train_process(args, **kwargs):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    return subprocess.Popen([sys.executable, str(ROOT / "train.py"), *TOY, *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def test_sigterm_saves_a_checkpoint_that_resumes(tmp_path):
+    out = tmp_path / "run"
+    process = train_process(["--epochs", "500", "--output", str(out), "--cache-dir", str(tmp_path / "cache")])
+    deadline = time.time() + 240
+    while time.time() < deadline and len(read_rows(out / "log.csv")) < 3:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr[-2000:]
+    assert "stopped by SIGTERM at step" in stdout
+    stopped_at = int(stdout.split("stopped by SIGTERM at step ")[1].split(";")[0])
+    assert load_training_state(latest_checkpoint(out)).step == stopped_at >= 3
+    resumed = train_process(["--epochs", "500", "--output", str(out), "--cache-dir", str(tmp_path / "cache"), "--resume",
+                             "--stop-after-steps", str(stopped_at + 2)])
+    stdout, stderr = resumed.communicate(timeout=240)
+    assert resumed.returncode == 0, stderr[-2000:]
+    assert f"resuming at step {stopped_at}" in stdout
+    assert [int(r["step"]) for r in read_rows(out / "log.csv")] == list(range(1, stopped_at + 3))
+
+
+def test_two_processes_match_one_process_at_the_same_global_batch(tmp_path):
+    common = ["--epochs", "1", "--stop-after-steps", "3", "--cache-dir", str(tmp_path / "cache")]
+    first = train_process(common + ["--output", str(tmp_path / "one"), "--grad-accum", "2"])
+    assert first.wait(timeout=300) == 0, first.stderr.read()[-2000:]
+    shared = ["--tokenizer", str(tmp_path / "one" / "tokenizer"), "--latent-cache", str(tmp_path / "one" / "latents")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    two = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(ROOT / "train.py"),
+         *TOY, *common, *shared, "--output", str(tmp_path / "two")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert "2 process(es), global batch 24" in two.stdout
+    one_weights = load_file(latest_checkpoint(tmp_path / "one") / "weights.safetensors")
+    two_weights = load_file(latest_checkpoint(tmp_path / "two") / "weights.safetensors")
+    for name, tensor in one_weights.items():
+        if name.startswith("model."):
+            assert torch.allclose(tensor, two_weights[name], rtol=1e-4, atol=1e-5), name
