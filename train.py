@@ -26,7 +26,7 @@ from mar import NAMED_SIZES, MARGenerator, distributed, named_config
 from mar.checkpoint import latest_checkpoint, load_checkpoint, load_training_state
 from mar.cli import HelpFormatter, add_data_arguments, dataset_name, fail, image_sample, open_dataset, pick_device, render_samples
 from mar.ema import EMA
-from mar.latents import MANIFEST, LatentSet, check_latent_cache, latent_set, read_latent_cache, write_latent_cache
+from mar.latents import LatentCacheMismatch, LatentSet, check_latent_cache, latent_set, read_latent_cache, write_latent_cache
 from mar.recipes import RECIPES
 from mar.trainer import TrainingStopped, TrainSettings, fit
 from mar.training import resolve_precision
@@ -96,6 +96,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def train_new_tokenizer(args, dataset, device, output: Path) -> KLTokenizer:
     images = image_sample(dataset, args.tokenizer_images, args.seed)
     held_out = max(1, min(512, len(images) // 10))  # images kept out of tokenizer training to measure it
+    torch.manual_seed(args.seed)  # the initial weights, as train_tokenizer.py --kind kl draws them
     tokenizer = KLTokenizer(small_autoencoder(args.tokenizer_channels, args.tokenizer_stride))
     metrics = train_and_measure(
         tokenizer, images.to(device), held_out, steps=args.tokenizer_steps, batch_size=args.tokenizer_batch_size,
@@ -120,19 +121,26 @@ def open_tokenizer(source: str, device) -> KLTokenizer:
 
 
 def cached_latents(args, tokenizer, dataset, output: Path) -> LatentSet:
-    """Latents from ``--latent-cache`` when it matches this run, else encoded now into it (or <output>/latents)."""
+    """Latents from the cache folder when it matches this run, else encoded now into it.
+
+    The folder is ``--latent-cache`` (a mismatch there is an error) or ``<output>/latents`` (rewritten on a mismatch).
+    """
     directory = Path(args.latent_cache or output / "latents")
-    name = dataset_name(args)
-    flips = args.data_path is not None and not args.no_flip
+    name, flips = dataset_name(args), args.data_path is not None and not args.no_flip
     try:
-        if args.latent_cache is None or not (directory / MANIFEST).exists():
+        try:
+            manifest = check_latent_cache(directory, tokenizer, args.image_size, name, flips)
+        except (FileNotFoundError, LatentCacheMismatch) as error:
+            if isinstance(error, LatentCacheMismatch) and args.latent_cache is not None:
+                raise
             write_latent_cache(tokenizer, dataset, directory, args.image_size, name, flips,
                                num_workers=args.num_workers, progress=not args.no_progress)
-        manifest = check_latent_cache(directory, tokenizer, args.image_size, name, flips)
+            manifest = check_latent_cache(directory, tokenizer, args.image_size, name, flips)
         latents = latent_set(read_latent_cache(directory, manifest))
     except (FileNotFoundError, ValueError) as error:
         fail(str(error))
-    print(f"latents: {len(latents)} images x {manifest['views']} views from {directory}")
+    if distributed.rank() == 0:
+        print(f"latents: {len(latents)} images x {manifest['views']} views from {directory}")
     return latents
 
 

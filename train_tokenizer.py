@@ -71,6 +71,7 @@ def main(argv=None) -> dict:
     output = Path(args.output or f"runs/tokenizers/{args.kind}")
     if args.image_size % args.stride:
         fail(f"image size {args.image_size} is not divisible by --stride {args.stride}; use a multiple of {args.stride}")
+    torch.manual_seed(args.seed)  # the initial weights
     tokenizer = build(args)
     dataset, _ = open_dataset(args)
     images = image_sample(dataset, args.images, args.seed).to(device)

@@ -190,7 +190,6 @@ def fit(model, ema: EMA, latents: LatentSet, tokenizer, settings: TrainSettings,
                 tick, since = time.time(), 0
             if on_step is not None:
                 on_step(step)
-                model.train()
             if totals[2] > 0:
                 stopped_by = "sigterm"
                 break

@@ -127,3 +127,9 @@ def test_train_tokenizer_script_writes_a_loadable_tokenizer_and_metrics(tmp_path
     assert "discrete fsq tokenizer" in message and "--kind kl" in message
     message = one_line_error(capsys, train_tokenizer.main, toy + ["--kind", "vq", "--stride", "3"])
     assert "--stride 3" in message or "stride 3" in message
+
+
+def test_resume_refuses_another_config_naming_the_fields(trained, capsys):
+    message = one_line_error(capsys, train.main, TOY + ["--output", str(trained), "--resume", "--patch-size", "1",
+                                                       "--cache-dir", str(trained / "cache")])
+    assert "patch_size: 1 != 2" in message and "start a new --output" in message
