@@ -193,3 +193,9 @@ def test_two_processes_match_one_process_at_the_same_global_batch(tmp_path):
     for name, tensor in one_weights.items():
         if name.startswith("model."):
             assert torch.allclose(tensor, two_weights[name], rtol=1e-4, atol=1e-5), name
+
+
+def test_fp16_trains_with_a_gradient_scaler_whose_state_is_saved(tmp_path, data):
+    model, _, result = run(tmp_path, data, settings=replace(SETTINGS, precision=torch.float16))
+    assert result["step"] == 12 and all(torch.isfinite(p).all() for p in model.parameters())
+    assert load_training_state(latest_checkpoint(tmp_path)).scaler["scale"] > 0
