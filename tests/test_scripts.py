@@ -20,14 +20,14 @@ TOY = [
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    train.main(TOY + ["--output", str(out), "--cache-dir", str(out / "cache")])
+    train.main(TOY + ["--output", str(out), "--cache-dir", str(out / "cache"), "--sample-every", "5"])
     return out
 
 
 def test_train_writes_checkpoint_tokenizer_and_grid(trained):
     latest = (trained / "checkpoints" / "latest").read_text().strip()
     assert (trained / "checkpoints" / latest / "weights.safetensors").is_file() and (trained / "log.csv").is_file()
-    assert (trained / "loss.png").is_file()
+    assert (trained / "loss.png").is_file() and (trained / "samples" / "step-00000005.png").is_file()
     assert (trained / "tokenizer" / "config.json").is_file() and (trained / "tokenizer" / "tokenizer.json").is_file()
     grid = Image.open(trained / "samples.png")
     assert grid.height == 10 * 32 * 2  # ten classes, one row each, zoomed twice
