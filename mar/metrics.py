@@ -1,0 +1,49 @@
+"""Sample-quality metrics over feature vectors: Frechet distance, and precision / recall by k-NN manifolds.
+
+Features are (n, f) arrays from any feature network (a classifier trained on the data, or Inception).
+"""
+import numpy as np
+import torch
+from scipy import linalg
+
+
+def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (f,) and covariance (f, f) of features (n, f), in float64."""
+    features = np.asarray(features, dtype=np.float64)
+    return features.mean(0), np.cov(features, rowvar=False)
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+    """|mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2)): the Frechet distance between two Gaussians (FID's formula)."""
+    covmean = linalg.sqrtm(sigma1 @ sigma2)
+    if not np.isfinite(covmean).all():  # a singular product: nudge both covariances, as the reference FID code does
+        offset = np.eye(len(sigma1)) * 1e-6
+        covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+    covmean = covmean.real  # imaginary parts are numerical noise for covariance matrices
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+
+
+def fid_from_features(features1: np.ndarray, features2: np.ndarray) -> float:
+    return frechet_distance(*feature_statistics(features1), *feature_statistics(features2))
+
+
+def _radii(features: torch.Tensor, k: int) -> torch.Tensor:
+    """Distance of each point to its k-th nearest other point: (n,)."""
+    distances = torch.cdist(features, features)  # (n, n); the zero diagonal is each point's own 0th neighbour
+    return distances.kthvalue(k + 1, dim=1).values
+
+
+def _coverage(manifold: torch.Tensor, radii: torch.Tensor, queries: torch.Tensor) -> float:
+    """Share of ``queries`` inside at least one ball (manifold point, its radius)."""
+    inside = torch.cdist(queries, manifold) <= radii[None, :]  # (q, n)
+    return inside.any(1).float().mean().item()
+
+
+def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> dict:
+    """Kynkaanniemi et al. (2019): precision = share of fakes inside the real k-NN manifold, recall the reverse."""
+    real_t = torch.as_tensor(np.asarray(real), dtype=torch.float64)
+    fake_t = torch.as_tensor(np.asarray(fake), dtype=torch.float64)
+    return {
+        "precision": _coverage(real_t, _radii(real_t, k), fake_t),
+        "recall": _coverage(fake_t, _radii(fake_t, k), real_t),
+    }
