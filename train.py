@@ -133,9 +133,8 @@ def cached_latents(args, tokenizer, dataset, output: Path) -> LatentSet:
         except (FileNotFoundError, LatentCacheMismatch) as error:
             if isinstance(error, LatentCacheMismatch) and args.latent_cache is not None:
                 raise
-            write_latent_cache(tokenizer, dataset, directory, args.image_size, name, flips,
-                               num_workers=args.num_workers, progress=not args.no_progress)
-            manifest = check_latent_cache(directory, tokenizer, args.image_size, name, flips)
+            manifest = write_latent_cache(tokenizer, dataset, directory, args.image_size, name, flips,
+                                          num_workers=args.num_workers, progress=not args.no_progress)
         latents = latent_set(read_latent_cache(directory, manifest))
     except (FileNotFoundError, ValueError) as error:
         fail(str(error))
@@ -216,10 +215,11 @@ def main(argv=None) -> None:
         fail(f"--diffusion-steps {args.diffusion_steps} must lie in [1, {config.head_config().num_train_timesteps - 1}]")
     torch.manual_seed(args.seed)  # the initial weights depend on the seed only, whatever ran before
     model = MARGenerator(config).to(device)
-    source = resumed or (args.init_from and load_or_fail(args.init_from, config))
+    source_path = latest_checkpoint(output) if resumed is not None else args.init_from
+    source = resumed or (args.init_from and load_or_fail(args.init_from))
     if source is not None:
         if (differences := config.differences(source.model.config)):
-            fail(f"checkpoint in {output} was trained with another config (requested != saved): {'; '.join(differences)}; "
+            fail(f"checkpoint {source_path} was trained with another config (requested != saved): {'; '.join(differences)}; "
                  "match these options or start a new --output")
         model.load_state_dict(source.model.state_dict())
     model.backbone.grad_checkpointing = args.grad_checkpointing
@@ -264,9 +264,9 @@ def main(argv=None) -> None:
     distributed.shutdown()
 
 
-def load_or_fail(path: str, config):
+def load_or_fail(path: str):
     try:
-        return load_checkpoint(path, "cpu", expect=config)
+        return load_checkpoint(path, "cpu")
     except (FileNotFoundError, ValueError) as error:
         fail(str(error))
 

@@ -75,8 +75,8 @@ def expected_manifest(tokenizer: Tokenizer, image_size: int, dataset_name: str, 
 def write_latent_cache(
     tokenizer: Tokenizer, dataset: Dataset, directory: str | Path, image_size: int, dataset_name: str, flips: bool,
     batch_size: int = 256, shard_size: int = 8192, num_workers: int = 0, progress: bool = True,
-) -> Path:
-    """Encodes ``dataset`` into shards (this rank's share under torchrun) and writes the manifest on rank 0."""
+) -> dict:
+    """Encodes ``dataset`` into shards (this rank's share under torchrun), writes the manifest on rank 0, returns it."""
     directory = Path(directory)
     rank, world = distributed.rank(), distributed.world_size()
     if rank == 0:
@@ -98,16 +98,16 @@ def write_latent_cache(
         _atomic_save({name: torch.cat(parts) for name, parts in stored.items()}, directory / f"shard-{k:05d}.safetensors")
     bar.close()
     distributed.barrier()
+    manifest = {
+        "format": FORMAT, **expected_manifest(tokenizer, image_size, dataset_name, flips), "tokenizer": tokenizer.identity(),
+        "num_images": len(dataset), "shards": [f"shard-{k:05d}.safetensors" for k in range(num_shards)],
+    }
     if rank == 0:
-        manifest = {
-            "format": FORMAT, **expected_manifest(tokenizer, image_size, dataset_name, flips), "tokenizer": tokenizer.identity(),
-            "num_images": len(dataset), "shards": [f"shard-{k:05d}.safetensors" for k in range(num_shards)],
-        }
         tmp = directory / f".{MANIFEST}.tmp"
         tmp.write_text(json.dumps(manifest, indent=2))
         os.replace(tmp, directory / MANIFEST)
     distributed.barrier()
-    return directory
+    return manifest
 
 
 def check_latent_cache(directory: str | Path, tokenizer: Tokenizer, image_size: int, dataset_name: str, flips: bool) -> dict:

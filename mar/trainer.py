@@ -134,10 +134,13 @@ def fit(model, ema: EMA, latents: LatentSet, tokenizer, settings: TrainSettings,
     bar = tqdm(total=total, initial=step, desc="training", disable=not settings.progress or rank != 0)
     model.train()
     stopped_by, last_loss, tick, since = "end", float("nan"), time.time(), 0
+    order_epoch, order = -1, None
     with SigtermFlag() as sigterm:
         while step < total:
             epoch, position = divmod(step, steps_per_epoch)
-            batch = epoch_order(len(latents), settings.seed, epoch)[position * settings.batch_size:][:settings.batch_size]
+            if epoch != order_epoch:  # one permutation per epoch, not per step
+                order_epoch, order = epoch, epoch_order(len(latents), settings.seed, epoch)
+            batch = order[position * settings.batch_size:][:settings.batch_size]
             own = batch.to(device).view(world, settings.grad_accum, micro)[rank]  # (grad_accum, micro): this process's shards
             for group in optimizer.param_groups:
                 group["lr"] = settings.lr * lr_factor(step, settings.warmup_steps, schedule_total, settings.lr_schedule)
