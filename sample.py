@@ -24,8 +24,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="a run folder of train.py (its latest checkpoint), a checkpoints/step-N folder, or its weights.safetensors")
     parser.add_argument("--no-ema", action="store_true", help="sample with the trained weights instead of their EMA")
     parser.add_argument("--num-iter", type=int, default=16, help="autoregressive steps K")
-    parser.add_argument("--diffusion-steps", type=int, default=100, help="DDPM steps per token")
-    parser.add_argument("--temperature", type=float, default=1.0, help="noise temperature")
+    parser.add_argument("--diffusion-steps", type=int, default=100, help="DDPM steps per token (diffusion head)")
+    parser.add_argument("--temperature", type=float, default=1.0, help="noise temperature (diffusion head) or softmax temperature (categorical head)")
     parser.add_argument("--cfg", type=float, default=4.0, help="classifier-free guidance scale; 1 = none")
     parser.add_argument("--cfg-schedule", default="constant", choices=["linear", "constant"], help="guidance schedule")
     parser.add_argument("--classes", type=int, nargs="*", default=None, help="class ids, one row each")
@@ -50,7 +50,7 @@ def main(argv=None) -> None:
         fail(f"class id {bad[0]} is out of range: this checkpoint has {config.num_classes} classes (0-{config.num_classes - 1})")
     if not 1 <= args.num_iter <= config.seq_len:
         fail(f"--num-iter {args.num_iter} must lie in [1, {config.seq_len}], the number of tokens per image")
-    max_steps = ckpt.model.head.config.num_train_timesteps - 1
+    max_steps = ckpt.model.head.config.num_train_timesteps - 1 if config.head == "diffusion" else args.diffusion_steps
     if not 1 <= args.diffusion_steps <= max_steps:
         fail(f"--diffusion-steps {args.diffusion_steps} must lie in [1, {max_steps}]")
     if args.temperature < 0 or args.per_class < 1:

@@ -1,4 +1,8 @@
-"""Train a MAR generator with a diffusion loss, tokenizer included; one process, or many under torchrun.
+"""Train a MAR generator, tokenizer included; one process, or many under torchrun.
+
+The token head is a diffusion loss (the paper's MAR) or, for the discrete baselines, a categorical head with
+cross-entropy over the codes of a VQ or FSQ tokenizer made by train_tokenizer.py; a diffusion head on a discrete
+tokenizer's code vectors is the paper's third variant.
 
 With no arguments: renders the embedded glyph set (10 classes, 32x32), trains a small KL tokenizer on it, trains
 mar-tiny on its latents, then writes checkpoints, a loss log and curve, and a sample grid under runs/default
@@ -12,6 +16,7 @@ Examples:
     python train.py --tokenizer kl16.ckpt --data-path /data/imagenet/train --image-size 256 --patch-size 1 --device cuda
     python train.py --data-path /data/flowers/train --image-size 64 --model mar-base --device cuda
     python train.py --output runs/default --resume
+    python train.py --tokenizer runs/tokenizers/vq --head categorical --output runs/vq-ce
     torchrun --nproc_per_node=8 train.py --tokenizer kl16.ckpt --latent-cache /data/in256-kl16 --data-path /data/imagenet/train \
         --image-size 256 --patch-size 1 --model mar-large --amp bf16
 """
@@ -23,6 +28,7 @@ from pathlib import Path
 import torch
 
 from mar import NAMED_SIZES, MARGenerator, distributed, named_config
+from mar.configs import HEADS
 from mar.checkpoint import latest_checkpoint, load_checkpoint, load_training_state
 from mar.cli import HelpFormatter, add_data_arguments, dataset_name, fail, image_sample, open_dataset, pick_device, render_samples
 from mar.ema import EMA
@@ -30,7 +36,7 @@ from mar.latents import LatentCacheMismatch, LatentSet, check_latent_cache, late
 from mar.recipes import RECIPES
 from mar.trainer import TrainingStopped, TrainSettings, fit
 from mar.training import resolve_precision
-from vae import KLTokenizer, load_tokenizer, small_autoencoder, train_and_measure
+from vae import KLTokenizer, Tokenizer, load_tokenizer, small_autoencoder, train_and_measure
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -44,8 +50,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     cache.add_argument("--no-flip", action="store_true", help="ImageFolder data: do not add mirrored views")
     tok = add("tokenizer")
     tok.add_argument("--tokenizer", default=None,
-                     help="a KL tokenizer: folder (train_tokenizer.py, a diffusers AutoencoderKL), hub id (org/name[/subfolder], "
-                          "from the local cache), or LDM checkpoint (kl16.ckpt); default: train one here")
+                     help="a tokenizer: folder (train_tokenizer.py, a diffusers AutoencoderKL), hub id (org/name[/subfolder], "
+                          "from the local cache), or LDM checkpoint (kl16.ckpt); default: train a KL one here")
     tok.add_argument("--tokenizer-steps", type=int, default=800, help="training steps of a new tokenizer")
     tok.add_argument("--tokenizer-batch-size", type=int, default=32, help="images per tokenizer step")
     tok.add_argument("--tokenizer-channels", type=int, default=4, help="latent channels of a new tokenizer")
@@ -53,6 +59,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     tok.add_argument("--tokenizer-images", type=int, default=10_000, help="images a new tokenizer trains on")
     model = add("model")
     model.add_argument("--model", default="mar-tiny", choices=list(NAMED_SIZES), help="named size (and its training recipe)")
+    model.add_argument("--head", default="diffusion", choices=list(HEADS),
+                       help="token head: diffusion loss, or cross-entropy over the codes of a VQ / FSQ --tokenizer")
     model.add_argument("--patch-size", type=int, default=2, help="latent patch per token (p x p)")
     model.add_argument("--diffusion-batch-mul", type=int, default=4, help="timesteps drawn per z")
     model.add_argument("--init-from", default=None, help="checkpoint whose weights start training (its config must match)")
@@ -109,14 +117,14 @@ def train_new_tokenizer(args, dataset, device, output: Path) -> KLTokenizer:
     return tokenizer
 
 
-def open_tokenizer(source: str, device) -> KLTokenizer:
+def open_tokenizer(source: str, head: str, device) -> Tokenizer:
     try:
         tokenizer = load_tokenizer(source)
     except (FileNotFoundError, ValueError) as error:
         fail(str(error))
-    if tokenizer.discrete:
-        fail(f"tokenizer {source} is a discrete {tokenizer.kind} tokenizer; the diffusion-loss generator needs a "
-             "continuous KL tokenizer (train one with `python train_tokenizer.py --kind kl`)")
+    if head == "categorical" and not tokenizer.discrete:
+        fail(f"tokenizer {source} is a continuous {tokenizer.kind} tokenizer; --head categorical needs a VQ or FSQ "
+             "tokenizer (train one with `python train_tokenizer.py --kind vq`), or use --head diffusion")
     return tokenizer.to(device)
 
 
@@ -189,7 +197,10 @@ def main(argv=None) -> None:
     if resumed is not None:
         tokenizer = resumed.tokenizer.to(device)
     elif args.tokenizer is not None:
-        tokenizer = open_tokenizer(args.tokenizer, device)
+        tokenizer = open_tokenizer(args.tokenizer, args.head, device)
+    elif args.head == "categorical":
+        fail("--head categorical needs a discrete --tokenizer (train one with `python train_tokenizer.py --kind vq` or "
+             "`--kind fsq`); only a KL tokenizer is trained here by default")
     else:
         tokenizer = None
     check_sizes(args.image_size, tokenizer.stride if tokenizer else args.tokenizer_stride, args.patch_size)
@@ -201,20 +212,21 @@ def main(argv=None) -> None:
         if rank == 0:
             train_new_tokenizer(args, dataset, device, output)
         distributed.barrier()
-        tokenizer = open_tokenizer(str(output / "tokenizer"), device)
+        tokenizer = open_tokenizer(str(output / "tokenizer"), args.head, device)
     latents = cached_latents(args, tokenizer, dataset, output).to(device)
 
     config = named_config(
         args.model, num_classes=len(classes), latent_channels=tokenizer.channels,
         latent_size=args.image_size // tokenizer.stride, patch_size=args.patch_size,
         diffusion_batch_mul=args.diffusion_batch_mul, num_sampling_steps=args.diffusion_steps,
+        head=args.head, codebook_size=tokenizer.codebook_size if args.head == "categorical" else 0,
     )
     if not 1 <= args.num_iter <= config.seq_len:
         fail(f"--num-iter {args.num_iter} must lie in [1, {config.seq_len}], the number of tokens per image")
-    if not 1 <= args.diffusion_steps < config.head_config().num_train_timesteps:
+    if args.head == "diffusion" and not 1 <= args.diffusion_steps < config.head_config().num_train_timesteps:
         fail(f"--diffusion-steps {args.diffusion_steps} must lie in [1, {config.head_config().num_train_timesteps - 1}]")
     torch.manual_seed(args.seed)  # the initial weights depend on the seed only, whatever ran before
-    model = MARGenerator(config).to(device)
+    model = MARGenerator(config, tokenizer.latent_codebook() if args.head == "categorical" else None).to(device)
     source_path = latest_checkpoint(output) if resumed is not None else args.init_from
     source = resumed or (args.init_from and load_or_fail(args.init_from))
     if source is not None:
@@ -237,7 +249,8 @@ def main(argv=None) -> None:
     )
     if rank == 0:
         print(f"model: {args.model}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, "
-              f"{config.seq_len} tokens of {config.token_dim} channels; {world} process(es), global batch {args.batch_size} "
+              f"{args.head} head on a {tokenizer.kind} tokenizer, {config.seq_len} tokens of {config.token_dim} channels; "
+              f"{world} process(es), global batch {args.batch_size} "
               f"(x{args.grad_accum} accumulation), lr {args.lr:.3g}, {args.lr_schedule} after {settings.warmup_steps} warmup steps, "
               f"EMA {args.ema_decay}, {'fp32' if precision is None else str(precision).removeprefix('torch.')}"
               + (f"; resuming at step {state.step}" if state is not None else ""))

@@ -3,8 +3,8 @@
 It has DiffLoss's interface: ``loss(z, target, mask)`` and ``sample(z, temperature, cfg, z_uncond, ...)`` take and
 return token vectors, so the backbone and the sampler serve both heads unchanged. A token of p x p latent
 positions holds p^2 code vectors; the head predicts p^2 indices, and targets are mapped to indices through the
-codebook (exactly, as target vectors are codes). Axis letters: n tokens, d condition width, g = p^2 codes per
-token, k codebook entries, e code dimension.
+codebook (exactly, as target vectors are codes). Within a token the layout is patchify's, channels first:
+(e g). Axis letters: n tokens, d condition width, g = p^2 codes per token, k codebook entries, e code dimension.
 """
 from dataclasses import dataclass
 
@@ -39,12 +39,12 @@ class CategoricalHead(nn.Module):
         return rearrange(self.net(z), "n (g k) -> n g k", g=self.config.codes_per_token)
 
     def indices(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Token vectors (n, g * e) -> code indices (n, g)."""
-        codes = rearrange(tokens, "n (g e) -> (n g) e", g=self.config.codes_per_token)
+        """Token vectors (n, e * g) -> code indices (n, g)."""
+        codes = rearrange(tokens, "n (e g) -> (n g) e", g=self.config.codes_per_token)
         return nearest_code(codes.float(), self.codebook.float()).view(tokens.shape[0], -1)
 
     def loss(self, z: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None, generator=None) -> torch.Tensor:
-        """Mean cross-entropy over the tokens where mask is 1; z (n, d), target token vectors (n, g * e), mask (n,)."""
+        """Mean cross-entropy over the tokens where mask is 1; z (n, d), target token vectors (n, e * g), mask (n,)."""
         logits = self.logits(z).float()  # (n, g, k)
         loss = F.cross_entropy(rearrange(logits, "n g k -> n k g"), self.indices(target), reduction="none").mean(1)  # (n,)
         if mask is None:
@@ -53,7 +53,7 @@ class CategoricalHead(nn.Module):
 
     def sample(self, z: torch.Tensor, temperature: float = 1.0, cfg: float = 1.0, z_uncond: torch.Tensor | None = None,
                num_steps: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """z (n, d) -> token vectors (n, g * e): a draw from softmax(logits / temperature), greedy at temperature 0.
+        """z (n, d) -> token vectors (n, e * g): a draw from softmax(logits / temperature), greedy at temperature 0.
 
         Guidance acts on the logits: u + cfg (c - u) with u from ``z_uncond``. ``num_steps`` (diffusion steps) is unused.
         """
@@ -66,4 +66,4 @@ class CategoricalHead(nn.Module):
         else:
             probs = torch.softmax(logits / temperature, dim=-1).flatten(0, 1)  # (n g, k)
             picks = torch.multinomial(probs, 1, generator=generator).view(logits.shape[:2])
-        return rearrange(self.codebook[picks], "n g e -> n (g e)").to(z.dtype)
+        return rearrange(self.codebook[picks], "n g e -> n (e g)").to(z.dtype)

@@ -82,6 +82,6 @@ def render_samples(
     device = next(model.parameters()).device
     labels = torch.tensor(class_ids, device=device).repeat_interleave(per_class)
     images = torch.cat([
-        tokenizer.decode(sample_latents(model, chunk, **sampling)) for chunk in labels.split(batch_size)
+        tokenizer.decode_latents(sample_latents(model, chunk, **sampling)) for chunk in labels.split(batch_size)
     ])  # (classes * per_class, 3, s, s)
     return save_grid(images, [class_names[k] for k in class_ids], path)

@@ -3,6 +3,10 @@ from dataclasses import dataclass, fields, replace
 
 from diffloss import DiffLossConfig
 
+from .categorical import CategoricalConfig
+
+HEADS = ("diffusion", "categorical")
+
 
 @dataclass(frozen=True)
 class MARConfig:
@@ -24,7 +28,9 @@ class MARConfig:
     latent_channels: int = 16
     latent_size: int = 16
     patch_size: int = 1
-    # Diffusion head.
+    # Token head: "diffusion" (DiffLoss) or "categorical" (cross-entropy over a tokenizer's codebook_size codes).
+    head: str = "diffusion"
+    codebook_size: int = 0
     head_width: int = 1024
     head_depth: int = 6
     diffusion_batch_mul: int = 4
@@ -37,6 +43,10 @@ class MARConfig:
                 f"latent size {self.latent_size} is not divisible by patch size {self.patch_size}; "
                 "choose a patch size that divides the tokenizer's latent grid"
             )
+        if self.head not in HEADS:
+            raise ValueError(f"unknown head {self.head!r}; choose one of {', '.join(HEADS)}")
+        if self.head == "categorical" and self.codebook_size < 1:
+            raise ValueError("the categorical head needs codebook_size, the discrete tokenizer's number of codes")
         if self.width % self.num_heads:
             raise ValueError(f"width {self.width} is not divisible by num_heads {self.num_heads}")
 
@@ -52,7 +62,9 @@ class MARConfig:
     def token_dim(self) -> int:
         return self.latent_channels * self.patch_size**2
 
-    def head_config(self) -> DiffLossConfig:
+    def head_config(self) -> DiffLossConfig | CategoricalConfig:
+        if self.head == "categorical":
+            return CategoricalConfig(cond_channels=self.width, codes_per_token=self.patch_size**2, width=self.head_width)
         return DiffLossConfig(
             token_channels=self.token_dim,
             cond_channels=self.width,

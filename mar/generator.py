@@ -1,9 +1,10 @@
-"""MARGenerator: the backbone and its diffusion head, with the masked training loss."""
+"""MARGenerator: the backbone and its token head (diffusion or categorical), with the masked training loss."""
 import torch
 from torch import nn
 
 from diffloss import DiffLoss
 
+from .categorical import CategoricalHead
 from .configs import MARConfig
 from .masking import draw_mask_ratio, mask_from_orders, num_masked_for_ratio, random_orders
 from .model import MAR
@@ -11,11 +12,22 @@ from .tokens import patchify
 
 
 class MARGenerator(nn.Module):
-    def __init__(self, config: MARConfig):
+    def __init__(self, config: MARConfig, codebook: torch.Tensor | None = None):
+        """``codebook`` (codebook_size, latent_channels): the categorical head's code vectors, as the tokens hold them.
+
+        Left out, it is zeros until a checkpoint's weights are loaded (they carry it).
+        """
         super().__init__()
         self.config = config
         self.backbone = MAR(config)
-        self.head = DiffLoss(config.head_config())
+        if config.head == "categorical":
+            shape = (config.codebook_size, config.latent_channels)
+            if codebook is not None and tuple(codebook.shape) != shape:
+                raise ValueError(f"codebook of shape {tuple(codebook.shape)} does not fit the config's {shape} "
+                                 "(codebook_size, latent_channels)")
+            self.head = CategoricalHead(config.head_config(), codebook if codebook is not None else torch.zeros(shape))
+        else:
+            self.head = DiffLoss(config.head_config())
 
     def training_mask(self, batch: int, device, generator=None) -> torch.Tensor:
         """(b, l) with 1 = masked: one ratio per batch from the truncated normal, a random order per sample."""
@@ -25,7 +37,7 @@ class MARGenerator(nn.Module):
         return mask_from_orders(orders, num_masked_for_ratio(ratio, seq_len))
 
     def loss(self, latents: torch.Tensor, labels: torch.Tensor, generator=None) -> torch.Tensor:
-        """Diffusion loss on the masked tokens of latents (b, c, h, w) with class ids labels (b,)."""
+        """The head's loss on the masked tokens of latents (b, c, h, w) with class ids labels (b,)."""
         tokens = patchify(latents, self.config.patch_size)  # (b, l, c)
         mask = self.training_mask(tokens.shape[0], tokens.device, generator).bool()  # (b, l)
         if self.training:

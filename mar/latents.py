@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
-from vae import KLTokenizer, Tokenizer, fingerprint
+from vae import DiscreteTokenizer, KLTokenizer, Tokenizer, fingerprint
 
 from . import distributed
 
@@ -48,6 +48,25 @@ class LatentSet:
         view = torch.randint(0, self.mean.shape[1], index.shape, generator=generator, device=index.device)
         mean, std = self.mean[index, view], self.std[index, view]
         return tokenizer.scale_latents(mean, std, generator), self.labels[index]
+
+
+@dataclass
+class CodeSet:
+    """Code indices per image and view, with labels, for drawing the scaled code vectors of a discrete tokenizer."""
+
+    indices: torch.Tensor  # (N, V, h, w)
+    labels: torch.Tensor  # (N,)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def to(self, device) -> "CodeSet":
+        return CodeSet(self.indices.to(device), self.labels.to(device))
+
+    def draw(self, tokenizer: DiscreteTokenizer, index: torch.Tensor, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scaled code vectors for images ``index`` (b,), each from a random view: ((b, d, h, w), (b,))."""
+        view = torch.randint(0, self.indices.shape[1], index.shape, generator=generator, device=index.device)
+        return tokenizer.latents(self.indices[index, view]), self.labels[index]
 
 
 @torch.no_grad()
@@ -139,5 +158,8 @@ def read_latent_cache(directory: str | Path, manifest: dict) -> dict[str, torch.
     return {name: torch.cat([shard[name] for shard in shards]) for name in shards[0]}
 
 
-def latent_set(tensors: dict[str, torch.Tensor]) -> LatentSet:
+def latent_set(tensors: dict[str, torch.Tensor]) -> LatentSet | CodeSet:
+    """The training set a cache holds: posterior moments (KL) or code indices (VQ, FSQ)."""
+    if "indices" in tensors:
+        return CodeSet(tensors["indices"], tensors["labels"])
     return LatentSet(tensors["mean"], tensors["std"], tensors["labels"])

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from . import distributed
 from .checkpoint import TrainingState, save_training_checkpoint
 from .ema import EMA
-from .latents import LatentSet
+from .latents import CodeSet, LatentSet
 from .run_log import RunLog
 from .training import autocast, lr_factor, make_optimizer
 
@@ -83,7 +83,7 @@ def memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # peak resident set, KiB on Linux
 
 
-def fit(model, ema: EMA, latents: LatentSet, tokenizer, settings: TrainSettings, device: torch.device, run_dir: Path,
+def fit(model, ema: EMA, latents: LatentSet | CodeSet, tokenizer, settings: TrainSettings, device: torch.device, run_dir: Path,
         checkpoint_info: dict, resume: TrainingState | None = None, on_step: Callable[[int], None] | None = None) -> dict:
     """Trains ``model`` (and its ``ema``) in place from ``resume`` or from step 0; returns {"step", "loss", "stopped_by"}.
 
@@ -178,7 +178,7 @@ def fit(model, ema: EMA, latents: LatentSet, tokenizer, settings: TrainSettings,
             else:
                 scaler.step(optimizer)
                 optimizer.zero_grad(set_to_none=True)
-                ema.update(model)
+                ema.update(model, step)
                 bad_in_row = 0
                 last_loss = mean_loss
             scaler.update()

@@ -12,7 +12,7 @@ def head(seed: int = 0, groups: int = 4) -> CategoricalHead:
 
 
 def tokens_of(indices: torch.Tensor) -> torch.Tensor:
-    return CODEBOOK[indices].flatten(1)  # (n, g) -> (n, g * e)
+    return CODEBOOK[indices].transpose(1, 2).flatten(1)  # (n, g) -> (n, e * g), channels first as patchify lays tokens out
 
 
 def test_target_vectors_map_back_to_their_indices():
@@ -66,3 +66,15 @@ def test_guidance_at_scale_one_equals_unguided_sampling():
     guided = model.sample(z, cfg=1.0, z_uncond=z_uncond, generator=torch.Generator().manual_seed(7))
     assert torch.equal(guided, model.sample(z, generator=torch.Generator().manual_seed(7)))
     assert not torch.equal(model.sample(z, cfg=3.0, z_uncond=z_uncond, generator=torch.Generator().manual_seed(7)), guided)
+
+
+def test_indices_follow_the_patch_layout_of_the_generator_tokens():
+    from einops import rearrange
+
+    from mar.tokens import patchify
+
+    indices = torch.randint(0, 12, (2, 4, 4), generator=torch.Generator().manual_seed(8))  # (b, h, w)
+    latents = CODEBOOK[indices].permute(0, 3, 1, 2)  # (b, e, h, w)
+    tokens = patchify(latents, 2).flatten(0, 1)  # (b l, e p p)
+    expected = rearrange(indices, "b (h p1) (w p2) -> (b h w) (p1 p2)", p1=2, p2=2)
+    assert torch.equal(head().indices(tokens), expected)

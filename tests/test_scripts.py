@@ -111,7 +111,7 @@ def test_train_reuses_a_matching_latent_cache_and_refuses_another(trained, capsy
     assert "was made with another tokenizer, image size, dataset or flip setting" in message and "n=100" in message
 
 
-def test_train_tokenizer_script_writes_a_loadable_tokenizer_and_metrics(tmp_path, capsys):
+def test_train_tokenizer_script_writes_a_loadable_tokenizer_and_metrics(trained, tmp_path, capsys):
     import json
 
     import train_tokenizer
@@ -123,8 +123,11 @@ def test_train_tokenizer_script_writes_a_loadable_tokenizer_and_metrics(tmp_path
     metrics = json.loads((tmp_path / "fsq" / "metrics.json").read_text())
     assert {"psnr", "usage", "perplexity"} <= metrics.keys() and load_tokenizer(tmp_path / "fsq").codebook_size == 15
     assert "codebook usage" in capsys.readouterr().out
-    message = one_line_error(capsys, train.main, TOY + ["--tokenizer", str(tmp_path / "fsq"), "--output", str(tmp_path / "run")])
-    assert "discrete fsq tokenizer" in message and "--kind kl" in message
+    message = one_line_error(capsys, train.main, TOY + ["--head", "categorical", "--output", str(tmp_path / "run")])
+    assert "needs a discrete --tokenizer" in message and "--kind vq" in message
+    message = one_line_error(capsys, train.main, TOY + ["--head", "categorical", "--tokenizer", str(trained / "tokenizer"),
+                                                       "--output", str(tmp_path / "run")])
+    assert "continuous kl tokenizer" in message and "--head diffusion" in message
     message = one_line_error(capsys, train_tokenizer.main, toy + ["--kind", "vq", "--stride", "3"])
     assert "--stride 3" in message or "stride 3" in message
 

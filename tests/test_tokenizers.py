@@ -77,3 +77,16 @@ def test_training_on_the_default_data_cuts_the_reconstruction_error(kind):
     assert after["psnr"] - before > MIN_GAIN_DB  # 10 log10 of the factor by which the squared error falls
     if kind != "kl":
         assert after["usage"] > 0.2 and after["perplexity"] > 5
+
+
+@pytest.mark.parametrize("kind", ["vq", "fsq"])
+def test_discrete_latents_are_unit_spread_code_vectors_that_decode_as_indices_do(kind):
+    tokenizer = make(kind).eval()
+    indices = torch.randint(0, tokenizer.codebook_size, (2, 4, 4), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        latents = tokenizer.latents(indices)  # (b, d, h, w)
+        assert latents.shape == (2, tokenizer.channels, 4, 4)
+        assert tokenizer.latent_codebook().std().item() == pytest.approx(1.0, rel=1e-5)
+        assert torch.allclose(tokenizer.decode_latents(latents), tokenizer.decode(indices), atol=1e-5)
+        codebook = tokenizer.latent_codebook()  # (k, d): entry k is the latent of index k
+        assert torch.allclose(codebook[indices].permute(0, 3, 1, 2), latents)

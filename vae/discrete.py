@@ -91,6 +91,29 @@ class DiscreteTokenizer(nn.Module):
     def decode(self, indices: torch.Tensor) -> torch.Tensor:
         return self.decode_codes(self.codes(indices))
 
+    # The generator's view: code vectors scaled to unit spread, as a KL tokenizer scales its latents.
+    @property
+    def latent_scale(self) -> float:
+        """1 / std of the codebook's entries, computed from the weights so it needs no state of its own."""
+        return 1.0 / self.codebook().std().item()
+
+    def codebook(self) -> torch.Tensor:
+        """Every code vector, unscaled: (k, d)."""
+        every = torch.arange(self.codebook_size, device=next(self.parameters()).device)
+        return self.codes(every.view(1, -1, 1))[0, :, :, 0].T
+
+    def latent_codebook(self) -> torch.Tensor:
+        """Every code vector as the generator sees it: (k, d)."""
+        return self.codebook() * self.latent_scale
+
+    def latents(self, indices: torch.Tensor) -> torch.Tensor:
+        """Code indices (b, h, w) -> scaled code vectors (b, d, h, w): the generator's tokens."""
+        return self.codes(indices) * self.latent_scale
+
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """Scaled code vectors, or values between them from a diffusion head, (b, d, h, w) -> images."""
+        return self.decode_codes(latents / self.latent_scale)
+
     def training_loss(self, images: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
         """L1 reconstruction plus the quantiser's loss."""
         quantized = self.quantize(images, generator)

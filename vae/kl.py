@@ -66,6 +66,8 @@ class KLTokenizer(nn.Module):
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         return self.autoencoder.decode(latents / self.scale + self.shift).sample.clamp(-1, 1)
 
+    decode_latents = decode  # the generator's latents are this tokenizer's latents
+
     def training_loss(self, images: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
         """L1 reconstruction of a posterior draw plus ``kl_weight`` x the KL to N(0, I) per latent value."""
         posterior = self.autoencoder.encode(images).latent_dist
