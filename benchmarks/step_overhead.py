@@ -61,7 +61,7 @@ def main() -> None:
         with step_timer():
             train_step()
         with ema_timer():
-            ema.update(model)
+            ema.update(model, 10_000)
     tokenizer = KLTokenizer(small_autoencoder(channels, 4)).to(device)
     with tempfile.TemporaryDirectory() as run_dir:
         for i in range(args.saves):

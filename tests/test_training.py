@@ -36,3 +36,18 @@ def test_precision_choice():
     assert resolve_precision("auto", cpu) in (None, torch.bfloat16)
     with pytest.raises(ValueError, match="fp8"):
         resolve_precision("fp8", cpu)
+
+
+def test_ema_decay_warms_up_so_a_short_run_forgets_the_initial_weights():
+    from mar.ema import EMA
+
+    model = torch.nn.Linear(3, 3)
+    ema = EMA(model, decay=0.999)
+    assert ema.decay_at(0) == pytest.approx(0.1) and ema.decay_at(90) == pytest.approx(0.91) and ema.decay_at(10**6) == 0.999
+    start = model.weight.detach().clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    ema.update(model, step=0)  # 0.1 x old + 0.9 x new
+    assert torch.allclose(ema.module.weight, start + 0.9)
+    initial_share = math.prod(ema.decay_at(step) for step in range(1000))
+    assert initial_share < 1e-6 < 0.999**1000  # what is left of the initial weights after 1,000 updates
