@@ -1,4 +1,4 @@
-"""Writing samples as a PNG grid: one row per class, its name in a left margin."""
+"""Writing samples as PNG grids (one row per class, its name in a left margin), alone or as titled panels."""
 from pathlib import Path
 
 import torch
@@ -11,8 +11,8 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     return ((images.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu()
 
 
-def save_grid(images: torch.Tensor, row_names: list[str], path: str | Path, zoom: int = 2) -> Path:
-    """Images (rows * cols, 3, s, s), row-major, into one PNG with ``row_names`` on the left."""
+def grid_image(images: torch.Tensor, row_names: list[str], zoom: int = 2) -> Image.Image:
+    """Images (rows * cols, 3, s, s), row-major, into one picture with ``row_names`` on the left."""
     rows = len(row_names)
     grid = rearrange(to_uint8(images), "(r c) h w ch -> (r h) (c w) ch", r=rows).numpy()
     picture = Image.fromarray(grid)
@@ -25,7 +25,30 @@ def save_grid(images: torch.Tensor, row_names: list[str], path: str | Path, zoom
     draw = ImageDraw.Draw(canvas)
     for r, name in enumerate(row_names):
         draw.text((margin // 2, r * row_height + row_height // 2), str(name)[:4], fill="black", font=font, anchor="mm")
+    return canvas
+
+
+def save_grid(images: torch.Tensor, row_names: list[str], path: str | Path, zoom: int = 2) -> Path:
+    """``grid_image`` written as a PNG."""
+    return _save(grid_image(images, row_names, zoom), path)
+
+
+def save_panels(panels: dict[str, Image.Image], path: str | Path, gap: int = 16) -> Path:
+    """Pictures side by side, each under its title, as one PNG."""
+    title_height = 28
+    font = ImageFont.load_default(size=16)
+    width = sum(p.width for p in panels.values()) + gap * (len(panels) - 1)
+    canvas = Image.new("RGB", (width, title_height + max(p.height for p in panels.values())), "white")
+    draw, x = ImageDraw.Draw(canvas), 0
+    for title, picture in panels.items():
+        canvas.paste(picture, (x, title_height))
+        draw.text((x + picture.width // 2, title_height // 2), title, fill="black", font=font, anchor="mm")
+        x += picture.width + gap
+    return _save(canvas, path)
+
+
+def _save(picture: Image.Image, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path)
+    picture.save(path)
     return path

@@ -57,7 +57,9 @@ def read_rows(path: str | Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def draw_curve(points: list[tuple[float, float]], path: str | Path, size: tuple[int, int], title: str) -> Path:
+def draw_curve(points: list[tuple[float, float]], path: str | Path, size: tuple[int, int], title: str, x_label: str = "step",
+               markers: bool = False) -> Path:
+    """A line through ``points`` (x, y) on linear axes, the ranges printed at the corners; dots at the points with ``markers``."""
     width, height = size
     margin = 40
     image = Image.new("RGB", size, "white")
@@ -71,10 +73,12 @@ def draw_curve(points: list[tuple[float, float]], path: str | Path, size: tuple[
         line = [(margin + (x - x0) / span_x * (width - 2 * margin), height - margin - (y - y0) / span_y * (height - 2 * margin))
                 for x, y in points]
         draw.line(line, fill=(31, 119, 180), width=2)
+        for x, y in line if markers else []:
+            draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=(31, 119, 180))
         draw.text((margin + 4, margin + 4), f"{y1:.4g}", fill="black")
         draw.text((margin + 4, height - margin - 14), f"{y0:.4g}", fill="black")
-        draw.text((margin, height - margin + 6), f"step {x0}", fill="black")
-        draw.text((width - margin - 70, height - margin + 6), f"step {x1}", fill="black")
+        draw.text((margin, height - margin + 6), f"{x_label} {x0:g}", fill="black")
+        draw.text((width - margin - 100, height - margin + 6), f"{x_label} {x1:g}", fill="black")
     path = Path(path)
     image.save(path)
     return path

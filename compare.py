@@ -1,0 +1,291 @@
+"""Compare MAR's diffusion head on KL latents with the discrete baselines: one backbone, one budget, one table.
+
+Variants, each trained by train.py with the same backbone, steps, batch, learning rate and seed:
+    kl-diffusion   diffusion head on KL latents (MAR)
+    vq-ce          categorical head, cross-entropy on VQ indices
+    fsq-ce         categorical head, cross-entropy on FSQ indices
+    vq-diffusion   diffusion head on VQ code vectors (the paper's third variant)
+Each samples the same number of images per class with the same K, unguided and guided. Samples are scored in
+the feature space of a small classifier trained once on the data (FID, class accuracy, k-NN precision / recall),
+tokenizers by PSNR, rFID and codebook usage. The diffusion head on KL is also swept over temperature and K.
+Outputs in --output: table.md, results.json, samples.png (a grid per variant), sweep-temperature.png,
+sweep-num-iter.png; tokenizers, latent caches, runs and the classifier are kept there, so a re-run only scores.
+
+Examples:
+    python compare.py                       # the default budget on the embedded glyph set (~35 min on 2 CPU cores)
+    python compare.py --budget tiny         # a smoke run of a minute or two
+    python compare.py --budget gpu --device cuda --output runs/compare-gpu
+    python compare.py --data-path /data/flowers/train --image-size 64 --budget gpu --device cuda
+    python compare.py --inception-weights weights-inception-2015-12-05-6726825d.pth --inception-reference ref.npz
+"""
+import argparse
+import json
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+import train
+import train_tokenizer
+from mar.checkpoint import load_checkpoint
+from mar.classifier import classifier_for
+from mar.cli import HelpFormatter, add_data_arguments, dataset_name, fail, open_dataset, pick_device
+from mar.data import glyph_dataset
+from mar.evaluation import reference_set, sample_metrics, tokenizer_metrics
+from mar.images import grid_image, save_panels
+from mar.inception import InceptionUnavailable, check_inception, inception_metrics, reference_statistics
+from mar.run_log import draw_curve
+from mar.sampling import sample_latents
+from vae import load_tokenizer
+
+
+@dataclass(frozen=True)
+class Budget:
+    num_images: int  # training images (glyph set size)
+    reference_images: int  # held-out real images: the classifier's test set and the metrics' reference
+    classifier_steps: int
+    tokenizer_steps: int
+    epochs: int
+    batch_size: int
+    per_class: int  # samples per class and setting
+    num_iter: int  # K
+    diffusion_steps: int
+    temperatures: tuple[float, ...]  # sweep of the diffusion head on KL, at K = num_iter
+    num_iters: tuple[int, ...]  # sweep of K, at temperature 1
+    sweep_per_class: int  # samples per class and sweep point
+    model: str = "mar-tiny"
+    cfg: float = 4.0  # the guided setting (constant schedule, as train.py and sample.py sample by default)
+
+
+BUDGETS = {
+    "tiny": Budget(num_images=200, reference_images=100, classifier_steps=20, tokenizer_steps=4, epochs=1, batch_size=40,
+                   per_class=3, num_iter=4, diffusion_steps=5, temperatures=(0.8, 1.0), num_iters=(2, 4), sweep_per_class=2),
+    "small": Budget(num_images=3000, reference_images=500, classifier_steps=300, tokenizer_steps=400, epochs=4, batch_size=64,
+                    per_class=50, num_iter=8, diffusion_steps=50, temperatures=(0.7, 1.0, 1.3), num_iters=(2, 4, 8),
+                    sweep_per_class=20),
+    "default": Budget(num_images=10_000, reference_images=1000, classifier_steps=600, tokenizer_steps=800, epochs=6,
+                      batch_size=64, per_class=100, num_iter=16, diffusion_steps=100,
+                      temperatures=(0.6, 0.8, 1.0, 1.2), num_iters=(1, 2, 4, 8, 16), sweep_per_class=40),
+    "gpu": Budget(num_images=50_000, reference_images=5000, classifier_steps=3000, tokenizer_steps=5000, epochs=100,
+                  batch_size=256, per_class=500, num_iter=16, diffusion_steps=100,
+                  temperatures=(0.6, 0.8, 0.9, 1.0, 1.1, 1.2, 1.4), num_iters=(1, 2, 4, 8, 16, 32), sweep_per_class=200,
+                  model="mar-base"),
+}
+# (name, tokenizer kind, head)
+VARIANTS = [("kl-diffusion", "kl", "diffusion"), ("vq-ce", "vq", "categorical"), ("fsq-ce", "fsq", "categorical"),
+            ("vq-diffusion", "vq", "diffusion")]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    add_data_arguments(parser)
+    parser.add_argument("--budget", default="default", choices=list(BUDGETS), help="scale of every stage (see BUDGETS)")
+    parser.add_argument("--variants", nargs="+", default=[v[0] for v in VARIANTS], choices=[v[0] for v in VARIANTS],
+                        help="variants to train and score")
+    parser.add_argument("--patch-size", type=int, default=2, help="latent patch per token, the same for every variant")
+    parser.add_argument("--output", default=None, help="folder of everything; default runs/compare-<budget>")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every stage")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    parser.add_argument("--inception-weights", default=None, help="torch-fidelity's Inception weights file (.pth), for Inception FID/IS")
+    parser.add_argument("--inception-reference", default=None, help="reference statistics .npz with mu and sigma (e.g. ADM's)")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.set_defaults(num_images=None)
+    args = parser.parse_args(argv)
+    if args.num_images is None:  # training images (the glyph set's size) follow the budget unless given
+        args.num_images = BUDGETS[args.budget].num_images
+    return args
+
+
+def data_arguments(args) -> list[str]:
+    given = ["--image-size", str(args.image_size), "--cache-dir", args.cache_dir, "--num-images", str(args.num_images),
+             "--data-seed", str(args.data_seed)]
+    return given + (["--data-path", args.data_path] if args.data_path else [])
+
+
+def held_out_sets(args, budget: Budget, dataset) -> tuple[tuple, tuple]:
+    """((train images, labels), (reference images, labels)): glyphs from another seed, or a seeded split of a folder."""
+    if args.data_path is None:
+        train_set = dataset.tensors
+        reference = glyph_dataset(budget.reference_images, args.image_size, args.data_seed + 1, cache_dir=args.cache_dir).tensors
+        return train_set, reference
+    count = min(len(dataset), budget.num_images + budget.reference_images)
+    picks = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(args.seed))[:count].tolist()
+    images, labels = zip(*(dataset[i] for i in picks))
+    images, labels = torch.stack(images), torch.as_tensor(labels)
+    split = count - min(budget.reference_images, count // 5)
+    return (images[:split], labels[:split]), (images[split:], labels[split:])
+
+
+def tokenizer_folder(args, budget: Budget, kind: str, output: Path) -> Path:
+    """``output/tokenizers/<kind>``, trained by train_tokenizer.py unless it holds one of this budget already."""
+    folder = output / "tokenizers" / kind
+    metrics = folder / "metrics.json"
+    if not metrics.is_file() or json.loads(metrics.read_text()).get("steps") != budget.tokenizer_steps:
+        images = args.num_images
+        extra = ["--vq-update", "ema"] if kind == "vq" else []  # EMA codebooks reconstruct better here (README)
+        train_tokenizer.main(data_arguments(args) + extra + [
+            "--kind", kind, "--steps", str(budget.tokenizer_steps), "--images", str(images),
+            "--held-out", str(max(1, min(512, images // 10))), "--output", str(folder), "--seed", str(args.seed),
+            "--device", args.device] + (["--no-progress"] if args.no_progress else []))
+    return folder
+
+
+def train_variant(args, budget: Budget, name: str, kind: str, head: str, output: Path) -> Path:
+    """Trains one variant through train.py, unless its run folder records a finished run of this budget; the folder."""
+    run = output / "runs" / name
+    marker, settings = run / "compare.json", {"budget": asdict(budget), "kind": kind, "head": head, "patch_size": args.patch_size}
+    if marker.is_file() and json.loads(marker.read_text()) == settings:
+        return run
+    train.main(data_arguments(args) + [
+        "--tokenizer", str(output / "tokenizers" / kind), "--latent-cache", str(output / "latents" / kind), "--head", head,
+        "--model", budget.model, "--patch-size", str(args.patch_size), "--epochs", str(budget.epochs),
+        "--batch-size", str(budget.batch_size), "--num-iter", str(budget.num_iter), "--diffusion-steps", str(budget.diffusion_steps),
+        "--samples-per-class", "4", "--seed", str(args.seed), "--device", args.device, "--output", str(run), "--resume",
+        "--save-every", "100000",
+    ] + (["--no-progress"] if args.no_progress else []))
+    marker.write_text(json.dumps(settings))
+    return run
+
+
+@torch.no_grad()
+def draw(model, tokenizer, labels: torch.Tensor, seed: int, batch_size: int = 500, **sampling) -> tuple[torch.Tensor, float]:
+    """Images (n, 3, s, s) for class ids ``labels`` (n,), and images per second, decoding included."""
+    generator = torch.Generator(labels.device).manual_seed(seed)
+    started = time.perf_counter()
+    images = torch.cat([tokenizer.decode_latents(sample_latents(model, chunk, generator=generator, **sampling))
+                        for chunk in labels.split(batch_size)])
+    return images, len(labels) / (time.perf_counter() - started)
+
+
+def machine(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    return f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
+def inception_scorer(args):
+    """A function images -> Inception metrics when both files are given, else None (with the reason printed)."""
+    if args.inception_weights is None and args.inception_reference is None:
+        print("Inception FID/IS: skipped (give --inception-weights and --inception-reference to add them)")
+        return None
+
+    try:  # before any training, so that a wrong path costs nothing
+        check_inception(args.inception_weights)
+        reference_statistics(args.inception_reference)
+    except InceptionUnavailable as error:
+        fail(str(error))
+    return lambda images: inception_metrics(images, args.inception_weights, args.inception_reference)
+
+
+def fmt(value, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def markdown(results: dict) -> str:
+    columns = [("variant", "variant"), ("guidance", "cfg"), ("FID", "fid"), ("class acc.", "accuracy"),
+               ("precision", "precision"), ("recall", "recall"), ("tok. PSNR (dB)", "psnr"), ("tok. rFID", "rfid"),
+               ("codebook usage", "usage"), ("images/s", "images_per_s")]
+    if any("inception_fid" in row for row in results["rows"]):
+        columns += [("Inception FID", "inception_fid"), ("IS", "inception_score")]
+    lines = ["| " + " | ".join(c[0] for c in columns) + " |", "|" + "---|" * len(columns)]
+    for row in results["rows"]:
+        lines.append("| " + " | ".join(fmt(row.get(key), 1 if key in ("images_per_s", "cfg") else 3) for _, key in columns) + " |")
+    classifier = results["classifier"]
+    sweeps = "\n".join(
+        f"\n{title} (kl-diffusion, cfg {results['budget']['cfg']:g}, {results['budget']['sweep_per_class']} samples per class):\n\n| {axis} | FID | class acc. |\n|---|---|---|\n"
+        + "\n".join(f"| {p[axis]:g} | {p['fid']:.3f} | {p['accuracy']:.3f} |" for p in results["sweeps"][axis])
+        for title, axis in (("Temperature sweep, K = %d" % results["budget"]["num_iter"], "temperature"), ("K sweep, temperature 1", "num_iter"))
+        if results["sweeps"].get(axis))
+    return (f"Command: `{results['command']}`  \nMachine: {results['machine']}  \n"
+            f"Budget {results['budget_name']}: {json.dumps(results['budget'])}  \n"
+            f"Feature classifier: test accuracy {classifier['test_accuracy']:.3f} on {classifier['test_images']} held-out images; "
+            f"{results['samples_per_setting']} samples per setting; wall time {results['seconds']:.0f} s\n\n"
+            + "\n".join(lines) + "\n" + sweeps + "\n")
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    started = time.time()
+    budget = BUDGETS[args.budget]
+    output = Path(args.output or f"runs/compare-{args.budget}")
+    device = pick_device(args.device)
+    args.device = str(device)
+    score_inception = inception_scorer(args)
+    dataset, classes = open_dataset(args)
+    train_set, reference_data = held_out_sets(args, budget, dataset)
+    classifier, classifier_info = classifier_for(
+        output / "classifier", train_set, reference_data, dataset_name(args), len(classes), budget.classifier_steps, device,
+        seed=args.seed, progress=not args.no_progress)
+    print(f"feature classifier: test accuracy {classifier_info['test_accuracy']:.3f} on {len(reference_data[1])} held-out images")
+    reference = reference_set(classifier, reference_data[0])
+    count = len(reference_data[1])  # as many training images as reference ones: the floor FID can reach here
+    rows = [{"variant": "real images (training set)", "cfg": None,
+             **sample_metrics(classifier, reference, train_set[0][:count], train_set[1][:count])}]
+    labels = torch.arange(len(classes), device=device).repeat_interleave(budget.per_class)
+    sampling = dict(num_iter=budget.num_iter, diffusion_steps=budget.diffusion_steps, cfg_schedule="constant")
+    panels, sweeps = {}, {}
+    for name, kind, head in [v for v in VARIANTS if v[0] in args.variants]:
+        tok = tokenizer_metrics(load_tokenizer(str(tokenizer_folder(args, budget, kind, output))).to(device).eval(),
+                                               classifier, reference)
+        checkpoint = load_checkpoint(train_variant(args, budget, name, kind, head, output), device)
+        model, tokenizer = checkpoint.sampling_model, checkpoint.tokenizer
+        for cfg in (1.0, budget.cfg):
+            images, rate = draw(model, tokenizer, labels, args.seed, temperature=1.0, cfg=cfg, **sampling)
+            row = {"variant": name, "tokenizer": kind, "head": head, "cfg": cfg, "steps": checkpoint.step,
+                   **sample_metrics(classifier, reference, images, labels), "images_per_s": rate,
+                   "psnr": tok["psnr"], "rfid": tok["rfid"], "usage": tok.get("usage"),
+                   "perplexity": tok.get("perplexity")}
+            if score_inception is not None:
+                row |= score_inception(images)
+            rows.append(row)
+            print(f"{name} cfg {cfg:g}: FID {row['fid']:.3f}, accuracy {row['accuracy']:.3f}, precision {row['precision']:.3f}, "
+                  f"recall {row['recall']:.3f}, {rate:.1f} images/s")
+        columns = min(budget.per_class, 8)
+        panels[name] = grid_image(images.view(len(classes), budget.per_class, *images.shape[1:])[:, :columns].flatten(0, 1), classes)
+        if name == "kl-diffusion":
+            sweeps = sweep(model, tokenizer, classifier, reference, budget, args.seed, sampling)
+    results = {
+        "command": " ".join(["python compare.py", *(argv if argv is not None else sys.argv[1:])]), "machine": machine(device),
+        "budget_name": args.budget, "budget": asdict(budget), "samples_per_setting": len(labels),
+        "classifier": classifier_info, "rows": rows, "sweeps": sweeps, "seconds": time.time() - started,
+    }
+    write_outputs(results, panels, output)
+    return results
+
+
+def sweep(model, tokenizer, classifier, reference, budget: Budget, seed: int, sampling: dict) -> dict:
+    """FID and class accuracy of the guided diffusion head over temperature (at K) and over K (at temperature 1).
+
+    Each point draws ``sweep_per_class`` images per class: fewer than the table's rows, so FIDs compare within a sweep.
+    """
+    num_classes = model.config.num_classes
+    labels = torch.arange(num_classes, device=next(model.parameters()).device).repeat_interleave(budget.sweep_per_class)
+    points = {"temperature": [], "num_iter": []}
+    for axis, values in (("temperature", budget.temperatures), ("num_iter", budget.num_iters)):
+        for value in values:
+            setting = sampling | {"temperature": 1.0, "cfg": budget.cfg} | {axis: value}
+            images, _ = draw(model, tokenizer, labels, seed, **setting)
+            points[axis].append({axis: value, **sample_metrics(classifier, reference, images, labels)})
+            print(f"sweep {axis} {value:g}: FID {points[axis][-1]['fid']:.3f}")
+    return points
+
+
+def write_outputs(results: dict, panels: dict, output: Path) -> None:
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "results.json").write_text(json.dumps(results, indent=2))
+    (output / "table.md").write_text(markdown(results))
+    if panels:
+        save_panels(panels, output / "samples.png")
+    for axis, points in results["sweeps"].items():
+        draw_curve([(p[axis], p["fid"]) for p in points], output / f"sweep-{axis.replace('_', '-')}.png", (640, 360),
+                   title=f"FID against {axis} (kl-diffusion)", x_label=axis, markers=True)
+    print(f"wrote {output / 'table.md'}, results.json, samples.png and the sweep plots\n\n{markdown(results)}")
+
+
+if __name__ == "__main__":
+    main()
