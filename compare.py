@@ -136,7 +136,8 @@ def tokenizer_folder(args, budget: Budget, kind: str, output: Path) -> Path:
 def train_variant(args, budget: Budget, name: str, kind: str, head: str, output: Path) -> Path:
     """Trains one variant through train.py, unless its run folder records a finished run of this budget; the folder."""
     run = output / "runs" / name
-    marker, settings = run / "compare.json", {"budget": asdict(budget), "kind": kind, "head": head, "patch_size": args.patch_size}
+    settings = {"budget": asdict(budget), "kind": kind, "head": head, "patch_size": args.patch_size}
+    marker, settings = run / "compare.json", json.loads(json.dumps(settings))  # tuples as JSON lists, as read back
     if marker.is_file() and json.loads(marker.read_text()) == settings:
         return run
     train.main(data_arguments(args) + [
@@ -230,19 +231,15 @@ def main(argv=None) -> dict:
     sampling = dict(num_iter=budget.num_iter, diffusion_steps=budget.diffusion_steps, cfg_schedule="constant")
     panels, sweeps = {}, {}
     for name, kind, head in [v for v in VARIANTS if v[0] in args.variants]:
-        tok = tokenizer_metrics(load_tokenizer(str(tokenizer_folder(args, budget, kind, output))).to(device).eval(),
-                                               classifier, reference)
+        tokenizer = load_tokenizer(str(tokenizer_folder(args, budget, kind, output))).to(device).eval()
+        about = {"variant": name, "tokenizer": kind, "head": head} | tokenizer_metrics(tokenizer, classifier, reference)
         checkpoint = load_checkpoint(train_variant(args, budget, name, kind, head, output), device)
         model, tokenizer = checkpoint.sampling_model, checkpoint.tokenizer
         for cfg in (1.0, budget.cfg):
             images, rate = draw(model, tokenizer, labels, args.seed, temperature=1.0, cfg=cfg, **sampling)
-            row = {"variant": name, "tokenizer": kind, "head": head, "cfg": cfg, "steps": checkpoint.step,
-                   **sample_metrics(classifier, reference, images, labels), "images_per_s": rate,
-                   "psnr": tok["psnr"], "rfid": tok["rfid"], "usage": tok.get("usage"),
-                   "perplexity": tok.get("perplexity")}
-            if score_inception is not None:
-                row |= score_inception(images)
-            rows.append(row)
+            row = about | {"cfg": cfg, "steps": checkpoint.step, "images_per_s": rate,
+                           **sample_metrics(classifier, reference, images, labels)}
+            rows.append(row | (score_inception(images) if score_inception is not None else {}))
             print(f"{name} cfg {cfg:g}: FID {row['fid']:.3f}, accuracy {row['accuracy']:.3f}, precision {row['precision']:.3f}, "
                   f"recall {row['recall']:.3f}, {rate:.1f} images/s")
         columns = min(budget.per_class, 8)
