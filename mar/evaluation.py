@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from vae import evaluate_tokenizer
+from vae import code_statistics, psnr
 from vae.train import reconstruct
 
 from .classifier import FeatureClassifier, predict
@@ -47,6 +47,10 @@ def tokenizer_metrics(tokenizer, classifier: FeatureClassifier, reference: Refer
     """PSNR and rFID over the reference images; codebook usage and perplexity for a discrete tokenizer."""
     device = next(tokenizer.parameters()).device
     images = reference.images.to(device)
-    features = predict(classifier, reconstruct(tokenizer, images))[0].numpy()
-    rfid = frechet_distance(*feature_statistics(features), reference.mu, reference.sigma)
-    return evaluate_tokenizer(tokenizer, images) | {"rfid": rfid}
+    reconstructions = reconstruct(tokenizer, images)  # once, for both PSNR and rFID
+    features = predict(classifier, reconstructions)[0].numpy()
+    metrics = {"psnr": psnr(reconstructions, images),
+               "rfid": frechet_distance(*feature_statistics(features), reference.mu, reference.sigma)}
+    if tokenizer.discrete:
+        metrics |= code_statistics(torch.cat([tokenizer.encode(chunk) for chunk in images.split(256)]), tokenizer.codebook_size)
+    return metrics
