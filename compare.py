@@ -32,11 +32,12 @@ import train
 import train_tokenizer
 from mar.checkpoint import load_checkpoint
 from mar.classifier import classifier_for
-from mar.cli import HelpFormatter, add_data_arguments, dataset_name, fail, open_dataset, pick_device
+from mar.cli import add_data_arguments, dataset_name, open_dataset, pick_device
 from mar.data import glyph_dataset
 from mar.evaluation import reference_set, sample_metrics, tokenizer_metrics
 from mar.images import grid_image, save_panels
 from mar.inception import InceptionUnavailable, check_inception, inception_metrics, reference_statistics
+from mar.options import POSITIVE, SEED, Parser, check_writable_folder, fail, text
 from mar.run_log import draw_curve
 from mar.sampling import sample_latents
 from vae import load_tokenizer
@@ -80,23 +81,28 @@ VARIANTS = [("kl-diffusion", "kl", "diffusion"), ("vq-ce", "vq", "categorical"),
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    args = build_parser().parse_args(argv)
+    if args.num_images is None:  # training images (the glyph set's size) follow the budget unless given
+        args.num_images = BUDGETS[args.budget].num_images
+    return args
+
+
+def build_parser() -> Parser:
+    parser = Parser(description=__doc__)
     add_data_arguments(parser)
     parser.add_argument("--budget", default="default", choices=list(BUDGETS), help="scale of every stage (see BUDGETS)")
     parser.add_argument("--variants", nargs="+", default=[v[0] for v in VARIANTS], choices=[v[0] for v in VARIANTS],
                         help="variants to train and score")
-    parser.add_argument("--patch-size", type=int, default=2, help="latent patch per token, the same for every variant")
-    parser.add_argument("--output", default=None, help="folder of everything; default runs/compare-<budget>")
-    parser.add_argument("--seed", type=int, default=0, help="seed of every stage")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    parser.add_argument("--inception-weights", default=None, help="torch-fidelity's Inception weights file (.pth), for Inception FID/IS")
-    parser.add_argument("--inception-reference", default=None, help="reference statistics .npz with mu and sigma (e.g. ADM's)")
+    parser.add_argument("--patch-size", type=POSITIVE, default=2, help="latent patch per token, the same for every variant")
+    parser.add_argument("--output", type=text, default=None, help="folder of everything; default runs/compare-<budget>")
+    parser.add_argument("--seed", type=SEED, default=0, help="seed of every stage")
+    parser.add_argument("--device", type=text, default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    parser.add_argument("--inception-weights", type=text, default=None,
+                        help="torch-fidelity's Inception weights file (.pth), for Inception FID/IS")
+    parser.add_argument("--inception-reference", type=text, default=None, help="reference statistics .npz with mu and sigma (e.g. ADM's)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.set_defaults(num_images=None)
-    args = parser.parse_args(argv)
-    if args.num_images is None:  # training images (the glyph set's size) follow the budget unless given
-        args.num_images = BUDGETS[args.budget].num_images
-    return args
+    return parser
 
 
 def data_arguments(args) -> list[str]:
@@ -113,7 +119,7 @@ def held_out_sets(args, budget: Budget, dataset) -> tuple[tuple, tuple]:
         return train_set, reference
     count = min(len(dataset), budget.num_images + budget.reference_images)
     picks = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(args.seed))[:count].tolist()
-    images, labels = zip(*(dataset[i] for i in picks))
+    images, labels = zip(*(item for item in (dataset[i] for i in picks) if item is not None))  # None: skipped unreadable
     images, labels = torch.stack(images), torch.as_tensor(labels)
     split = count - min(budget.reference_images, count // 5)
     return (images[:split], labels[:split]), (images[split:], labels[split:])
@@ -129,7 +135,7 @@ def tokenizer_folder(args, budget: Budget, kind: str, output: Path) -> Path:
         train_tokenizer.main(data_arguments(args) + extra + [
             "--kind", kind, "--steps", str(budget.tokenizer_steps), "--images", str(images),
             "--held-out", str(max(1, min(512, images // 10))), "--output", str(folder), "--seed", str(args.seed),
-            "--device", args.device] + (["--no-progress"] if args.no_progress else []))
+            "--device", args.device, "--overwrite"] + (["--no-progress"] if args.no_progress else []))
     return folder
 
 
@@ -213,7 +219,7 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     started = time.time()
     budget = BUDGETS[args.budget]
-    output = Path(args.output or f"runs/compare-{args.budget}")
+    output = check_writable_folder(args.output or f"runs/compare-{args.budget}", "--output")
     device = pick_device(args.device)
     args.device = str(device)
     score_inception = inception_scorer(args)

@@ -23,82 +23,94 @@ Examples:
 import argparse
 import sys
 import time
+from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from mar import NAMED_SIZES, MARGenerator, distributed, named_config
-from mar.configs import HEADS
 from mar.checkpoint import latest_checkpoint, load_checkpoint, load_training_state
-from mar.cli import HelpFormatter, add_data_arguments, dataset_name, fail, image_sample, open_dataset, pick_device, render_samples
+from mar.cli import add_data_arguments, class_names, dataset_name, image_sample, open_dataset, open_image_folder, pick_device, render_samples
+from mar.configs import HEADS
+from mar.data import BadImage
 from mar.ema import EMA
 from mar.latents import LatentCacheMismatch, LatentSet, check_latent_cache, latent_set, read_latent_cache, write_latent_cache
+from mar.options import (NON_NEGATIVE, NON_NEGATIVE_NUMBER, POSITIVE, POSITIVE_NUMBER, SEED, Parser, check_image_geometry,
+                         check_sampling, check_writable_folder, fail, integer, number, text)
 from mar.recipes import RECIPES
-from mar.trainer import TrainingStopped, TrainSettings, fit
+from mar.run_folder import RunFolderError, RunLock, check_fresh_start, clear_run
+from mar.trainer import TrainingStopped, TrainSettings, check_resume_data, fit, run_data
 from mar.training import resolve_precision
-from vae import KLTokenizer, Tokenizer, load_tokenizer, small_autoencoder, train_and_measure
+from vae import KLTokenizer, Tokenizer, fingerprint, load_tokenizer, small_autoencoder, train_and_measure
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    return build_parser().parse_args(argv)
+
+
+def build_parser() -> Parser:
+    parser = Parser(description=__doc__)
     add = parser.add_argument_group
     add_data_arguments(parser)
     cache = add("latent cache")
-    cache.add_argument("--latent-cache", default=None,
+    cache.add_argument("--latent-cache", type=text, default=None,
                        help="folder of encoded latents: reused when it matches the tokenizer and data, written when empty; "
                             "default: <output>/latents, written afresh")
     cache.add_argument("--no-flip", action="store_true", help="ImageFolder data: do not add mirrored views")
     tok = add("tokenizer")
-    tok.add_argument("--tokenizer", default=None,
+    tok.add_argument("--tokenizer", type=text, default=None,
                      help="a tokenizer: folder (train_tokenizer.py, a diffusers AutoencoderKL), hub id (org/name[/subfolder], "
                           "from the local cache), or LDM checkpoint (kl16.ckpt); default: train a KL one here")
-    tok.add_argument("--tokenizer-steps", type=int, default=800, help="training steps of a new tokenizer")
-    tok.add_argument("--tokenizer-batch-size", type=int, default=32, help="images per tokenizer step")
-    tok.add_argument("--tokenizer-channels", type=int, default=4, help="latent channels of a new tokenizer")
-    tok.add_argument("--tokenizer-stride", type=int, default=4, help="downsampling factor of a new tokenizer")
-    tok.add_argument("--tokenizer-images", type=int, default=10_000, help="images a new tokenizer trains on")
+    tok.add_argument("--tokenizer-steps", type=POSITIVE, default=800, help="training steps of a new tokenizer")
+    tok.add_argument("--tokenizer-batch-size", type=POSITIVE, default=32, help="images per tokenizer step")
+    tok.add_argument("--tokenizer-channels", type=POSITIVE, default=4, help="latent channels of a new tokenizer")
+    tok.add_argument("--tokenizer-stride", type=POSITIVE, default=4, help="downsampling factor of a new tokenizer (a power of two)")
+    tok.add_argument("--tokenizer-images", type=integer(2), default=10_000, help="images a new tokenizer trains on")
     model = add("model")
     model.add_argument("--model", default="mar-tiny", choices=list(NAMED_SIZES), help="named size (and its training recipe)")
     model.add_argument("--head", default="diffusion", choices=list(HEADS),
                        help="token head: diffusion loss, or cross-entropy over the codes of a VQ / FSQ --tokenizer")
-    model.add_argument("--patch-size", type=int, default=2, help="latent patch per token (p x p)")
-    model.add_argument("--diffusion-batch-mul", type=int, default=4, help="timesteps drawn per z")
-    model.add_argument("--init-from", default=None, help="checkpoint whose weights start training (its config must match)")
+    model.add_argument("--patch-size", type=POSITIVE, default=2, help="latent patch per token (p x p)")
+    model.add_argument("--diffusion-batch-mul", type=POSITIVE, default=4, help="timesteps drawn per z")
+    model.add_argument("--init-from", type=text, default=None, help="checkpoint whose weights start training (its config must match)")
     model.add_argument("--grad-checkpointing", action="store_true", help="recompute block activations in the backward pass")
     opt = add("optimisation (None: from the recipe of --model, see mar/recipes.py)")
-    opt.add_argument("--epochs", type=int, default=None, help="passes over the dataset")
-    opt.add_argument("--batch-size", type=int, default=None, help="global images per step (recipe: per-process batch x processes)")
-    opt.add_argument("--blr", type=float, default=None, help="base learning rate: lr = blr x global batch / 256")
-    opt.add_argument("--lr", type=float, default=None, help="absolute learning rate, overriding --blr")
-    opt.add_argument("--warmup-epochs", type=float, default=None, help="linear warmup, in epochs")
+    opt.add_argument("--epochs", type=POSITIVE, default=None, help="passes over the dataset")
+    opt.add_argument("--batch-size", type=POSITIVE, default=None, help="global images per step (recipe: per-process batch x processes)")
+    opt.add_argument("--blr", type=POSITIVE_NUMBER, default=None, help="base learning rate: lr = blr x global batch / 256")
+    opt.add_argument("--lr", type=POSITIVE_NUMBER, default=None, help="absolute learning rate, overriding --blr")
+    opt.add_argument("--warmup-epochs", type=NON_NEGATIVE_NUMBER, default=None, help="linear warmup, in epochs")
     opt.add_argument("--lr-schedule", default=None, choices=["cosine", "constant"], help="after warmup: cosine decay to 0 or constant")
-    opt.add_argument("--weight-decay", type=float, default=None, help="AdamW weight decay on matrices and embeddings")
-    opt.add_argument("--grad-clip", type=float, default=None, help="gradient norm clip")
-    opt.add_argument("--ema-decay", type=float, default=None, help="EMA of the weights, used for sampling")
-    opt.add_argument("--grad-accum", type=int, default=1, help="micro-batches accumulated per step (per process)")
+    opt.add_argument("--weight-decay", type=NON_NEGATIVE_NUMBER, default=None, help="AdamW weight decay on matrices and embeddings")
+    opt.add_argument("--grad-clip", type=POSITIVE_NUMBER, default=None, help="gradient norm clip")
+    opt.add_argument("--ema-decay", type=number(0.0, 1.0, high_open=True), default=None, help="EMA of the weights, used for sampling")
+    opt.add_argument("--grad-accum", type=POSITIVE, default=1, help="micro-batches accumulated per step (per process)")
     sample = add("samples written after training")
-    sample.add_argument("--num-iter", type=int, default=16, help="autoregressive steps K")
-    sample.add_argument("--diffusion-steps", type=int, default=100, help="DDPM steps per token")
-    sample.add_argument("--temperature", type=float, default=1.0, help="noise temperature")
-    sample.add_argument("--cfg", type=float, default=4.0, help="classifier-free guidance scale")
+    sample.add_argument("--num-iter", type=POSITIVE, default=16, help="autoregressive steps K")
+    sample.add_argument("--diffusion-steps", type=POSITIVE, default=100, help="DDPM steps per token")
+    sample.add_argument("--temperature", type=NON_NEGATIVE_NUMBER, default=1.0, help="noise temperature")
+    sample.add_argument("--cfg", type=NON_NEGATIVE_NUMBER, default=4.0, help="classifier-free guidance scale")
     sample.add_argument("--cfg-schedule", default="constant", choices=["linear", "constant"], help="guidance schedule")
-    sample.add_argument("--samples-per-class", type=int, default=10, help="grid columns")
+    sample.add_argument("--samples-per-class", type=POSITIVE, default=10, help="grid columns")
     run = add("run")
-    run.add_argument("--output", default="runs/default", help="run folder: checkpoints, log.csv, loss.png, tokenizer, samples")
+    run.add_argument("--output", type=text, default="runs/default", help="run folder: checkpoints, log.csv, loss.png, tokenizer, samples")
     run.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --output (fresh start if none)")
-    run.add_argument("--seed", type=int, default=0, help="seed of every draw in training and sampling")
-    run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (under torchrun: cuda:LOCAL_RANK)")
+    run.add_argument("--overwrite", action="store_true",
+                     help="start afresh in an --output that holds a run, deleting its checkpoints, log and samples")
+    run.add_argument("--seed", type=SEED, default=0, help="seed of every draw in training and sampling")
+    run.add_argument("--device", type=text, default="auto", help="auto, cpu, cuda, cuda:N or mps (under torchrun: cuda:LOCAL_RANK)")
     run.add_argument("--amp", default="auto", choices=["auto", "bf16", "fp16", "none"],
                      help="mixed precision: auto = bf16 where the device runs it natively; fp16 adds a gradient scaler")
-    run.add_argument("--save-every", type=int, default=1000, help="steps between checkpoints")
-    run.add_argument("--keep-checkpoints", type=int, default=2, help="newest checkpoints kept")
-    run.add_argument("--max-bad-steps", type=int, default=5, help="non-finite losses in a row before training stops")
-    run.add_argument("--stop-after-steps", type=int, default=None, help="stop with a checkpoint after this many steps in all")
-    run.add_argument("--sample-every", type=int, default=0, help="steps between sample grids (EMA) during training; 0: none")
-    run.add_argument("--log-every", type=int, default=20, help="steps between rows of log.csv")
-    run.add_argument("--num-workers", type=int, default=0, help="data loader workers (ImageFolder)")
+    run.add_argument("--save-every", type=POSITIVE, default=1000, help="steps between checkpoints")
+    run.add_argument("--keep-checkpoints", type=POSITIVE, default=2, help="newest checkpoints kept (the one just written always)")
+    run.add_argument("--max-bad-steps", type=POSITIVE, default=5, help="non-finite losses in a row before training stops")
+    run.add_argument("--stop-after-steps", type=POSITIVE, default=None, help="stop with a checkpoint after this many steps in all")
+    run.add_argument("--sample-every", type=NON_NEGATIVE, default=0, help="steps between sample grids (EMA) during training; 0: none")
+    run.add_argument("--log-every", type=POSITIVE, default=20, help="steps between rows of log.csv")
+    run.add_argument("--num-workers", type=NON_NEGATIVE, default=0, help="data loader workers (ImageFolder)")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    return parser.parse_args(argv)
+    return parser
 
 
 def train_new_tokenizer(args, dataset, device, output: Path) -> KLTokenizer:
@@ -128,10 +140,11 @@ def open_tokenizer(source: str, head: str, device) -> Tokenizer:
     return tokenizer.to(device)
 
 
-def cached_latents(args, tokenizer, dataset, output: Path) -> LatentSet:
+def cached_latents(args, tokenizer, dataset, output: Path, resuming: bool) -> LatentSet:
     """Latents from the cache folder when it matches this run, else encoded now into it.
 
-    The folder is ``--latent-cache`` (a mismatch there is an error) or ``<output>/latents`` (rewritten on a mismatch).
+    The folder is ``--latent-cache`` (a mismatch there is an error) or ``<output>/latents`` (rewritten on a mismatch,
+    unless the run is resumed: its own cache then must match).
     """
     directory = Path(args.latent_cache or output / "latents")
     name, flips = dataset_name(args), args.data_path is not None and not args.no_flip
@@ -139,7 +152,7 @@ def cached_latents(args, tokenizer, dataset, output: Path) -> LatentSet:
         try:
             manifest = check_latent_cache(directory, tokenizer, args.image_size, name, flips)
         except (FileNotFoundError, LatentCacheMismatch) as error:
-            if isinstance(error, LatentCacheMismatch) and args.latent_cache is not None:
+            if isinstance(error, LatentCacheMismatch) and (args.latent_cache is not None or resuming):
                 raise
             manifest = write_latent_cache(tokenizer, dataset, directory, args.image_size, name, flips,
                                           num_workers=args.num_workers, progress=not args.no_progress)
@@ -151,13 +164,15 @@ def cached_latents(args, tokenizer, dataset, output: Path) -> LatentSet:
     return latents
 
 
-def check_sizes(image_size: int, stride: int, patch_size: int) -> None:
-    multiple = stride * patch_size
-    if image_size % multiple:
-        fail(
-            f"image size {image_size} is not divisible by the tokenizer stride {stride} x patch size {patch_size} "
-            f"= {multiple}; use a multiple of {multiple} such as {max(multiple, image_size // multiple * multiple)}"
-        )
+def check_cache_before_rendering(args, tokenizer, output: Path) -> None:
+    """A cache that cached_latents would refuse is refused now, before the data is rendered or read."""
+    directory = Path(args.latent_cache or output / "latents")
+    try:
+        check_latent_cache(directory, tokenizer, args.image_size, dataset_name(args), args.data_path is not None and not args.no_flip)
+    except FileNotFoundError:
+        pass  # no cache yet: it is written
+    except LatentCacheMismatch as error:
+        fail(str(error))
 
 
 def resolve_recipe(args, world: int) -> argparse.Namespace:
@@ -173,16 +188,45 @@ def resolve_recipe(args, world: int) -> argparse.Namespace:
     return args
 
 
+def check_run_options(args, world: int) -> None:
+    """Rules between options that need no file read: checked before anything is loaded, trained or written."""
+    if args.latent_cache is not None:
+        check_writable_folder(args.latent_cache, "--latent-cache", parent_must_exist=True)
+    if args.tokenizer is None and args.tokenizer_stride & (args.tokenizer_stride - 1):
+        fail(f"--tokenizer-stride {args.tokenizer_stride} is not a power of two; use 2, 4, 8 or 16")
+    if args.batch_size % (world * args.grad_accum):
+        fail(f"--batch-size {args.batch_size} is not divisible by processes x --grad-accum = {world * args.grad_accum}; "
+             f"use a multiple of {world * args.grad_accum}")
+    if args.resume and args.init_from is not None:
+        fail("--init-from starts a new run from other weights, --resume continues this one; pass only one of them")
+
+
 def resume_point(args, output: Path):
     """(checkpoint, training state) of the latest checkpoint when --resume finds one, else (None, None)."""
-    if not args.resume or (latest := latest_checkpoint(output)) is None:
-        if args.resume:
-            print(f"resume: no checkpoint in {output / 'checkpoints'} yet; starting from step 0")
-        return None, None
     try:
+        latest = latest_checkpoint(output) if args.resume else None
+        if latest is None:
+            if args.resume:
+                print(f"resume: no checkpoint in {output / 'checkpoints'} yet; starting from step 0")
+            return None, None
         return load_checkpoint(latest, "cpu"), load_training_state(latest)
     except (FileNotFoundError, ValueError) as error:
         fail(str(error))
+
+
+def run_tokenizer(args, resumed, device) -> Tokenizer | None:
+    """The resumed run's tokenizer, or the one --tokenizer names; None when a new one is to be trained here."""
+    if resumed is not None:
+        if args.tokenizer is not None and fingerprint(open_tokenizer(args.tokenizer, args.head, "cpu")) != fingerprint(resumed.tokenizer):
+            fail(f"--tokenizer {args.tokenizer} is not the tokenizer of the run being resumed in {args.output}; "
+                 "drop --tokenizer (a resumed run keeps its own) or start a new --output")
+        return resumed.tokenizer.to(device)
+    if args.tokenizer is not None:
+        return open_tokenizer(args.tokenizer, args.head, device)
+    if args.head == "categorical":
+        fail("--head categorical needs a discrete --tokenizer (train one with `python train_tokenizer.py --kind vq` or "
+             "`--kind fsq`); only a KL tokenizer is trained here by default")
+    return None
 
 
 def main(argv=None) -> None:
@@ -191,62 +235,89 @@ def main(argv=None) -> None:
     device = distributed.init_from_environment(pick_device(args.device))
     rank, world = distributed.rank(), distributed.world_size()
     args = resolve_recipe(args, world)
-    output = Path(args.output)
-    resumed, state = resume_point(args, output)
+    check_run_options(args, world)
+    output = check_writable_folder(args.output, "--output")
+    try:
+        with RunLock(output) if rank == 0 else nullcontext():
+            check_fresh_start(output, args.resume, args.overwrite)
+            train_run(args, device, output, started)
+    except RunFolderError as error:
+        fail(str(error))
+    except BadImage as error:
+        fail(error.one_line() if isinstance(error, BadImage) else str(error))
+    except KeyboardInterrupt:
+        print(f"error: interrupted; the checkpoints in {output / 'checkpoints'} are intact (a stopped run continues with "
+              f"--output {output} --resume)", file=sys.stderr)
+        raise SystemExit(130) from None
+    finally:
+        distributed.shutdown()
 
-    if resumed is not None:
-        tokenizer = resumed.tokenizer.to(device)
-    elif args.tokenizer is not None:
-        tokenizer = open_tokenizer(args.tokenizer, args.head, device)
-    elif args.head == "categorical":
-        fail("--head categorical needs a discrete --tokenizer (train one with `python train_tokenizer.py --kind vq` or "
-             "`--kind fsq`); only a KL tokenizer is trained here by default")
-    else:
-        tokenizer = None
-    check_sizes(args.image_size, tokenizer.stride if tokenizer else args.tokenizer_stride, args.patch_size)
-    dataset, classes = open_dataset(args)
+
+def train_run(args, device, output: Path, started: float) -> None:
+    """Every check first (configs, checkpoints, data settings), then data, tokenizer, latents, training and samples."""
+    rank, world = distributed.rank(), distributed.world_size()
+    resumed, state = resume_point(args, output)
+    tokenizer = run_tokenizer(args, resumed, device)
+    stride, channels = (tokenizer.stride, tokenizer.channels) if tokenizer else (args.tokenizer_stride, args.tokenizer_channels)
+    check_image_geometry(args.image_size, stride, args.patch_size)
+    folder = open_image_folder(args)
+    classes = class_names(args, folder)
+    config = named_config(
+        args.model, num_classes=len(classes), latent_channels=channels,
+        latent_size=args.image_size // stride, patch_size=args.patch_size,
+        diffusion_batch_mul=args.diffusion_batch_mul, num_sampling_steps=args.diffusion_steps,
+        head=args.head, codebook_size=tokenizer.codebook_size if args.head == "categorical" else 0,
+    )
+    train_timesteps = config.head_config().num_train_timesteps if args.head == "diffusion" else 0
+    check_sampling(args.num_iter, config.seq_len, args.head, args.diffusion_steps, train_timesteps)
+    source_path = latest_checkpoint(output) if resumed is not None else args.init_from
+    source = resumed or (args.init_from and load_or_fail(args.init_from))
+    if source is not None and (differences := config.differences(source.model.config)):
+        fail(f"checkpoint {source_path} was trained with another config (requested != saved): {'; '.join(differences)}; "
+             "match these options or start a new --output")
+    precision = resolve_precision(args.amp, device)
+    num_images = args.num_images if folder is None else len(folder)
+    if args.batch_size > num_images:
+        fail(f"--batch-size {args.batch_size} is larger than the dataset ({num_images} images); lower it")
+    settings = TrainSettings(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_steps=0, lr_schedule=args.lr_schedule,
+        weight_decay=args.weight_decay, grad_clip=args.grad_clip, grad_accum=args.grad_accum, ema_decay=args.ema_decay,
+        precision=precision, seed=args.seed, save_every=args.save_every, keep_checkpoints=args.keep_checkpoints,
+        max_bad_steps=args.max_bad_steps, stop_after=args.stop_after_steps, log_every=args.log_every,
+        progress=not args.no_progress, dataset=dataset_name(args),
+    )
+    if state is not None:  # the image count is compared once the latents are read (unreadable images may be skipped)
+        try:
+            check_resume_data(state.data, {k: v for k, v in run_data(num_images, settings).items() if k != "num_images"})
+        except ValueError as error:
+            fail(str(error))
+
+    if tokenizer is not None and (args.latent_cache is not None or state is not None):
+        check_cache_before_rendering(args, tokenizer, output)
+
+    # Everything above only read files; from here on the run writes.
+    if args.overwrite and rank == 0:
+        clear_run(output)
+    dataset, classes = open_dataset(args, folder)
     if rank == 0:
         print(f"data: {len(dataset)} images of {len(classes)} classes at {args.image_size}x{args.image_size}")
-        output.mkdir(parents=True, exist_ok=True)
     if tokenizer is None:  # rank 0 trains it; the others read what it saved
         if rank == 0:
             train_new_tokenizer(args, dataset, device, output)
         distributed.barrier()
         tokenizer = open_tokenizer(str(output / "tokenizer"), args.head, device)
-    latents = cached_latents(args, tokenizer, dataset, output).to(device)
+    latents = cached_latents(args, tokenizer, dataset, output, resuming=state is not None).to(device)
 
-    config = named_config(
-        args.model, num_classes=len(classes), latent_channels=tokenizer.channels,
-        latent_size=args.image_size // tokenizer.stride, patch_size=args.patch_size,
-        diffusion_batch_mul=args.diffusion_batch_mul, num_sampling_steps=args.diffusion_steps,
-        head=args.head, codebook_size=tokenizer.codebook_size if args.head == "categorical" else 0,
-    )
-    if not 1 <= args.num_iter <= config.seq_len:
-        fail(f"--num-iter {args.num_iter} must lie in [1, {config.seq_len}], the number of tokens per image")
-    if args.head == "diffusion" and not 1 <= args.diffusion_steps < config.head_config().num_train_timesteps:
-        fail(f"--diffusion-steps {args.diffusion_steps} must lie in [1, {config.head_config().num_train_timesteps - 1}]")
     torch.manual_seed(args.seed)  # the initial weights depend on the seed only, whatever ran before
     model = MARGenerator(config, tokenizer.latent_codebook() if args.head == "categorical" else None).to(device)
-    source_path = latest_checkpoint(output) if resumed is not None else args.init_from
-    source = resumed or (args.init_from and load_or_fail(args.init_from))
     if source is not None:
-        if (differences := config.differences(source.model.config)):
-            fail(f"checkpoint {source_path} was trained with another config (requested != saved): {'; '.join(differences)}; "
-                 "match these options or start a new --output")
         model.load_state_dict(source.model.state_dict())
     model.backbone.grad_checkpointing = args.grad_checkpointing
     ema = EMA(model, args.ema_decay)
     if resumed is not None and resumed.ema is not None:
         ema.module.load_state_dict(resumed.ema.state_dict())
-    precision = resolve_precision(args.amp, device)
     steps_per_epoch = max(1, len(latents) // args.batch_size)
-    settings = TrainSettings(
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_steps=round(args.warmup_epochs * steps_per_epoch),
-        lr_schedule=args.lr_schedule, weight_decay=args.weight_decay, grad_clip=args.grad_clip, grad_accum=args.grad_accum,
-        ema_decay=args.ema_decay, precision=precision, seed=args.seed, save_every=args.save_every,
-        keep_checkpoints=args.keep_checkpoints, max_bad_steps=args.max_bad_steps, stop_after=args.stop_after_steps,
-        log_every=args.log_every, progress=not args.no_progress,
-    )
+    settings = replace(settings, warmup_steps=round(args.warmup_epochs * steps_per_epoch))
     if rank == 0:
         print(f"model: {args.model}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, "
               f"{args.head} head on a {tokenizer.kind} tokenizer, {config.seq_len} tokens of {config.token_dim} channels; "
@@ -267,14 +338,13 @@ def main(argv=None) -> None:
     if rank == 0:
         print(f"checkpoint: {latest_checkpoint(output)} (step {result['step']}, last loss {result['loss']:.4f}); "
               f"log: {output / 'log.csv'}, {output / 'loss.png'}")
-        if result["stopped_by"] == "sigterm":
-            print(f"stopped by SIGTERM at step {result['step']}; continue with --output {output} --resume")
+        if result["stopped_by"] != "end":
+            print(f"stopped by {result['stopped_by']} at step {result['step']}; continue with --output {output} --resume")
         else:
             train_time = time.time() - started
             path = draw_samples(ema.module, tokenizer, classes, args, device, output / "samples.png", args.samples_per_class)
             print(f"samples: {path} (EMA weights, K={args.num_iter}, cfg={args.cfg}, temperature={args.temperature})")
             print(f"wall time: {time.time() - started:.0f} s ({train_time:.0f} s to the checkpoint)")
-    distributed.shutdown()
 
 
 def load_or_fail(path: str):

@@ -15,7 +15,8 @@ import torch
 
 from mar import NAMED_SIZES, MARGenerator, named_config
 from mar.checkpoint import TrainingState, save_training_checkpoint
-from mar.cli import HelpFormatter, pick_device
+from mar.cli import pick_device
+from mar.options import HelpFormatter
 from mar.ema import EMA
 from mar.training import autocast, make_optimizer, resolve_precision
 from vae import KLTokenizer, small_autoencoder

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import torch
 
 from mar import NAMED_SIZES, MARGenerator, named_config, sample_latents
-from mar.cli import HelpFormatter, pick_device
+from mar.cli import pick_device
+from mar.options import HelpFormatter
 from mar.tokens import patchify
 from mar.training import autocast, resolve_precision
 

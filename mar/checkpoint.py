@@ -99,17 +99,33 @@ def save_training_checkpoint(run_dir: str | Path, model: MARGenerator, ema, toke
     pointer = root / f".{LATEST}.tmp-{os.getpid()}"
     pointer.write_text(final.name + "\n")
     os.replace(pointer, root / LATEST)
-    for old in sorted(root.glob("step-*"))[:-keep]:
+    older = sorted(p for p in root.glob("step-*") if p.name < final.name)  # zero-padded: name order is step order
+    for old in older[: max(0, len(older) - (max(1, keep) - 1))]:  # the one just written always stays
         shutil.rmtree(old)
     return final
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
-    """The folder ``checkpoints/latest`` names in ``run_dir``, or None when the run has none yet."""
-    pointer = Path(run_dir) / "checkpoints" / LATEST
+    """The folder ``checkpoints/latest`` names in ``run_dir``, or None when the run has none yet.
+
+    Raises FileNotFoundError, naming ``latest`` and the fix, when it names a folder that is not there.
+    """
+    root = Path(run_dir) / "checkpoints"
+    pointer = root / LATEST
     if not pointer.is_file():
         return None
-    return Path(run_dir) / "checkpoints" / pointer.read_text().strip()
+    try:
+        name = pointer.read_text().strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise FileNotFoundError(f"{pointer} is unreadable ({type(error).__name__}); write the name of a checkpoint "
+                                f"folder into it (e.g. `echo step-N > {pointer}`)") from None
+    if not name or "/" in name or not (root / name).is_dir():
+        existing = sorted(p.name for p in root.glob("step-*"))
+        raise FileNotFoundError(
+            f"{pointer} names {name!r}, which is not a folder in {root}; point it at one that exists "
+            f"(`echo {existing[-1] if existing else 'step-N'} > {pointer}`)"
+        )
+    return root / name
 
 
 def resolve_weights(path: str | Path) -> Path:
@@ -131,7 +147,8 @@ def read_metadata(path: Path) -> dict:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
     except Exception as error:  # safetensors raises its own error types for files of other formats
-        raise ValueError(f"{path} is not a safetensors checkpoint ({error}); pass a file written by train.py") from error
+        raise ValueError(f"{path} is not a safetensors checkpoint or is truncated ({type(error).__name__}); "
+                         "pass a file written by train.py") from None
     if metadata.get("format") != FORMAT:
         raise ValueError(f"{path} is not a MAR checkpoint of format {FORMAT} (found {metadata.get('format')!r}); "
                          "pass a checkpoint written by this version of train.py")
@@ -149,26 +166,38 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu", expect
     """
     path = resolve_weights(path)
     metadata = read_metadata(path)
-    config = MARConfig.from_dict(json.loads(metadata["mar_config"]))
+    try:
+        config = MARConfig.from_dict(json.loads(metadata["mar_config"]))
+        classes, image_size, step = json.loads(metadata["classes"]), int(metadata["image_size"]), int(metadata["step"])
+        identity = json.loads(metadata["tokenizer"])
+        if not isinstance(classes, list) or len(classes) != config.num_classes or not isinstance(identity, dict):
+            raise ValueError("the class names do not match the config's class count, or the tokenizer entry is malformed")
+    except (KeyError, TypeError, ValueError) as error:  # json's decode error is a ValueError
+        raise ValueError(f"checkpoint {path} has damaged or edited metadata ({type(error).__name__}: {error}); "
+                         "use an earlier checkpoint of the run, or train again") from None
     if expect is not None and (differences := expect.differences(config)):
         raise ValueError(
             f"checkpoint {path} was trained with another config (requested != saved): {'; '.join(differences)}; "
             "match these options or start from scratch"
         )
-    with safe_open(str(path), framework="pt", device=str(device)) as f:
-        tensors = {name: f.get_tensor(name) for name in f.keys()}
-    model = MARGenerator(config).to(device)
-    model.load_state_dict(_split(tensors, "model"))
-    ema = None
-    if any(name.startswith("ema.") for name in tensors):
-        ema = MARGenerator(config).to(device)
-        ema.load_state_dict(_split(tensors, "ema"))
-        ema.eval().requires_grad_(False)
-    tokenizer = tokenizer_from_identity(json.loads(metadata["tokenizer"])).to(device)
-    tokenizer.load_state_dict(_split(tensors, "tokenizer"))
+    try:
+        with safe_open(str(path), framework="pt", device=str(device)) as f:
+            tensors = {name: f.get_tensor(name) for name in f.keys()}
+        model = MARGenerator(config).to(device)
+        model.load_state_dict(_split(tensors, "model"))
+        ema = None
+        if any(name.startswith("ema.") for name in tensors):
+            ema = MARGenerator(config).to(device)
+            ema.load_state_dict(_split(tensors, "ema"))
+            ema.eval().requires_grad_(False)
+        tokenizer = tokenizer_from_identity(identity).to(device)
+        tokenizer.load_state_dict(_split(tensors, "tokenizer"))
+    except Exception as error:  # shape or key mismatches (RuntimeError), identity fields (KeyError), safetensors errors
+        raise ValueError(f"checkpoint {path} does not hold the weights its metadata describes "
+                         f"({type(error).__name__}); use an earlier checkpoint of the run, or train again") from None
     return Checkpoint(
         model=model.eval(), ema=ema, tokenizer=tokenizer.eval().requires_grad_(False),
-        classes=json.loads(metadata["classes"]), image_size=int(metadata["image_size"]), step=int(metadata["step"]),
+        classes=classes, image_size=image_size, step=step,
     )
 
 
@@ -177,4 +206,14 @@ def load_training_state(checkpoint_dir: str | Path) -> TrainingState:
     path = Path(checkpoint_dir) / RESUME
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist; --resume needs a checkpoint folder written by train.py")
-    return TrainingState(**torch.load(path, map_location="cpu", weights_only=True))
+    fix = (f"point {Path(checkpoint_dir).parent / LATEST} at an earlier step-N folder of the run, or start a new --output")
+    try:
+        # Only tensors and plain values unpickle; anything else (a foreign or malicious pickle) is refused here.
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated zip (RuntimeError), refused pickle (UnpicklingError), garbage (EOFError ...)
+        # torch's own message would suggest weights_only=False, which must never be followed for a file like this
+        raise ValueError(f"resume state {path} is damaged or was not written by train.py ({type(error).__name__}); {fix}") from None
+    try:
+        return TrainingState(**saved)
+    except TypeError:
+        raise ValueError(f"resume state {path} does not hold train.py's fields; {fix}") from None

@@ -1,6 +1,5 @@
-"""Shared pieces of the command-line scripts: one-line errors, device choice, the sample grid."""
+"""Shared pieces of the command-line scripts: device choice, data options, the sample grid (option rules: options.py)."""
 import argparse
-import sys
 from pathlib import Path
 
 import torch
@@ -10,17 +9,8 @@ from vae import Tokenizer
 from .data import GLYPH_CLASSES, ImageFolderDataset, glyph_dataset
 from .generator import MARGenerator
 from .images import save_grid
+from .options import POSITIVE, SEED, check_writable_folder, fail, text
 from .sampling import sample_latents
-
-
-class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keeps the docstring's example lines as written and adds each option's default to its help."""
-
-
-def fail(message: str) -> None:
-    """Exits with a one-line error instead of a traceback."""
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(2)
 
 
 def pick_device(name: str) -> torch.device:
@@ -39,22 +29,40 @@ def pick_device(name: str) -> torch.device:
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     data = parser.add_argument_group("data")
-    data.add_argument("--data-path", default=None, help="ImageFolder root (one sub-folder per class); default: the embedded glyph set")
-    data.add_argument("--image-size", type=int, default=32, help="image side in pixels")
-    data.add_argument("--num-images", type=int, default=10_000, help="size of the embedded glyph set")
-    data.add_argument("--data-seed", type=int, default=0, help="seed of the embedded glyph set")
-    data.add_argument("--cache-dir", default="data_cache", help="where the rendered glyph set is kept")
+    data.add_argument("--data-path", type=text, default=None,
+                      help="ImageFolder root (one sub-folder per class); default: the embedded glyph set")
+    data.add_argument("--image-size", type=POSITIVE, default=32, help="image side in pixels")
+    data.add_argument("--num-images", type=POSITIVE, default=10_000, help="size of the embedded glyph set")
+    data.add_argument("--data-seed", type=SEED, default=0, help="seed of the embedded glyph set")
+    data.add_argument("--cache-dir", type=text, default="data_cache", help="where the rendered glyph set is kept")
+    data.add_argument("--bad-images", default="fail", choices=["fail", "skip"],
+                      help="ImageFolder: an unreadable image file stops the run, or is skipped with a warning (named either way)")
 
 
-def open_dataset(args: argparse.Namespace):
-    """(dataset of (image (3, s, s) in [-1, 1], label), class names) from the data arguments; one-line errors."""
+def open_image_folder(args: argparse.Namespace) -> ImageFolderDataset | None:
+    """The ImageFolder of ``--data-path`` (files listed, none read), or None for the glyph set; one-line errors."""
+    if args.data_path is None:
+        return None
     try:
-        if args.data_path is None:
-            return glyph_dataset(args.num_images, args.image_size, args.data_seed, cache_dir=args.cache_dir), list(GLYPH_CLASSES)
-        dataset = ImageFolderDataset(args.data_path, args.image_size, flip=False)
-        return dataset, dataset.classes
+        return ImageFolderDataset(args.data_path, args.image_size, flip=False, bad_images=args.bad_images)
     except (FileNotFoundError, ValueError) as error:
         fail(str(error))
+
+
+def class_names(args: argparse.Namespace, folder: ImageFolderDataset | None) -> list[str]:
+    return list(GLYPH_CLASSES) if folder is None else folder.classes
+
+
+def open_dataset(args: argparse.Namespace, folder: ImageFolderDataset | None = None):
+    """(dataset of (image (3, s, s) in [-1, 1], label), class names) from the data arguments; one-line errors.
+
+    The glyph set is rendered here (or read from ``--cache-dir``); ``folder`` reuses an ImageFolder already listed.
+    """
+    if args.data_path is not None:
+        folder = folder or open_image_folder(args)
+        return folder, folder.classes
+    check_writable_folder(args.cache_dir, "--cache-dir")
+    return glyph_dataset(args.num_images, args.image_size, args.data_seed, cache_dir=args.cache_dir), list(GLYPH_CLASSES)
 
 
 def dataset_name(args: argparse.Namespace) -> str:
@@ -65,11 +73,14 @@ def dataset_name(args: argparse.Namespace) -> str:
 
 
 def image_sample(dataset, count: int, seed: int) -> torch.Tensor:
-    """Up to ``count`` images of ``dataset`` (the first ones of the glyph set, a seeded draw otherwise): (n, 3, s, s)."""
+    """Up to ``count`` images of ``dataset`` (the first ones of the glyph set, a seeded draw otherwise): (n, 3, s, s).
+
+    Images an ImageFolder skips (``--bad-images skip``) are left out.
+    """
     if hasattr(dataset, "tensors"):
         return dataset.tensors[0][:count]
     picks = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:count]
-    return torch.stack([dataset[i][0] for i in picks.tolist()])
+    return torch.stack([item[0] for item in (dataset[i] for i in picks.tolist()) if item is not None])
 
 
 @torch.no_grad()

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from vae import DiscreteTokenizer, KLTokenizer, Tokenizer, fingerprint
 
 from . import distributed
+from .data import collate_readable
 
 FORMAT = "mar-latents/1"
 MANIFEST = "cache.json"
@@ -110,17 +111,22 @@ def write_latent_cache(
     for k in mine:
         part = Subset(dataset, range(k * shard_size, min(len(dataset), (k + 1) * shard_size)))
         stored: dict[str, list[torch.Tensor]] = {}
-        for images, labels in DataLoader(part, batch_size=batch_size, num_workers=num_workers):
-            for name, tensor in (encode_views(tokenizer, images.to(device), flips) | {"labels": torch.as_tensor(labels)}).items():
-                stored.setdefault(name, []).append(tensor.cpu())
-            bar.update(len(labels))
+        loader = DataLoader(part, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_readable)
+        for first, batch in zip(range(0, len(part), batch_size), loader):
+            if batch is not None:  # None: every image of the batch was unreadable and skipped
+                images, labels = batch
+                for name, tensor in (encode_views(tokenizer, images.to(device), flips) | {"labels": labels}).items():
+                    stored.setdefault(name, []).append(tensor.cpu())
+            bar.update(min(batch_size, len(part) - first))
+        if not stored:
+            raise ValueError(f"every image of shard {k} ({len(part)} images) was unreadable and skipped; check the data")
         _atomic_save({name: torch.cat(parts) for name, parts in stored.items()}, directory / f"shard-{k:05d}.safetensors")
     bar.close()
     distributed.barrier()
     manifest = {
         "format": FORMAT, **expected_manifest(tokenizer, image_size, dataset_name, flips), "tokenizer": tokenizer.identity(),
         "num_images": len(dataset), "shards": [f"shard-{k:05d}.safetensors" for k in range(num_shards)],
-    }
+    }  # num_images counts the dataset's files; images skipped as unreadable are absent from the shards
     if rank == 0:
         tmp = directory / f".{MANIFEST}.tmp"
         tmp.write_text(json.dumps(manifest, indent=2))
@@ -135,9 +141,7 @@ def check_latent_cache(directory: str | Path, tokenizer: Tokenizer, image_size: 
     if not (directory / MANIFEST).is_file():
         raise FileNotFoundError(f"latent cache {directory} has no {MANIFEST} (missing or unfinished); "
                                 "delete the folder and let train.py or cache_latents.py write it again")
-    manifest = json.loads((directory / MANIFEST).read_text())
-    if manifest.get("format") != FORMAT:
-        raise LatentCacheMismatch(f"{directory} is not a latent cache of format {FORMAT} (found {manifest.get('format')!r})")
+    manifest = read_manifest(directory)
     expected = expected_manifest(tokenizer, image_size, dataset_name, flips)
     differences = [f"{key}: cache {manifest[key]!r} != this run {expected[key]!r}" for key in expected if manifest[key] != expected[key]]
     if differences:
@@ -148,14 +152,51 @@ def check_latent_cache(directory: str | Path, tokenizer: Tokenizer, image_size: 
     return manifest
 
 
+REQUIRED = ("format", "tokenizer_fingerprint", "image_size", "dataset", "views", "num_images", "shards")
+
+
+def read_manifest(directory: Path) -> dict:
+    """``cache.json`` of a cache folder, refused with the fix when it is damaged, edited or of another format."""
+    path = directory / MANIFEST
+    fix = "delete the folder (or pass a new --latent-cache) and encode the data again"
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise LatentCacheMismatch(f"latent cache manifest {path} is unreadable ({type(error).__name__}); {fix}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        raise LatentCacheMismatch(f"{path} is not a latent cache manifest of format {FORMAT} (found {found!r}); {fix}")
+    missing = [key for key in REQUIRED if key not in manifest]
+    if missing or not isinstance(manifest["shards"], list) or not all(isinstance(s, str) for s in manifest["shards"]):
+        raise LatentCacheMismatch(f"latent cache manifest {path} is damaged (missing or malformed: "
+                                  f"{', '.join(missing) or 'shards'}); {fix}")
+    return manifest
+
+
 def read_latent_cache(directory: str | Path, manifest: dict) -> dict[str, torch.Tensor]:
-    """Every shard of a checked cache, concatenated in dataset order (CPU tensors)."""
+    """Every shard of a checked cache, concatenated in dataset order (CPU tensors); damaged shards are named."""
     directory = Path(directory)
-    missing = [name for name in manifest["shards"] if not (directory / name).is_file()]
-    if missing:
-        raise FileNotFoundError(f"latent cache {directory} lacks {missing[0]}; delete the folder and encode it again")
-    shards = [load_file(directory / name) for name in manifest["shards"]]
-    return {name: torch.cat([shard[name] for shard in shards]) for name in shards[0]}
+    fix = "delete the folder (or pass a new --latent-cache) and encode the data again"
+    shards = []
+    for name in manifest["shards"]:
+        path = directory / name
+        if not path.is_file():
+            raise FileNotFoundError(f"latent cache {directory} lacks {name}; {fix}")
+        try:
+            shards.append(load_file(path))
+        except Exception as error:  # safetensors raises its own error types for truncated or foreign files
+            raise LatentCacheMismatch(f"latent cache shard {path} is damaged ({type(error).__name__}); {fix}") from None
+    names = sorted(shards[0]) if shards else []
+    if not names or any(sorted(shard) != names for shard in shards):
+        raise LatentCacheMismatch(f"latent cache {directory} has shards holding different tensors; {fix}")
+    try:
+        tensors = {name: torch.cat([shard[name] for shard in shards]) for name in names}
+    except RuntimeError:
+        raise LatentCacheMismatch(f"latent cache {directory} has shards of mismatched shapes; {fix}") from None
+    if {"labels"} | ({"indices"} if "indices" in tensors else {"mean", "std"}) != set(names) or \
+            any(len(t) != len(tensors["labels"]) for t in tensors.values()):
+        raise LatentCacheMismatch(f"latent cache {directory} holds tensors {names} of unequal lengths or unknown kinds; {fix}")
+    return tensors
 
 
 def latent_set(tensors: dict[str, torch.Tensor]) -> LatentSet | CodeSet:

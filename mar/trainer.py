@@ -7,6 +7,7 @@ resumed run therefore draws what the uninterrupted run would have drawn, and a g
 world_size x grad_accum shards whether they run on one process or many.
 """
 import signal
+import threading
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -44,10 +45,24 @@ class TrainSettings:
     stop_after: int | None = None  # stop (with a checkpoint) after this many steps in all, as a budget
     log_every: int = 20
     progress: bool = True
+    dataset: str = ""  # names the data (see mar.cli.dataset_name), so a resume on other data is refused
 
 
 class TrainingStopped(RuntimeError):
     """Training cannot go on (repeated non-finite losses); the last good checkpoint is intact."""
+
+
+def run_data(num_images: int, settings: TrainSettings) -> dict:
+    """What a resumed run must share with the run it continues to repeat it exactly."""
+    return {"num_images": num_images, "batch_size": settings.batch_size, "seed": settings.seed, "dataset": settings.dataset}
+
+
+def check_resume_data(saved: dict, now: dict) -> None:
+    """ValueError naming each difference; a field an older checkpoint did not record is not compared."""
+    differences = "; ".join(f"{k}: {saved[k]} != {v}" for k, v in now.items() if k in saved and saved[k] != v)
+    if differences:
+        raise ValueError(f"the checkpoint was trained on other data or settings (saved != now: {differences}); "
+                         "resume with the same data, --batch-size and --seed, or start a new --output")
 
 
 def shard_seed(seed: int, step: int, shard: int) -> int:
@@ -58,21 +73,32 @@ def epoch_order(num_images: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(num_images, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
 
 
-class SigtermFlag:
-    """Notes a SIGTERM (a preemption) so the loop can save and stop between steps; restores the old handler on exit."""
+class StopSignals:
+    """Notes a SIGTERM (a preemption) or SIGINT (Ctrl-C) so the loop can save and stop between steps.
+
+    A second SIGINT raises KeyboardInterrupt at once. The old handlers come back on exit. Outside the main thread,
+    where Python cannot install handlers, nothing is installed.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
     def __init__(self):
-        self.raised = False
+        self.name: str | None = None  # of the first signal received
+        self.previous: dict = {}
 
     def __enter__(self):
-        self.previous = signal.signal(signal.SIGTERM, self._handle)
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {number: signal.signal(number, self._handle) for number in self.SIGNALS}
         return self
 
     def _handle(self, signum, frame):
-        self.raised = True
+        if self.name is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.name = self.name or signal.Signals(signum).name
 
     def __exit__(self, *exc):
-        signal.signal(signal.SIGTERM, self.previous)
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
 
 
 def memory_mb(device: torch.device) -> float:
@@ -85,7 +111,8 @@ def memory_mb(device: torch.device) -> float:
 
 def fit(model, ema: EMA, latents: LatentSet | CodeSet, tokenizer, settings: TrainSettings, device: torch.device, run_dir: Path,
         checkpoint_info: dict, resume: TrainingState | None = None, on_step: Callable[[int], None] | None = None) -> dict:
-    """Trains ``model`` (and its ``ema``) in place from ``resume`` or from step 0; returns {"step", "loss", "stopped_by"}.
+    """Trains ``model`` (and its ``ema``) in place from ``resume`` or from step 0; returns {"step", "loss", "stopped_by"},
+    ``stopped_by`` being "end" or the signal that stopped training with a checkpoint ("SIGTERM", "SIGINT").
 
     ``checkpoint_info`` holds the classes and image size written into checkpoints. Raises ``TrainingStopped`` after
     ``max_bad_steps`` non-finite losses in a row, and ValueError for a batch that does not split into the shards.
@@ -102,16 +129,13 @@ def fit(model, ema: EMA, latents: LatentSet | CodeSet, tokenizer, settings: Trai
         raise ValueError(f"--batch-size {settings.batch_size} is larger than the dataset ({len(latents)} images); lower it")
     schedule_total = steps_per_epoch * settings.epochs
     total = schedule_total if settings.stop_after is None else min(schedule_total, settings.stop_after)
-    data = {"num_images": len(latents), "batch_size": settings.batch_size, "seed": settings.seed}
+    data = run_data(len(latents), settings)
 
     optimizer = make_optimizer(model, settings.lr, settings.weight_decay)
     scaler = torch.amp.GradScaler(device.type, enabled=settings.precision == torch.float16)
     step, bad_in_row = 0, 0
     if resume is not None:
-        if resume.data != data:
-            differences = "; ".join(f"{k}: {resume.data.get(k)} != {v}" for k, v in data.items() if resume.data.get(k) != v)
-            raise ValueError(f"the checkpoint was trained on other data or settings (saved != now: {differences}); "
-                             "resume with the same data, --batch-size and --seed, or start a new --output")
+        check_resume_data(resume.data, data)
         optimizer.load_state_dict(resume.optimizer)
         if resume.scaler:
             scaler.load_state_dict(resume.scaler)
@@ -135,7 +159,7 @@ def fit(model, ema: EMA, latents: LatentSet | CodeSet, tokenizer, settings: Trai
     model.train()
     stopped_by, last_loss, tick, since = "end", float("nan"), time.time(), 0
     order_epoch, order = -1, None
-    with SigtermFlag() as sigterm:
+    with StopSignals() as signals:
         while step < total:
             epoch, position = divmod(step, steps_per_epoch)
             if epoch != order_epoch:  # one permutation per epoch, not per step
@@ -157,9 +181,9 @@ def fit(model, ema: EMA, latents: LatentSet | CodeSet, tokenizer, settings: Trai
                 loss_sum += loss.detach().float()
             scaler.unscale_(optimizer)
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
-            # one all-reduce: the summed loss, how many processes saw a non-finite loss, and whether any got SIGTERM
+            # one all-reduce: the summed loss, how many processes saw a non-finite loss, and whether any got a stop signal
             totals = distributed.all_reduce_sum(torch.stack([
-                loss_sum, (~torch.isfinite(loss_sum)).float(), torch.tensor(float(sigterm.raised), device=device),
+                loss_sum, (~torch.isfinite(loss_sum)).float(), torch.tensor(float(signals.name is not None), device=device),
             ])).tolist()
             mean_loss = totals[0] / world
             # with fp16 the scaler skips steps with overflowing gradients itself and lowers its scale
@@ -194,7 +218,7 @@ def fit(model, ema: EMA, latents: LatentSet | CodeSet, tokenizer, settings: Trai
             if on_step is not None:
                 on_step(step)
             if totals[2] > 0:
-                stopped_by = "sigterm"
+                stopped_by = signals.name or "a signal on another process"
                 break
             if step % settings.save_every == 0 and step < total:
                 save("periodic")

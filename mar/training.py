@@ -30,13 +30,16 @@ def lr_factor(step: int, warmup_steps: int, total_steps: int, schedule: str = "c
 
 
 def resolve_precision(amp: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``--amp``: auto picks bf16 where the hardware runs it natively, else full fp32."""
+    """The autocast dtype for ``--amp``: auto picks bf16 where the hardware runs it natively, else full fp32.
+
+    fp16 needs a gradient scaler, which the training loops add for it.
+    """
     if amp == "none":
         return None
-    if amp == "bf16":
-        return torch.bfloat16
+    if amp in ("bf16", "fp16"):
+        return {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
     if amp != "auto":
-        raise ValueError(f"unknown --amp {amp!r}; use auto, bf16 or none")
+        raise ValueError(f"unknown --amp {amp!r}; use auto, bf16, fp16 or none")
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
     if device.type == "cpu":

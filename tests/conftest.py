@@ -1,3 +1,17 @@
 import os
 
+import pytest
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in the suite may reach a hub
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """A run folder of train.py at the toy budget, shared by the script tests (which must not change it)."""
+    import train
+
+    from .toy import TOY
+
+    out = tmp_path_factory.mktemp("run")
+    train.main(TOY + ["--output", str(out), "--cache-dir", str(out / "cache"), "--sample-every", "5"])
+    return out

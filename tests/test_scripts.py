@@ -9,19 +9,14 @@ from PIL import Image
 import sample
 import train
 
+from .toy import TOY
+
 ROOT = Path(__file__).resolve().parent.parent
-TOY = [
-    "--num-images", "120", "--tokenizer-steps", "3", "--tokenizer-images", "120", "--epochs", "1",
-    "--batch-size", "24", "--warmup-epochs", "0.5", "--samples-per-class", "1", "--num-iter", "2",
-    "--diffusion-steps", "2", "--no-progress",
-]
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    train.main(TOY + ["--output", str(out), "--cache-dir", str(out / "cache"), "--sample-every", "5"])
-    return out
+@pytest.fixture
+def trained(trained_run):
+    return trained_run
 
 
 def test_train_writes_checkpoint_tokenizer_and_grid(trained):

@@ -1,9 +1,7 @@
 """The tokenizer interface across kinds: saving and loading, hub ids offline, and training that lowers the error."""
-import json
 
 import pytest
 import torch
-from diffusers import AutoencoderKL
 
 from mar.data import glyph_dataset
 from vae import (

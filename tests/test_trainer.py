@@ -1,4 +1,4 @@
-"""The training loop: exact resume, non-finite losses, SIGKILL while writing, SIGTERM, and two processes = one."""
+"""The training loop: exact resume, non-finite losses, SIGKILL while writing, SIGTERM / SIGINT, and two processes = one."""
 import os
 import signal
 import subprocess
@@ -155,17 +155,18 @@ def train_process(args, **kwargs):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
 
 
-def test_sigterm_saves_a_checkpoint_that_resumes(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_saves_a_checkpoint_that_resumes(tmp_path, stop):
     out = tmp_path / "run"
     process = train_process(["--epochs", "500", "--output", str(out), "--cache-dir", str(tmp_path / "cache")])
     deadline = time.time() + 240
     while time.time() < deadline and len(read_rows(out / "log.csv")) < 3:
         time.sleep(0.2)
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(stop)
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 0, stderr[-2000:]
-    assert "stopped by SIGTERM at step" in stdout
-    stopped_at = int(stdout.split("stopped by SIGTERM at step ")[1].split(";")[0])
+    assert f"stopped by {stop.name} at step" in stdout
+    stopped_at = int(stdout.split(f"stopped by {stop.name} at step ")[1].split(";")[0])
     assert load_training_state(latest_checkpoint(out)).step == stopped_at >= 3
     resumed = train_process(["--epochs", "500", "--output", str(out), "--cache-dir", str(tmp_path / "cache"), "--resume",
                              "--stop-after-steps", str(stopped_at + 2)])

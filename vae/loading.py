@@ -44,6 +44,18 @@ def fingerprint(tokenizer: Tokenizer) -> str:
 
 
 def _from_folder(directory: Path) -> Tokenizer:
+    try:
+        return _read_folder(directory)
+    except TokenizerNotFound:
+        raise
+    except Exception as error:  # a damaged or edited file: JSON, config, weights (diffusers and torch raise many types)
+        raise TokenizerNotFound(
+            f"tokenizer folder {directory} is damaged or was edited ({type(error).__name__}: "
+            f"{' '.join(str(error).split())[:200]}); train it again (train_tokenizer.py) or pass another --tokenizer"
+        ) from None
+
+
+def _read_folder(directory: Path) -> Tokenizer:
     marker = json.loads((directory / TOKENIZER_FILE).read_text()) if (directory / TOKENIZER_FILE).exists() else {"kind": "kl"}
     if marker["kind"] in ("vq", "fsq"):
         return DiscreteTokenizer.load(directory, marker)
@@ -77,7 +89,13 @@ def load_tokenizer(source: str | Path) -> Tokenizer:
     if path.is_dir():
         tokenizer = _from_folder(path)
     elif path.is_file() and path.suffix in CHECKPOINT_SUFFIXES:
-        autoencoder, known_scale = load_ldm_autoencoder(path)
+        try:
+            autoencoder, known_scale = load_ldm_autoencoder(path)
+        except ValueError:
+            raise
+        except Exception as error:  # safetensors and torch raise their own types for truncated files
+            raise ValueError(f"{path} could not be read as a tokenizer checkpoint ({type(error).__name__}); it may be "
+                             "truncated: download it again, or pass MAR's kl16.ckpt or an LDM autoencoder file") from None
         tokenizer = KLTokenizer(autoencoder, scale=known_scale or 1.0)
     elif path.exists():
         raise TokenizerNotFound(f"tokenizer {path} is a file of an unknown kind; pass a folder, a hub id, or an LDM "

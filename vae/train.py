@@ -54,7 +54,8 @@ def train_tokenizer(
     """Trains ``tokenizer`` on ``images`` (N, 3, s, s) in [-1, 1] with its own ``training_loss``; returns it in eval mode.
 
     AdamW with a linear warmup, then a cosine decay to 0. A KL tokenizer then fits its latent shift and scale on
-    up to 2048 of the images. With ``precision`` (e.g. torch.bfloat16) the forward pass runs under autocast.
+    up to 2048 of the images. With ``precision`` (e.g. torch.bfloat16) the forward pass runs under autocast;
+    float16 adds a gradient scaler.
     """
     tokenizer.to(images.device).train()
     optimizer = torch.optim.AdamW([p for p in tokenizer.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
@@ -65,14 +66,16 @@ def train_tokenizer(
         return 0.5 * (1 + math.cos(math.pi * (step - warmup_steps) / max(1, steps - warmup_steps)))
 
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    scaler = torch.amp.GradScaler(images.device.type, enabled=precision == torch.float16)
     bar = tqdm(range(steps), desc=f"{tokenizer.kind} tokenizer", disable=not progress)
     for _ in bar:
         batch = images[torch.randint(0, len(images), (batch_size,), generator=generator, device=images.device)]
         with torch.autocast(images.device.type, dtype=precision or torch.float32, enabled=precision is not None):
             loss, logs = tokenizer.training_loss(batch, generator)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         schedule.step()
         bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()})
     tokenizer.eval().requires_grad_(False)
