@@ -9,7 +9,7 @@ from vae import Tokenizer
 from .data import GLYPH_CLASSES, ImageFolderDataset, glyph_dataset
 from .generator import MARGenerator
 from .images import save_grid
-from .options import POSITIVE, SEED, check_writable_folder, fail, text
+from .options import SEED, check_writable_folder, fail, integer, text
 from .sampling import sample_latents
 
 
@@ -24,6 +24,12 @@ def pick_device(name: str) -> torch.device:
         fail(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps")
     if device.type == "cuda" and not torch.cuda.is_available():
         fail(f"device {name} was asked for but CUDA is not available here; use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        fail(f"device {name} does not exist: this machine has {torch.cuda.device_count()} CUDA device(s); use cuda:0 ... ")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        fail(f"device {name} was asked for but MPS is not available here; use --device cpu")
+    if device.type not in ("cpu", "cuda", "mps"):
+        fail(f"device {name} is not supported here; use auto, cpu, cuda, cuda:N or mps")
     return device
 
 
@@ -31,8 +37,9 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     data = parser.add_argument_group("data")
     data.add_argument("--data-path", type=text, default=None,
                       help="ImageFolder root (one sub-folder per class); default: the embedded glyph set")
-    data.add_argument("--image-size", type=POSITIVE, default=32, help="image side in pixels")
-    data.add_argument("--num-images", type=POSITIVE, default=10_000, help="size of the embedded glyph set")
+    data.add_argument("--image-size", type=integer(1, 4096), default=32, help="image side in pixels")
+    data.add_argument("--num-images", type=integer(len(GLYPH_CLASSES)), default=10_000,
+                      help="size of the embedded glyph set (at least one image per class)")
     data.add_argument("--data-seed", type=SEED, default=0, help="seed of the embedded glyph set")
     data.add_argument("--cache-dir", type=text, default="data_cache", help="where the rendered glyph set is kept")
     data.add_argument("--bad-images", default="fail", choices=["fail", "skip"],

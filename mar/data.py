@@ -115,6 +115,8 @@ class ImageFolderDataset(Dataset):
 
     def __init__(self, root: str | Path, image_size: int, flip: bool = True, bad_images: str = "fail"):
         root = Path(root)
+        if root.is_file():
+            raise FileNotFoundError(f"image folder {root} is a file; pass a directory with one sub-folder per class")
         if not root.is_dir():
             raise FileNotFoundError(f"image folder {root} does not exist; pass a directory with one sub-folder per class")
         if bad_images not in ("fail", "skip"):
