@@ -1,15 +1,17 @@
-"""Gaussian diffusion over single tokens: the training loss and the temperature-scaled DDPM sampler.
+"""Gaussian diffusion over single tokens: the schedule, the posterior algebra and the training loss.
 
 The noise schedule (betas, cumulative alphas, the respaced timesteps) comes from diffusers' ``DDPMScheduler``; what
-lives here is the posterior algebra that diffusers' ``step`` does not expose: a temperature on the added noise,
-guidance that shares one noise between the conditional and unconditional halves, and the variational bound
-term that trains the learned variance (Nichol & Dhariwal's hybrid loss, as in MAR).
+lives here is the posterior algebra that diffusers' ``step`` does not expose: the learned variance, the posterior mean
+that the DDPM sampler steps with, and the variational bound term that trains the variance (Nichol & Dhariwal's
+hybrid loss, as in MAR). The reverse-time solvers live in ``samplers``.
 """
 import math
 from dataclasses import dataclass
 
 import torch
 from diffusers import DDPMScheduler
+
+from . import samplers
 
 
 @dataclass(frozen=True)
@@ -158,21 +160,4 @@ class GaussianDiffusion:
         conditional and unconditional halves share every noise draw; cfg = 1 then reproduces unguided sampling.
         The noise added at each step is multiplied by ``temperature``.
         """
-        chain = self.sampling_chain(num_steps, z.device)
-        n = z.shape[0]
-        cond = z if z_uncond is None else torch.cat([z, z_uncond])  # (n or 2n, d)
-        x = torch.randn(n, channels, device=z.device, dtype=z.dtype, generator=generator)
-        for i in reversed(range(num_steps)):
-            step = torch.full((n,), i, device=z.device, dtype=torch.long)
-            t = chain.timesteps[i].expand(cond.shape[0])
-            output = denoiser(x if z_uncond is None else torch.cat([x, x]), t, cond)
-            if z_uncond is not None:
-                out_c, out_u = output.chunk(2)
-                eps_c, eps_u = out_c[:, :channels], out_u[:, :channels]
-                output = torch.cat([eps_c + (cfg - 1) * (eps_c - eps_u), out_c[:, channels:]], dim=-1)
-            eps, log_var = self.split_output(output, x, step, chain)
-            x = self.posterior_mean(x, eps, step, chain)
-            if i > 0:
-                noise = torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=generator)
-                x = x + torch.exp(0.5 * log_var) * noise * temperature
-        return x
+        return samplers.ddpm(self, denoiser, z, channels, num_steps, temperature, cfg, z_uncond, generator)
