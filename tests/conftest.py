@@ -1,3 +1,13 @@
 import os
 
+import pytest
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in the suite may reach a hub
+
+
+@pytest.fixture(scope="session")
+def trained_head():
+    """The diffusion head fitted to the known mixture, trained once per session for every module that samples it."""
+    from .mixture import train_head  # here, not at the top: diffusers must import after HF_HUB_OFFLINE is set
+
+    return train_head()
