@@ -31,8 +31,9 @@ class Posterior:
         acp_prev = torch.cat([acp.new_ones(1), acp[:-1]])
         betas = 1 - acp / acp_prev
         variance = betas * (1 - acp_prev) / (1 - acp)
-        # The variance at the first step is 0; the log takes the next one instead, as in improved DDPM.
-        log_variance = torch.log(torch.cat([variance[1:2], variance[1:]]))
+        # The variance at the first step is 0; the log takes the next one instead, as in improved DDPM. A one-step
+        # chain has no next one: it takes its beta (the sampler never adds noise at the first step, so it is unused).
+        log_variance = torch.log(torch.cat([variance[1:2] if len(acp) > 1 else betas, variance[1:]]))
         return cls(
             timesteps=timesteps,
             alphas_cumprod=acp.float(),

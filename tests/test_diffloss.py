@@ -65,3 +65,11 @@ def test_sampling_chain_is_respaced_from_the_training_schedule():
     assert torch.allclose(full.betas, diffusion.scheduler.betas[:999].float(), atol=1e-5)
     with pytest.raises(ValueError, match="diffusion steps 1000"):
         diffusion.sampling_chain(1000)
+
+
+def test_a_one_step_chain_samples():
+    head = DiffLoss(DiffLossConfig(token_channels=2, cond_channels=3, width=16, depth=1))
+    chain = head.diffusion.sampling_chain(1)
+    assert chain.timesteps.tolist() == [0] and torch.isfinite(chain.log_variance_clipped).all()
+    x = head.sample(torch.randn(4, 3), num_steps=1, generator=torch.Generator().manual_seed(0))
+    assert x.shape == (4, 2) and torch.isfinite(x).all()
