@@ -154,11 +154,14 @@ class GaussianDiffusion:
         cfg: float = 1.0,
         z_uncond: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        sampler: str = "ddpm",
     ) -> torch.Tensor:
-        """Draws one token per row of z (n, d) -> (n, channels).
+        """Draws one token per row of z (n, d) -> (n, channels) with ``sampler`` ("ddpm", "ddim" or "dpm++").
 
-        With ``z_uncond`` the predicted noise is guided, eps = eps_c + (cfg - 1)(eps_c - eps_u), and the
-        conditional and unconditional halves share every noise draw; cfg = 1 then reproduces unguided sampling.
-        The noise added at each step is multiplied by ``temperature``.
+        With ``z_uncond`` the predicted noise is guided, eps = eps_c + (cfg - 1)(eps_c - eps_u), on one trajectory
+        for both halves; cfg = 1 reproduces unguided sampling exactly. ``temperature`` multiplies the noise added at
+        each step for "ddpm", and the starting noise x_T for the deterministic "ddim" and "dpm++" (``samplers``).
         """
-        return samplers.ddpm(self, denoiser, z, channels, num_steps, temperature, cfg, z_uncond, generator)
+        if sampler not in samplers.SAMPLERS:
+            raise ValueError(f"unknown head sampler {sampler!r}; choose one of {', '.join(samplers.SAMPLERS)}")
+        return samplers.SAMPLERS[sampler](self, denoiser, z, channels, num_steps, temperature, cfg, z_uncond, generator)

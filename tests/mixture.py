@@ -1,4 +1,7 @@
-"""A known 2-D mixture per condition, and a small diffusion head trained on it: the data the head tests sample against."""
+"""A known 2-D mixture per condition, its exact noise predictor, and a small diffusion head trained on it: the data the
+head tests sample against."""
+import math
+
 import torch
 
 from diffloss import DiffLoss, DiffLossConfig
@@ -28,6 +31,40 @@ def expected_moments(k: int) -> tuple[torch.Tensor, torch.Tensor]:
     mean = MODES.mean(0)
     spread = (MODES - mean).T @ (MODES - mean) / 2
     return mean, spread + MODE_STD**2 * torch.eye(2)
+
+
+def components(k: int) -> list[tuple[float, torch.Tensor, torch.Tensor]]:
+    """Condition k's law as (weight, mean, covariance) per Gaussian component."""
+    if k < 2:
+        return [(1.0, MEANS[k], COVS[k])]
+    return [(0.5, mode, MODE_STD**2 * torch.eye(2)) for mode in MODES]
+
+
+def exact_denoiser(alphas_cumprod: torch.Tensor):
+    """The noise predictor that is exact for the mixture: (x_t (n, 2), t (n,), one-hot z (n, 3)) -> E[eps | x_t] (n, 2).
+
+    For a component N(mu, S), x_t is N(sqrt(a) mu, a S + (1 - a) I) and E[x_0 | x_t] = mu + sqrt(a) S V^-1 (x_t -
+    sqrt(a) mu); components are weighted by their posterior responsibilities. Computed in float64.
+    """
+
+    def denoise(x: torch.Tensor, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        a = alphas_cumprod[t].double()[:, None, None]  # (n, 1, 1)
+        x64, eye = x.double(), torch.eye(2, dtype=torch.float64)
+        x0 = torch.zeros_like(x64)
+        for k in range(3):
+            rows = z.argmax(1) == k
+            log_weights, means = [], []
+            for weight, mu, cov in components(k):
+                v = a[rows] * cov.double() + (1 - a[rows]) * eye  # (m, 2, 2)
+                d = x64[rows] - a[rows, 0].sqrt() * mu.double()  # (m, 2)
+                solved = torch.linalg.solve(v, d)  # (m, 2): V^-1 d
+                log_weights.append(math.log(weight) - 0.5 * (d * solved).sum(1) - 0.5 * torch.logdet(v))
+                means.append(mu.double() + a[rows, 0].sqrt() * solved @ cov.double())  # S symmetric: (S V^-1 d)^T
+            responsibility = torch.softmax(torch.stack(log_weights), dim=0)  # (components, m)
+            x0[rows] = (responsibility[..., None] * torch.stack(means)).sum(0)
+        return ((x64 - a[:, 0].sqrt() * x0) / (1 - a[:, 0]).sqrt()).to(x.dtype)
+
+    return denoise
 
 
 def train_head() -> DiffLoss:
