@@ -7,7 +7,7 @@ from diffloss import DiffLoss, DiffLossConfig, GaussianDiffusion
 from diffloss.diffusion import Posterior
 from diffloss.samplers import solver_timesteps
 
-from .mixture import exact_denoiser, expected_moments, sample
+from .mixture import MODES, exact_denoiser, expected_moments, sample
 
 SAMPLERS = ["ddpm", "ddim", "dpm++"]
 RECOMMENDED_STEPS = {"ddpm": 50, "ddim": 50, "dpm++": 15}
@@ -49,6 +49,19 @@ def exact_draws(sampler: str, k: int, n: int = 3000, **kwargs) -> torch.Tensor:
 def test_each_sampler_recovers_the_mixture_from_its_exact_denoiser(sampler, k):
     """With the exact noise predictor only the solver's own error is left, at the recommended step counts."""
     assert_moments(exact_draws(sampler, k), k)
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "dpm++"])
+def test_deterministic_samplers_place_the_trained_heads_draws(trained_head, sampler):
+    """Means and the mixture's split, not covariances: on this briefly trained head the ODE solvers' covariances are
+    off by up to ~0.2 at any step count (DDPM's by 0.02), because a deterministic solver carries the noise
+    predictor's error at high noise through to the end, where DDPM re-randomises it. Their own accuracy is checked
+    above, on the exact denoiser."""
+    for k in range(3):
+        x = sample(trained_head, k, sampler=sampler, num_steps=RECOMMENDED_STEPS[sampler])
+        assert torch.allclose(x.mean(0), expected_moments(k)[0], atol=0.08), (k, x.mean(0))
+    nearest = torch.cdist(x, MODES).argmin(1)  # condition 2: the two-mode mixture
+    assert abs(nearest.float().mean().item() - 0.5) < 0.06
 
 
 @pytest.mark.parametrize("sampler", SAMPLERS)
