@@ -1,15 +1,17 @@
-"""Gaussian diffusion over single tokens: the training loss and the temperature-scaled DDPM sampler.
+"""Gaussian diffusion over single tokens: the schedule, the posterior algebra and the training loss.
 
 The noise schedule (betas, cumulative alphas, the respaced timesteps) comes from diffusers' ``DDPMScheduler``; what
-lives here is the posterior algebra that diffusers' ``step`` does not expose: a temperature on the added noise,
-guidance that shares one noise between the conditional and unconditional halves, and the variational bound
-term that trains the learned variance (Nichol & Dhariwal's hybrid loss, as in MAR).
+lives here is the posterior algebra that diffusers' ``step`` does not expose: the learned variance, the posterior mean
+that the DDPM sampler steps with, and the variational bound term that trains the variance (Nichol & Dhariwal's
+hybrid loss, as in MAR). The reverse-time solvers live in ``samplers``.
 """
 import math
 from dataclasses import dataclass
 
 import torch
 from diffusers import DDPMScheduler
+
+from . import samplers
 
 
 @dataclass(frozen=True)
@@ -29,8 +31,9 @@ class Posterior:
         acp_prev = torch.cat([acp.new_ones(1), acp[:-1]])
         betas = 1 - acp / acp_prev
         variance = betas * (1 - acp_prev) / (1 - acp)
-        # The variance at the first step is 0; the log takes the next one instead, as in improved DDPM.
-        log_variance = torch.log(torch.cat([variance[1:2], variance[1:]]))
+        # The variance at the first step is 0; the log takes the next one instead, as in improved DDPM. A one-step
+        # chain has no next one: it takes its beta (the sampler never adds noise at the first step, so it is unused).
+        log_variance = torch.log(torch.cat([variance[1:2] if len(acp) > 1 else betas, variance[1:]]))
         return cls(
             timesteps=timesteps,
             alphas_cumprod=acp.float(),
@@ -151,28 +154,14 @@ class GaussianDiffusion:
         cfg: float = 1.0,
         z_uncond: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        sampler: str = "ddpm",
     ) -> torch.Tensor:
-        """Draws one token per row of z (n, d) -> (n, channels).
+        """Draws one token per row of z (n, d) -> (n, channels) with ``sampler`` ("ddpm", "ddim" or "dpm++").
 
-        With ``z_uncond`` the predicted noise is guided, eps = eps_c + (cfg - 1)(eps_c - eps_u), and the
-        conditional and unconditional halves share every noise draw; cfg = 1 then reproduces unguided sampling.
-        The noise added at each step is multiplied by ``temperature``.
+        With ``z_uncond`` the predicted noise is guided, eps = eps_c + (cfg - 1)(eps_c - eps_u), on one trajectory
+        for both halves; cfg = 1 reproduces unguided sampling exactly. ``temperature`` multiplies the noise added at
+        each step for "ddpm", and the starting noise x_T for the deterministic "ddim" and "dpm++" (``samplers``).
         """
-        chain = self.sampling_chain(num_steps, z.device)
-        n = z.shape[0]
-        cond = z if z_uncond is None else torch.cat([z, z_uncond])  # (n or 2n, d)
-        x = torch.randn(n, channels, device=z.device, dtype=z.dtype, generator=generator)
-        for i in reversed(range(num_steps)):
-            step = torch.full((n,), i, device=z.device, dtype=torch.long)
-            t = chain.timesteps[i].expand(cond.shape[0])
-            output = denoiser(x if z_uncond is None else torch.cat([x, x]), t, cond)
-            if z_uncond is not None:
-                out_c, out_u = output.chunk(2)
-                eps_c, eps_u = out_c[:, :channels], out_u[:, :channels]
-                output = torch.cat([eps_c + (cfg - 1) * (eps_c - eps_u), out_c[:, channels:]], dim=-1)
-            eps, log_var = self.split_output(output, x, step, chain)
-            x = self.posterior_mean(x, eps, step, chain)
-            if i > 0:
-                noise = torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=generator)
-                x = x + torch.exp(0.5 * log_var) * noise * temperature
-        return x
+        if sampler not in samplers.SAMPLERS:
+            raise ValueError(f"unknown head sampler {sampler!r}; choose one of {', '.join(samplers.SAMPLERS)}")
+        return samplers.SAMPLERS[sampler](self, denoiser, z, channels, num_steps, temperature, cfg, z_uncond, generator)

@@ -55,15 +55,21 @@ class DiffLoss(nn.Module):
         z_uncond: torch.Tensor | None = None,
         num_steps: int | None = None,
         generator: torch.Generator | None = None,
+        sampler: str = "ddpm",
     ) -> torch.Tensor:
-        """z (n, d) -> tokens (n, c); guided by ``z_uncond`` (n, d) at scale ``cfg`` when given."""
+        """z (n, d) -> tokens (n, c); guided by ``z_uncond`` (n, d) at scale ``cfg`` when given.
+
+        ``sampler`` is "ddpm" (ancestral, ``temperature`` scales each added noise), "ddim" or "dpm++" (deterministic,
+        ``temperature`` scales the starting noise); ``num_steps`` defaults to the config's for every sampler.
+        """
         return self.diffusion.sample(
             self.net,
             z,
             self.config.token_channels,
-            num_steps=num_steps or self.config.num_sampling_steps,
+            num_steps=self.config.num_sampling_steps if num_steps is None else num_steps,
             temperature=temperature,
             cfg=cfg,
             z_uncond=z_uncond,
             generator=generator,
+            sampler=sampler,
         )

@@ -52,10 +52,11 @@ class CategoricalHead(nn.Module):
         return (loss * mask).sum() / mask.sum()
 
     def sample(self, z: torch.Tensor, temperature: float = 1.0, cfg: float = 1.0, z_uncond: torch.Tensor | None = None,
-               num_steps: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+               num_steps: int | None = None, generator: torch.Generator | None = None, sampler: str | None = None) -> torch.Tensor:
         """z (n, d) -> token vectors (n, e * g): a draw from softmax(logits / temperature), greedy at temperature 0.
 
-        Guidance acts on the logits: u + cfg (c - u) with u from ``z_uncond``. ``num_steps`` (diffusion steps) is unused.
+        Guidance acts on the logits: u + cfg (c - u) with u from ``z_uncond``. ``num_steps`` and ``sampler`` (the
+        diffusion head's steps and solver) are unused.
         """
         logits = self.logits(z).float()  # (n, g, k)
         if z_uncond is not None and cfg != 1.0:

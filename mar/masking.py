@@ -1,4 +1,4 @@
-"""Orders, the mask-ratio law and the unmasking schedule: pure functions of their arguments and a generator."""
+"""Orders, the mask-ratio law and the step schedules: pure functions of their arguments and a generator."""
 import math
 
 import torch
@@ -46,6 +46,18 @@ def unmasking_schedule(seq_len: int, num_steps: int) -> list[int]:
         remaining = max(steps_left, min(remaining - 1, target))  # room for one token in each later step
         counts.append(remaining)
     return counts
+
+
+def annealed_steps(first: int, last: int, num_steps: int) -> list[int]:
+    """Diffusion steps for the head at each of K autoregressive steps: linear from ``first`` at the first step to
+    ``last`` at the last, rounded half up; both ends must be at least 1, so every entry is."""
+    if first < 1 or last < 1:
+        raise ValueError(f"diffusion steps must be at least 1, got {first} at the first step and {last} at the last")
+    if num_steps < 1:
+        raise ValueError(f"number of steps K={num_steps} must be at least 1")
+    if num_steps == 1:
+        return [first]
+    return [math.floor(first + (last - first) * k / (num_steps - 1) + 0.5) for k in range(num_steps)]
 
 
 def cfg_at(cfg: float, schedule: str, fraction_unmasked: float) -> float:

@@ -2,7 +2,7 @@
 import torch
 
 from .generator import MARGenerator
-from .masking import cfg_at, mask_from_orders, random_orders, unmasking_schedule
+from .masking import annealed_steps, cfg_at, mask_from_orders, random_orders, unmasking_schedule
 from .tokens import unpatchify
 
 
@@ -15,6 +15,8 @@ def sample_latents(
     cfg: float = 1.0,
     cfg_schedule: str = "linear",
     diffusion_steps: int | None = None,
+    diffusion_steps_last: int | None = None,
+    head_sampler: str = "ddpm",
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Class ids (b,) -> latents (b, c, h, w).
@@ -22,6 +24,10 @@ def sample_latents(
     Each step runs the backbone on the tokens drawn so far, then the head draws the tokens that the schedule
     unmasks at this step; every token is drawn exactly once. With cfg != 1 the backbone also runs with the null
     class and the head is guided at a scale given by ``cfg_schedule``.
+
+    The diffusion head draws with ``head_sampler`` ("ddpm", "ddim" or "dpm++") in ``diffusion_steps`` steps (the
+    model's default when None); with ``diffusion_steps_last`` the steps fall linearly from ``diffusion_steps`` at the
+    first step to ``diffusion_steps_last`` at the last. The categorical head ignores both.
     """
     config, backbone, head = model.config, model.backbone, model.head
     if labels.min() < 0 or labels.max() >= config.num_classes:
@@ -33,7 +39,13 @@ def sample_latents(
     orders = random_orders(b, seq_len, generator=generator, device=device)
     guided = cfg != 1.0
     null = torch.full_like(labels, backbone.null_class)
-    for remaining in unmasking_schedule(seq_len, num_iter):
+    schedule = unmasking_schedule(seq_len, num_iter)
+    if diffusion_steps_last is None:
+        head_steps = [diffusion_steps] * num_iter
+    else:
+        first = config.num_sampling_steps if diffusion_steps is None else diffusion_steps
+        head_steps = annealed_steps(first, diffusion_steps_last, num_iter)
+    for remaining, steps in zip(schedule, head_steps):
         if guided:
             z, z_uncond = backbone(tokens.repeat(2, 1, 1), torch.cat([labels, null]), mask.repeat(2, 1)).chunk(2)
         else:
@@ -45,8 +57,9 @@ def sample_latents(
             temperature=temperature,
             cfg=cfg_at(cfg, cfg_schedule, 1 - remaining / seq_len),
             z_uncond=z_uncond[to_draw] if guided else None,
-            num_steps=diffusion_steps,
+            num_steps=steps,
             generator=generator,
+            sampler=head_sampler,
         )
         mask = next_mask
     return unpatchify(tokens, config.patch_size, config.grid_size)

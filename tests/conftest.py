@@ -15,3 +15,11 @@ def trained_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     train.main(TOY + ["--output", str(out), "--cache-dir", str(out / "cache"), "--sample-every", "5"])
     return out
+
+
+@pytest.fixture(scope="session")
+def trained_head():
+    """The diffusion head fitted to the known mixture, trained once per session for every module that samples it."""
+    from .mixture import train_head  # here, not at the top: diffusers must import after HF_HUB_OFFLINE is set
+
+    return train_head()

@@ -1,4 +1,4 @@
-"""Orders, the mask-ratio law, the training mask and the unmasking schedule: exact invariants."""
+"""Orders, the mask-ratio law, the training mask, the unmasking and head-step schedules: exact invariants."""
 import math
 
 import numpy as np
@@ -7,6 +7,7 @@ import torch
 from scipy import stats
 
 from mar.masking import (
+    annealed_steps,
     cfg_at,
     draw_mask_ratio,
     mask_from_orders,
@@ -79,3 +80,15 @@ def test_cfg_schedules():
     assert cfg_at(1.0, "linear", 0.5) == 1.0
     with pytest.raises(ValueError, match="cosine"):
         cfg_at(2.0, "cosine", 0.5)
+
+
+def test_annealed_head_steps_fall_linearly_and_round_half_up():
+    assert annealed_steps(50, 10, 5) == [50, 40, 30, 20, 10]
+    assert annealed_steps(50, 10, 4) == [50, 37, 23, 10]  # 36.67, 23.33
+    assert annealed_steps(50, 11, 3) == [50, 31, 11]  # 30.5 rounds up, not to even
+    assert annealed_steps(4, 1, 7) == [4, 4, 3, 3, 2, 2, 1]  # 3.5, 2.5, 1.5 round up
+    assert annealed_steps(10, 30, 3) == [10, 20, 30]  # rising works too
+    assert annealed_steps(25, 25, 4) == [25] * 4 and annealed_steps(25, 5, 1) == [25]
+    assert min(annealed_steps(3, 1, 64)) == 1
+    with pytest.raises(ValueError, match="at least 1"):
+        annealed_steps(10, 0, 4)

@@ -161,3 +161,35 @@ def test_seeded_sampling_repeats_and_cfg_one_skips_guidance(monkeypatch):
 def test_sampler_rejects_class_ids_out_of_range():
     with pytest.raises(ValueError, match="class id 5 is out of range"):
         sample_latents(tiny_model(), torch.tensor([0, 5]), num_iter=2)
+
+
+@pytest.mark.parametrize("head_sampler", ["ddpm", "ddim", "dpm++"])
+def test_sampler_anneals_head_steps_and_passes_the_head_sampler(monkeypatch, head_sampler):
+    model = untrained_but_responsive()
+    calls = []
+    real_sample = model.head.sample
+
+    def recording_sample(z, **kwargs):
+        calls.append((kwargs["num_steps"], kwargs["sampler"]))
+        return real_sample(z, **kwargs)
+
+    monkeypatch.setattr(model.head, "sample", recording_sample)
+
+    def run(**kwargs):
+        return sample_latents(model, torch.tensor([0, 3]), num_iter=4, cfg=2.0, head_sampler=head_sampler,
+                              generator=torch.Generator().manual_seed(3), **kwargs)
+
+    annealed = run(diffusion_steps=7, diffusion_steps_last=1)
+    assert calls == [(7, head_sampler), (5, head_sampler), (3, head_sampler), (1, head_sampler)]
+    assert torch.isfinite(annealed).all() and torch.equal(annealed, run(diffusion_steps=7, diffusion_steps_last=1))
+    calls.clear()
+    run(diffusion_steps_last=4)  # the first step takes the model's default, num_sampling_steps = 10
+    assert [steps for steps, _ in calls] == [10, 8, 6, 4]
+    calls.clear()
+    run(diffusion_steps=3)  # no annealing: the same steps throughout
+    assert [steps for steps, _ in calls] == [3] * 4
+
+
+def test_sampler_rejects_an_unknown_head_sampler():
+    with pytest.raises(ValueError, match="choose one of ddpm, ddim, dpm\\+\\+"):
+        sample_latents(tiny_model(), torch.tensor([0]), num_iter=2, diffusion_steps=2, head_sampler="euler")
