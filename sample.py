@@ -5,6 +5,8 @@ The checkpoint carries the model and tokenizer configs, so no model flags are ne
 Examples:
     python sample.py --checkpoint runs/default
     python sample.py --checkpoint runs/default --num-iter 8 --temperature 0.9 --cfg 4
+    python sample.py --checkpoint runs/default --head-sampler dpm++ --diffusion-steps 10
+    python sample.py --checkpoint runs/default --diffusion-steps 100 --diffusion-steps-last 10
     python sample.py --checkpoint runs/default/checkpoints/step-00002028 --classes 3 7 --per-class 16 --out sevens.png
 """
 import argparse
@@ -15,8 +17,8 @@ from pathlib import Path
 import torch
 
 from mar.checkpoint import load_checkpoint
-from mar.cli import pick_device, render_samples
-from mar.options import NON_NEGATIVE, NON_NEGATIVE_NUMBER, POSITIVE, SEED, Parser, check_sampling, check_writable_file, fail, image_file, text
+from mar.cli import add_sampling_arguments, pick_device, render_samples, sampling_options
+from mar.options import NON_NEGATIVE, POSITIVE, SEED, Parser, check_sampling, check_writable_file, fail, image_file, text
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -28,19 +30,14 @@ def build_parser() -> Parser:
     parser.add_argument("--checkpoint", type=text, required=True,
                         help="a run folder of train.py (its latest checkpoint), a checkpoints/step-N folder, or its weights.safetensors")
     parser.add_argument("--no-ema", action="store_true", help="sample with the trained weights instead of their EMA")
-    parser.add_argument("--num-iter", type=POSITIVE, default=16, help="autoregressive steps K")
-    parser.add_argument("--diffusion-steps", type=POSITIVE, default=100, help="DDPM steps per token (diffusion head)")
-    parser.add_argument("--temperature", type=NON_NEGATIVE_NUMBER, default=1.0,
-                        help="noise temperature (diffusion head) or softmax temperature (categorical head)")
-    parser.add_argument("--cfg", type=NON_NEGATIVE_NUMBER, default=4.0, help="classifier-free guidance scale; 1 = none")
-    parser.add_argument("--cfg-schedule", default="constant", choices=["linear", "constant"], help="guidance schedule")
+    add_sampling_arguments(parser)
     parser.add_argument("--classes", type=NON_NEGATIVE, nargs="*", default=None, help="class ids, one row each")
     parser.add_argument("--per-class", type=POSITIVE, default=10, help="images per class")
     parser.add_argument("--seed", type=SEED, default=0, help="seed of every draw")
     parser.add_argument("--batch-size", type=POSITIVE, default=256, help="images sampled at once")
     parser.add_argument("--device", type=text, default="auto", help="auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--out", type=image_file, default=None,
-                        help="PNG path; None writes samples-step<N>-K<K>-cfg<S>-t<T>.png in the checkpoint's folder")
+                        help="PNG path; None writes samples-step<N>-K<K>-<sampler><steps>-cfg<S>-t<T>.png in the checkpoint's folder")
     return parser
 
 
@@ -58,16 +55,14 @@ def main(argv=None) -> None:
     if bad:
         fail(f"class id {bad[0]} is out of range: this checkpoint has {config.num_classes} classes (0-{config.num_classes - 1})")
     train_timesteps = ckpt.model.head.config.num_train_timesteps if config.head == "diffusion" else 0
-    check_sampling(args.num_iter, config.seq_len, config.head, args.diffusion_steps, train_timesteps)
+    check_sampling(args, config.seq_len, config.head, train_timesteps)
     folder = Path(args.checkpoint) if Path(args.checkpoint).is_dir() else Path(args.checkpoint).parent
-    out = check_writable_file(
-        args.out or folder / f"samples-step{ckpt.step}-K{args.num_iter}-cfg{args.cfg:g}-t{args.temperature:g}.png", "--out")
+    name = f"samples-step{ckpt.step}-K{args.num_iter}-{args.head_sampler}{args.diffusion_steps}-cfg{args.cfg:g}-t{args.temperature:g}.png"
+    out = check_writable_file(args.out or folder / name, "--out")
     started = time.time()
     path = render_samples(
         ckpt.model if args.no_ema else ckpt.sampling_model, ckpt.tokenizer, ckpt.classes, args.per_class, out, class_ids=args.classes,
-        batch_size=args.batch_size, num_iter=args.num_iter, temperature=args.temperature, cfg=args.cfg,
-        cfg_schedule=args.cfg_schedule, diffusion_steps=args.diffusion_steps,
-        generator=torch.Generator(device).manual_seed(args.seed),
+        batch_size=args.batch_size, generator=torch.Generator(device).manual_seed(args.seed), **sampling_options(args),
     )
     count = len(args.classes or ckpt.classes) * args.per_class
     print(f"wrote {path}: {count} images in {time.time() - started:.1f} s")

@@ -31,7 +31,8 @@ import torch
 
 from mar import NAMED_SIZES, MARGenerator, distributed, named_config
 from mar.checkpoint import latest_checkpoint, load_checkpoint, load_training_state
-from mar.cli import add_data_arguments, class_names, dataset_name, image_sample, open_dataset, open_image_folder, pick_device, render_samples
+from mar.cli import (add_data_arguments, add_sampling_arguments, class_names, dataset_name, image_sample, open_dataset,
+                     open_image_folder, pick_device, render_samples, sampling_options)
 from mar.configs import HEADS
 from mar.data import BadImage
 from mar.ema import EMA
@@ -87,11 +88,7 @@ def build_parser() -> Parser:
     opt.add_argument("--ema-decay", type=number(0.0, 1.0, high_open=True), default=None, help="EMA of the weights, used for sampling")
     opt.add_argument("--grad-accum", type=POSITIVE, default=1, help="micro-batches accumulated per step (per process)")
     sample = add("samples written after training")
-    sample.add_argument("--num-iter", type=POSITIVE, default=16, help="autoregressive steps K")
-    sample.add_argument("--diffusion-steps", type=POSITIVE, default=100, help="DDPM steps per token")
-    sample.add_argument("--temperature", type=NON_NEGATIVE_NUMBER, default=1.0, help="noise temperature")
-    sample.add_argument("--cfg", type=NON_NEGATIVE_NUMBER, default=4.0, help="classifier-free guidance scale")
-    sample.add_argument("--cfg-schedule", default="constant", choices=["linear", "constant"], help="guidance schedule")
+    add_sampling_arguments(sample)
     sample.add_argument("--samples-per-class", type=POSITIVE, default=10, help="grid columns")
     run = add("run")
     run.add_argument("--output", type=text, default="runs/default", help="run folder: checkpoints, log.csv, loss.png, tokenizer, samples")
@@ -269,7 +266,7 @@ def train_run(args, device, output: Path, started: float) -> None:
         head=args.head, codebook_size=tokenizer.codebook_size if args.head == "categorical" else 0,
     )
     train_timesteps = config.head_config().num_train_timesteps if args.head == "diffusion" else 0
-    check_sampling(args.num_iter, config.seq_len, args.head, args.diffusion_steps, train_timesteps)
+    check_sampling(args, config.seq_len, args.head, train_timesteps)
     source_path = latest_checkpoint(output) if resumed is not None else args.init_from
     source = resumed or (args.init_from and load_or_fail(args.init_from))
     if source is not None and (differences := config.differences(source.model.config)):
@@ -343,7 +340,8 @@ def train_run(args, device, output: Path, started: float) -> None:
         else:
             train_time = time.time() - started
             path = draw_samples(ema.module, tokenizer, classes, args, device, output / "samples.png", args.samples_per_class)
-            print(f"samples: {path} (EMA weights, K={args.num_iter}, cfg={args.cfg}, temperature={args.temperature})")
+            print(f"samples: {path} (EMA weights, K={args.num_iter}, {args.head_sampler} head with {args.diffusion_steps} steps, "
+                  f"cfg={args.cfg}, temperature={args.temperature})")
             print(f"wall time: {time.time() - started:.0f} s ({train_time:.0f} s to the checkpoint)")
 
 
@@ -356,11 +354,8 @@ def load_or_fail(path: str):
 
 def draw_samples(model, tokenizer, classes, args, device, path: Path, per_class: int) -> Path:
     model.eval()
-    return render_samples(
-        model, tokenizer, classes, per_class, path, num_iter=args.num_iter, temperature=args.temperature, cfg=args.cfg,
-        cfg_schedule=args.cfg_schedule, diffusion_steps=args.diffusion_steps,
-        generator=torch.Generator(device).manual_seed(args.seed),
-    )
+    return render_samples(model, tokenizer, classes, per_class, path, generator=torch.Generator(device).manual_seed(args.seed),
+                          **sampling_options(args))
 
 
 if __name__ == "__main__":

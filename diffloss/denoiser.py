@@ -23,8 +23,10 @@ class TimestepEmbedder(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(frequency_dim, width), nn.SiLU(), nn.Linear(width, width))
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        angles = t.float()[:, None] * self.freqs[None]  # (n, frequency_dim / 2)
-        return self.mlp(torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1))  # (n, w)
+        """t (n,) -> (n, w), the MLP run once per distinct timestep (all rows share one while sampling)."""
+        distinct, row = torch.unique(t, return_inverse=True)  # (u,), (n,)
+        angles = distinct.float()[:, None] * self.freqs[None]  # (u, frequency_dim / 2)
+        return self.mlp(torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1))[row]  # (n, w)
 
 
 class ResBlock(nn.Module):
@@ -86,7 +88,11 @@ class Denoiser(nn.Module):
             nn.init.zeros_(linear.bias)
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        cond = self.time_embed(t) + self.cond_embed(z)  # (n, w)
+        return self.from_embedded(x_t, t, self.cond_embed(z))
+
+    def from_embedded(self, x_t: torch.Tensor, t: torch.Tensor, z_embedded: torch.Tensor) -> torch.Tensor:
+        """``forward`` with ``cond_embed(z)`` (n, w) computed by the caller, once for the rows or steps that share a z."""
+        cond = self.time_embed(t) + z_embedded  # (n, w)
         x = self.input_proj(x_t)  # (n, w)
         for block in self.blocks:
             x = block(x, cond)

@@ -39,9 +39,9 @@ class DiffLoss(nn.Module):
         Each z is trained at ``diffusion_batch_mul`` timesteps: z and target are repeated, not recomputed.
         """
         mul = self.config.diffusion_batch_mul
-        z = repeat(z, "n d -> (r n) d", r=mul)
+        z = repeat(self.net.cond_embed(z), "n w -> (r n) w", r=mul)  # embedded once, not once per timestep
         target = repeat(target, "n c -> (r n) c", r=mul)
-        loss = self.diffusion.training_loss(self.net, target, z, generator=generator)  # (r n,)
+        loss = self.diffusion.training_loss(self.net.from_embedded, target, z, generator=generator)  # (r n,)
         if mask is None:
             return loss.mean()
         mask = repeat(mask.to(loss.dtype), "n -> (r n)", r=mul)
@@ -62,14 +62,15 @@ class DiffLoss(nn.Module):
         ``sampler`` is "ddpm" (ancestral, ``temperature`` scales each added noise), "ddim" or "dpm++" (deterministic,
         ``temperature`` scales the starting noise); ``num_steps`` defaults to the config's for every sampler.
         """
+        embed = self.net.cond_embed  # once per draw, not once per denoising step
         return self.diffusion.sample(
-            self.net,
-            z,
+            self.net.from_embedded,
+            embed(z),
             self.config.token_channels,
             num_steps=self.config.num_sampling_steps if num_steps is None else num_steps,
             temperature=temperature,
             cfg=cfg,
-            z_uncond=z_uncond,
+            z_uncond=None if z_uncond is None else embed(z_uncond),
             generator=generator,
             sampler=sampler,
         )

@@ -9,7 +9,7 @@ from vae import Tokenizer
 from .data import GLYPH_CLASSES, ImageFolderDataset, glyph_dataset
 from .generator import MARGenerator
 from .images import save_grid
-from .options import SEED, check_writable_folder, fail, integer, text
+from .options import NON_NEGATIVE_NUMBER, POSITIVE, SEED, check_writable_folder, fail, integer, text
 from .sampling import sample_latents
 
 
@@ -31,6 +31,30 @@ def pick_device(name: str) -> torch.device:
     if device.type not in ("cpu", "cuda", "mps"):
         fail(f"device {name} is not supported here; use auto, cpu, cuda, cuda:N or mps")
     return device
+
+
+HEAD_SAMPLERS = ("ddpm", "ddim", "dpm++")
+
+
+def add_sampling_arguments(group) -> None:
+    """The sampling knobs train.py (for its grids) and sample.py share."""
+    group.add_argument("--num-iter", type=POSITIVE, default=16, help="autoregressive steps K")
+    group.add_argument("--head-sampler", default="ddpm", choices=HEAD_SAMPLERS,
+                       help="diffusion head's sampler: ddpm (the paper's, stochastic), ddim or dpm++ (deterministic, few steps)")
+    group.add_argument("--diffusion-steps", type=POSITIVE, default=100, help="head steps per token (at the first step when annealed)")
+    group.add_argument("--diffusion-steps-last", type=POSITIVE, default=None,
+                       help="anneal the head's steps linearly from --diffusion-steps at the first autoregressive step to this at the last")
+    group.add_argument("--temperature", type=NON_NEGATIVE_NUMBER, default=1.0,
+                       help="ddpm: scale of the noise added at each step; ddim / dpm++: scale of the starting noise; "
+                            "categorical head: softmax temperature")
+    group.add_argument("--cfg", type=NON_NEGATIVE_NUMBER, default=4.0, help="classifier-free guidance scale; 1 = none")
+    group.add_argument("--cfg-schedule", default="constant", choices=["linear", "constant"], help="guidance schedule")
+
+
+def sampling_options(args: argparse.Namespace) -> dict:
+    """The keyword arguments of sample_latents (and render_samples) that add_sampling_arguments parsed."""
+    names = ("num_iter", "head_sampler", "diffusion_steps", "diffusion_steps_last", "temperature", "cfg", "cfg_schedule")
+    return {name: getattr(args, name) for name in names}
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:

@@ -152,9 +152,15 @@ def check_image_geometry(image_size: int, stride: int, patch_size: int) -> None:
         )
 
 
-def check_sampling(num_iter: int, seq_len: int, head: str, diffusion_steps: int, num_train_timesteps: int) -> None:
-    """K within the token count, and a diffusion head's steps below its training timesteps."""
-    if not 1 <= num_iter <= seq_len:
-        fail(f"--num-iter {num_iter} must lie in [1, {seq_len}], the number of tokens per image")
-    if head == "diffusion" and not 1 <= diffusion_steps < num_train_timesteps:
-        fail(f"--diffusion-steps {diffusion_steps} must lie in [1, {num_train_timesteps - 1}]")
+def check_sampling(args, seq_len: int, head: str, num_train_timesteps: int) -> None:
+    """K within the token count, and a diffusion head's steps (first and, annealed, last) within its sampler's range."""
+    if not 1 <= args.num_iter <= seq_len:
+        fail(f"--num-iter {args.num_iter} must lie in [1, {seq_len}], the number of tokens per image")
+    if head != "diffusion":
+        return
+    from diffloss.samplers import FIRST_SOLVER_TIMESTEP
+
+    most = num_train_timesteps - 1 if args.head_sampler == "ddpm" else FIRST_SOLVER_TIMESTEP
+    for name, steps in (("--diffusion-steps", args.diffusion_steps), ("--diffusion-steps-last", args.diffusion_steps_last)):
+        if steps is not None and not 1 <= steps <= most:
+            fail(f"{name} {steps} must lie in [1, {most}] for --head-sampler {args.head_sampler}")

@@ -58,8 +58,9 @@ def read_rows(path: str | Path) -> list[dict]:
 
 
 def draw_curve(points: list[tuple[float, float]], path: str | Path, size: tuple[int, int], title: str, x_label: str = "step",
-               markers: bool = False) -> Path:
-    """A line through ``points`` (x, y) on linear axes, the ranges printed at the corners; dots at the points with ``markers``."""
+               markers: bool = False, labels: list[str] | None = None) -> Path:
+    """A line through ``points`` (x, y) on linear axes, the ranges printed at the corners; dots at the points with
+    ``markers``, and ``labels`` written beside them."""
     width, height = size
     margin = 40
     image = Image.new("RGB", size, "white")
@@ -75,6 +76,8 @@ def draw_curve(points: list[tuple[float, float]], path: str | Path, size: tuple[
         draw.line(line, fill=(31, 119, 180), width=2)
         for x, y in line if markers else []:
             draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=(31, 119, 180))
+        for (x, y), label in zip(line, labels or []):
+            draw.text((x + 5, y - 12), label, fill="black")
         draw.text((margin + 4, margin + 4), f"{y1:.4g}", fill="black")
         draw.text((margin + 4, height - margin - 14), f"{y0:.4g}", fill="black")
         draw.text((margin, height - margin + 6), f"{x_label} {x0:g}", fill="black")

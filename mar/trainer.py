@@ -46,6 +46,7 @@ class TrainSettings:
     log_every: int = 20
     progress: bool = True
     dataset: str = ""  # names the data (see mar.cli.dataset_name), so a resume on other data is refused
+    optimised: bool = True  # the fast step (fused AdamW); False runs the plain one, for benchmarks/speed.py to compare
 
 
 class TrainingStopped(RuntimeError):
@@ -131,7 +132,7 @@ def fit(model, ema: EMA, latents: LatentSet | CodeSet, tokenizer, settings: Trai
     total = schedule_total if settings.stop_after is None else min(schedule_total, settings.stop_after)
     data = run_data(len(latents), settings)
 
-    optimizer = make_optimizer(model, settings.lr, settings.weight_decay)
+    optimizer = make_optimizer(model, settings.lr, settings.weight_decay, fused=settings.optimised)
     scaler = torch.amp.GradScaler(device.type, enabled=settings.precision == torch.float16)
     step, bad_in_row = 0, 0
     if resume is not None:

@@ -39,6 +39,15 @@ def test_sample_rebuilds_from_the_checkpoint_alone_and_repeats(trained):
     assert Image.open(trained / "c.png").tobytes() != a.tobytes()
 
 
+@pytest.mark.parametrize("head", [["--head-sampler", "ddim", "--diffusion-steps", "4"],
+                                  ["--head-sampler", "dpm++", "--diffusion-steps", "6", "--diffusion-steps-last", "2"]])
+def test_sample_takes_the_fast_head_samplers_and_annealing(trained, tmp_path, head):
+    args = ["--checkpoint", str(trained), "--num-iter", "3", "--per-class", "1", "--classes", "2", *head]
+    sample.main(args + ["--out", str(tmp_path / "a.png")])
+    sample.main(args + ["--out", str(tmp_path / "b.png")])
+    assert Image.open(tmp_path / "a.png").tobytes() == Image.open(tmp_path / "b.png").tobytes()
+
+
 def one_line_error(capsys, main, argv) -> str:
     with pytest.raises(SystemExit) as exit_info:
         main(argv)

@@ -1,0 +1,213 @@
+"""Speed against quality of the head samplers, and training speed, each measured side by side in one run.
+
+1. Quality: a checkpoint trained on the embedded glyphs (default: runs/default, as `python train.py` writes it)
+   draws --samples images (balanced over classes) with every sampler setting and --seeds seeds. Each draw is
+   scored by the project's feature classifier (FID against held-out glyphs, class accuracy) and timed (images/s
+   of sample_latents, tokenizer decoding excluded). The table gives the mean and spread over seeds, and each
+   setting's images/s as a ratio to DDPM-100 measured in the same run; speed-vs-fid.png plots it.
+2. Speed on the official-code config (width 256, 4 + 4 blocks of 4 heads, buffer 64, dropout 0.1, 10 classes,
+   64 tokens of 16 channels, head 3 x 256, 4 timesteps per z): sampling images/s per setting at batch 16, K=16,
+   cfg 3 linear, temperature 1; training images/s at batch 32 (AdamW 0.9/0.95, weight decay 0.02) through the
+   training loop, optimised path and unoptimised one alternated in rounds, as a ratio. This part runs in fp32, as
+   the official code was timed; --amp applies to the quality part.
+
+A setting is SAMPLER:STEPS, or SAMPLER:FIRST-LAST for head steps annealed over the K autoregressive steps.
+
+Examples:
+    python benchmarks/speed.py --checkpoint runs/default
+    python benchmarks/speed.py --checkpoint runs/default --settings ddpm:100 dpm++:10 --samples 200 --seeds 1
+    python benchmarks/speed.py --skip-quality --device cuda
+"""
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from mar import MARConfig, MARGenerator, sample_latents
+from mar.checkpoint import load_checkpoint
+from mar.classifier import classifier_for
+from mar.cli import pick_device
+from mar.data import glyph_dataset
+from mar.ema import EMA
+from mar.evaluation import reference_set, sample_metrics
+from mar.latents import LatentSet
+from mar.options import NON_NEGATIVE_NUMBER, POSITIVE, SEED, Parser, fail, text
+from mar.run_log import draw_curve
+from mar.trainer import TrainSettings, fit
+from mar.training import resolve_precision
+from vae import KLTokenizer, small_autoencoder
+
+OFFICIAL_MIRROR = MARConfig(
+    width=256, encoder_depth=4, decoder_depth=4, num_heads=4, buffer_size=64, attn_dropout=0.1, proj_dropout=0.1,
+    num_classes=10, latent_channels=16, latent_size=8, patch_size=1, head_width=256, head_depth=3, diffusion_batch_mul=4,
+)
+DEFAULT_SETTINGS = ["ddpm:100", "ddpm:25", "ddim:25", "dpm++:20", "dpm++:10", "dpm++:5", "ddpm:100-10", "dpm++:20-5"]
+
+
+def setting(value: str) -> dict:
+    """'dpm++:10' -> {head_sampler: dpm++, diffusion_steps: 10}; 'ddpm:100-10' anneals from 100 to 10."""
+    try:
+        sampler, steps = value.split(":")
+        first, _, last = steps.partition("-")
+        parsed = {"head_sampler": sampler, "diffusion_steps": int(first), "diffusion_steps_last": int(last) if last else None}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not SAMPLER:STEPS or SAMPLER:FIRST-LAST (e.g. dpm++:10)") from None
+    if sampler not in ("ddpm", "ddim", "dpm++") or parsed["diffusion_steps"] < 1 or (parsed["diffusion_steps_last"] or 1) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: the sampler is ddpm, ddim or dpm++ and the steps positive")
+    return parsed | {"name": value}
+
+
+setting.validates = True
+
+
+def build_parser() -> Parser:
+    parser = Parser(description=__doc__)
+    parser.add_argument("--checkpoint", type=text, default="runs/default", help="a run folder or checkpoint trained on the glyphs")
+    parser.add_argument("--settings", type=setting, nargs="+", default=[setting(s) for s in DEFAULT_SETTINGS],
+                        help="head sampler settings; the first is the reference the ratios divide by")
+    parser.add_argument("--samples", type=POSITIVE, default=1000, help="images per setting and seed (quality part)")
+    parser.add_argument("--seeds", type=POSITIVE, default=3, help="seeds per setting (quality part)")
+    parser.add_argument("--num-iter", type=POSITIVE, default=16, help="autoregressive steps K")
+    parser.add_argument("--cfg", type=NON_NEGATIVE_NUMBER, default=3.0, help="guidance scale (linear schedule)")
+    parser.add_argument("--batch-size", type=POSITIVE, default=250, help="images sampled at once (quality part)")
+    parser.add_argument("--train-steps", type=POSITIVE, default=30, help="training steps per round and path (speed part)")
+    parser.add_argument("--rounds", type=POSITIVE, default=3, help="alternating rounds of the two training paths")
+    parser.add_argument("--skip-quality", action="store_true", help="only the speed part (no checkpoint needed)")
+    parser.add_argument("--output", type=text, default="runs/speed", help="folder for results.json, the plot and the classifier")
+    parser.add_argument("--seed", type=SEED, default=0, help="first seed")
+    parser.add_argument("--device", type=text, default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    parser.add_argument("--amp", default="none", choices=["auto", "bf16", "none"], help="autocast of the quality part's sampling")
+    return parser
+
+
+def timed_draw(model, labels, seed: int, batch_size: int, precision, **sampling) -> tuple[torch.Tensor, float]:
+    """Latents for ``labels`` and the images/s of drawing them (device synchronised)."""
+    device = labels.device
+    generator = torch.Generator(device).manual_seed(seed)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    started = time.perf_counter()
+    with torch.autocast(device.type, dtype=precision or torch.float32, enabled=precision is not None):
+        latents = torch.cat([sample_latents(model, chunk, generator=generator, **sampling) for chunk in labels.split(batch_size)])
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return latents.float(), len(labels) / (time.perf_counter() - started)
+
+
+def quality(args, device, precision) -> list[dict]:
+    try:
+        checkpoint = load_checkpoint(args.checkpoint, device)
+    except (FileNotFoundError, ValueError) as error:
+        fail(f"{error}; train one with `python train.py`, or pass --skip-quality")
+    model, tokenizer = checkpoint.sampling_model, checkpoint.tokenizer
+    size, classes = checkpoint.image_size, len(checkpoint.classes)
+    train_set = glyph_dataset(10_000, size, 0, cache_dir="data_cache").tensors
+    held_out = glyph_dataset(1000, size, 1, cache_dir="data_cache").tensors
+    classifier, info = classifier_for(Path(args.output) / "classifier", train_set, held_out, f"glyphs(n=10000, seed=0, size={size})",
+                                      classes, 600, device)
+    print(f"feature classifier: test accuracy {info['test_accuracy']:.3f}; {args.samples} samples x {args.seeds} seeds per setting")
+    reference = reference_set(classifier, held_out[0])
+    labels = torch.arange(args.samples, device=device) % classes
+    rows = []
+    for chosen in args.settings:
+        sampling = {k: v for k, v in chosen.items() if k != "name"} | {"num_iter": args.num_iter, "cfg": args.cfg,
+                                                                        "cfg_schedule": "linear", "temperature": 1.0}
+        runs = []
+        for seed in range(args.seed, args.seed + args.seeds):
+            latents, rate = timed_draw(model, labels, seed, args.batch_size, precision, **sampling)
+            images = torch.cat([tokenizer.decode_latents(chunk) for chunk in latents.split(args.batch_size)])
+            runs.append(sample_metrics(classifier, reference, images, labels) | {"images_per_s": rate})
+        row = {"setting": chosen["name"], **{f"{key}_{stat}": fn([r[key] for r in runs]) for key in ("fid", "accuracy", "images_per_s")
+                                             for stat, fn in (("mean", statistics.mean), ("std", spread))}}
+        rows.append(row)
+        print(f"  {row['setting']:12s} {row['images_per_s_mean']:8.1f} images/s   FID {row['fid_mean']:.3f} ± {row['fid_std']:.3f}   "
+              f"accuracy {row['accuracy_mean']:.3f} ± {row['accuracy_std']:.3f}")
+    for row in rows:
+        row["ratio"] = row["images_per_s_mean"] / rows[0]["images_per_s_mean"]
+    return rows
+
+
+def spread(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def official_sampling(args, device, precision) -> list[dict]:
+    """images/s per setting on the official-code config (untrained weights: speed only), batch 16, K=16, cfg 3 linear."""
+    torch.manual_seed(0)
+    model = MARGenerator(OFFICIAL_MIRROR).to(device).eval()
+    labels = torch.arange(16, device=device) % OFFICIAL_MIRROR.num_classes
+    rows = []
+    for chosen in args.settings:
+        sampling = {k: v for k, v in chosen.items() if k != "name"} | {"num_iter": 16, "cfg": 3.0, "cfg_schedule": "linear"}
+        timed_draw(model, labels, 0, 16, precision, **sampling)  # warm-up
+        rates = [timed_draw(model, labels, seed, 16, precision, **sampling)[1] for seed in range(2)]
+        rows.append({"setting": chosen["name"], "images_per_s": statistics.mean(rates)})
+    for row in rows:
+        row["ratio"] = row["images_per_s"] / rows[0]["images_per_s"]
+        print(f"  {row['setting']:12s} {row['images_per_s']:8.1f} images/s   {row['ratio']:5.2f}x")
+    return rows
+
+
+def official_training(args, device, precision) -> dict:
+    """Training images/s through fit() on the official-code config, the optimised and unoptimised paths alternated."""
+    g = torch.Generator().manual_seed(0)
+    count = 32 * args.train_steps
+    latents = LatentSet(torch.randn(count, 1, 16, 8, 8, generator=g), 0.05 * torch.ones(count, 1, 16, 8, 8),
+                        torch.randint(0, 10, (count,), generator=g)).to(device)
+    torch.manual_seed(0)
+    tokenizer = KLTokenizer(small_autoencoder(16, 4, 32)).to(device)  # only its latent scale is used by the draws
+    base = TrainSettings(epochs=1, batch_size=32, lr=1e-4, warmup_steps=0, weight_decay=0.02, ema_decay=0.999, precision=precision,
+                         save_every=10**9, log_every=10**9, progress=False)
+    paths = {"unoptimised": replace(base, optimised=False), "optimised": base}
+    seconds = {name: 0.0 for name in paths}
+    with tempfile.TemporaryDirectory() as folder:
+        for round_ in range(args.rounds + 1):  # round 0 warms up (allocator, first-call costs) and is not counted
+            for name, settings in paths.items():
+                torch.manual_seed(0)
+                model = MARGenerator(OFFICIAL_MIRROR).to(device)
+                started = time.perf_counter()
+                fit(model, EMA(model, 0.999), latents, tokenizer, settings, device, Path(folder) / name, {"classes": list("0123456789"), "image_size": 32})
+                if round_:
+                    seconds[name] += time.perf_counter() - started
+    rates = {name: 32 * args.train_steps * args.rounds / s for name, s in seconds.items()}
+    print(f"  unoptimised {rates['unoptimised']:8.1f} images/s   optimised {rates['optimised']:8.1f} images/s   "
+          f"{rates['optimised'] / rates['unoptimised']:.2f}x")
+    return rates | {"ratio": rates["optimised"] / rates["unoptimised"]}
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    points = sorted((row["images_per_s_mean"], row["fid_mean"]) for row in rows)
+    labels = [row["setting"] for row in sorted(rows, key=lambda r: r["images_per_s_mean"])]
+    draw_curve(points, path, (720, 420), "FID (y) against sampling images/s (x), one point per setting", x_label="images/s",
+               markers=True, labels=labels)
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
+    device = pick_device(args.device)
+    precision = resolve_precision(args.amp, device)
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    cpu = f", {torch.get_num_threads()} threads" if device.type == "cpu" else ""
+    print(f"device {device}{cpu}, quality part in {'fp32' if precision is None else precision}")
+    results = {"device": str(device), "threads": torch.get_num_threads(), "quality_precision": str(precision or "fp32")}
+    if not args.skip_quality:
+        print(f"quality: {args.checkpoint}, K={args.num_iter}, cfg {args.cfg:g} linear, temperature 1")
+        results["quality"] = quality(args, device, precision)
+        plot(results["quality"], output / "speed-vs-fid.png")
+        print(f"plot: {output / 'speed-vs-fid.png'}")
+    print("official-code config, fp32, sampling (batch 16, K=16, cfg 3 linear):")
+    results["official_sampling"] = official_sampling(args, device, None)
+    print(f"official-code config, fp32, training (batch 32, {args.train_steps} steps x {args.rounds} rounds per path):")
+    results["official_training"] = official_training(args, device, None)
+    (output / "results.json").write_text(json.dumps(results, indent=2))
+    print(f"results: {output / 'results.json'}")
+
+
+if __name__ == "__main__":
+    main()
