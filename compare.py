@@ -146,6 +146,7 @@ def train_variant(args, budget: Budget, name: str, kind: str, head: str, output:
     marker, settings = run / "compare.json", json.loads(json.dumps(settings))  # tuples as JSON lists, as read back
     if marker.is_file() and json.loads(marker.read_text()) == settings:
         return run
+    (output / "latents").mkdir(parents=True, exist_ok=True)  # train.py creates a --latent-cache folder, not its parent
     train.main(data_arguments(args) + [
         "--tokenizer", str(output / "tokenizers" / kind), "--latent-cache", str(output / "latents" / kind), "--head", head,
         "--model", budget.model, "--patch-size", str(args.patch_size), "--epochs", str(budget.epochs),

@@ -80,7 +80,8 @@ def dpm_solver(diffusion, denoiser, z, channels, num_steps, temperature, cfg, z_
     )
     scheduler.set_timesteps(timesteps=solver_timesteps(num_steps), device=z.device)
     n = z.shape[0]
-    x = temperature * torch.randn(n, channels, device=z.device, dtype=z.dtype, generator=generator)
+    # The trajectory stays in fp32 under autocast too: the scheduler's multistep update accumulates in x's dtype.
+    x = temperature * torch.randn(n, channels, device=z.device, dtype=torch.float32, generator=generator)
     for t in scheduler.timesteps:
         eps = guided_output(denoiser, x, t.expand(n), z, z_uncond, cfg, channels)[:, :channels]  # (n, c)
         x = scheduler.step(eps, t, x).prev_sample

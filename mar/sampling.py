@@ -60,6 +60,6 @@ def sample_latents(
             num_steps=steps,
             generator=generator,
             sampler=head_sampler,
-        )
+        ).to(tokens.dtype)  # under autocast a head may answer in bf16
         mask = next_mask
     return unpatchify(tokens, config.patch_size, config.grid_size)

@@ -193,3 +193,12 @@ def test_sampler_anneals_head_steps_and_passes_the_head_sampler(monkeypatch, hea
 def test_sampler_rejects_an_unknown_head_sampler():
     with pytest.raises(ValueError, match="choose one of ddpm, ddim, dpm\\+\\+"):
         sample_latents(tiny_model(), torch.tensor([0]), num_iter=2, diffusion_steps=2, head_sampler="euler")
+
+
+@pytest.mark.parametrize("head_sampler", ["ddpm", "ddim", "dpm++"])
+def test_every_head_sampler_runs_under_bf16_autocast(head_sampler):
+    model = untrained_but_responsive().eval()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        latents = sample_latents(model, torch.tensor([0, 3]), num_iter=2, diffusion_steps=3, cfg=2.0, head_sampler=head_sampler,
+                                 generator=torch.Generator().manual_seed(0))
+    assert latents.dtype == torch.float32 and torch.isfinite(latents).all()
