@@ -58,7 +58,7 @@ def main(argv=None) -> None:
     check_sampling(args, config.seq_len, config.head, train_timesteps)
     folder = Path(args.checkpoint) if Path(args.checkpoint).is_dir() else Path(args.checkpoint).parent
     name = f"samples-step{ckpt.step}-K{args.num_iter}-{args.head_sampler}{args.diffusion_steps}-cfg{args.cfg:g}-t{args.temperature:g}.png"
-    out = check_writable_file(args.out or folder / name, "--out")
+    out = args.out or check_writable_file(folder / name, "--out")  # a given --out was checked first
     started = time.time()
     path = render_samples(
         ckpt.model if args.no_ema else ckpt.sampling_model, ckpt.tokenizer, ckpt.classes, args.per_class, out, class_ids=args.classes,

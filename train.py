@@ -137,7 +137,7 @@ def open_tokenizer(source: str, head: str, device) -> Tokenizer:
     return tokenizer.to(device)
 
 
-def cached_latents(args, tokenizer, dataset, output: Path, resuming: bool) -> LatentSet:
+def cached_latents(args, tokenizer, dataset, output: Path, resuming: bool, checked: dict | None = None) -> LatentSet:
     """Latents from the cache folder when it matches this run, else encoded now into it.
 
     The folder is ``--latent-cache`` (a mismatch there is an error) or ``<output>/latents`` (rewritten on a mismatch,
@@ -147,7 +147,7 @@ def cached_latents(args, tokenizer, dataset, output: Path, resuming: bool) -> La
     name, flips = dataset_name(args), args.data_path is not None and not args.no_flip
     try:
         try:
-            manifest = check_latent_cache(directory, tokenizer, args.image_size, name, flips)
+            manifest = checked or check_latent_cache(directory, tokenizer, args.image_size, name, flips)
         except (FileNotFoundError, LatentCacheMismatch) as error:
             if isinstance(error, LatentCacheMismatch) and (args.latent_cache is not None or resuming):
                 raise
@@ -161,13 +161,14 @@ def cached_latents(args, tokenizer, dataset, output: Path, resuming: bool) -> La
     return latents
 
 
-def check_cache_before_rendering(args, tokenizer, output: Path) -> None:
-    """A cache that cached_latents would refuse is refused now, before the data is rendered or read."""
+def check_cache_before_rendering(args, tokenizer, output: Path) -> dict | None:
+    """A cache that cached_latents would refuse is refused now, before the data is rendered or read; the manifest
+    of one that matches (so cached_latents need not hash the tokenizer again), None when there is none yet."""
     directory = Path(args.latent_cache or output / "latents")
     try:
-        check_latent_cache(directory, tokenizer, args.image_size, dataset_name(args), args.data_path is not None and not args.no_flip)
+        return check_latent_cache(directory, tokenizer, args.image_size, dataset_name(args), args.data_path is not None and not args.no_flip)
     except FileNotFoundError:
-        pass  # no cache yet: it is written
+        return None  # no cache yet: it is written
     except LatentCacheMismatch as error:
         fail(str(error))
 
@@ -289,8 +290,8 @@ def train_run(args, device, output: Path, started: float) -> None:
         except ValueError as error:
             fail(str(error))
 
-    if tokenizer is not None and (args.latent_cache is not None or state is not None):
-        check_cache_before_rendering(args, tokenizer, output)
+    known_tokenizer_cache = tokenizer is not None and (args.latent_cache is not None or state is not None)
+    checked = check_cache_before_rendering(args, tokenizer, output) if known_tokenizer_cache else None
 
     # Everything above only read files; from here on the run writes.
     if args.overwrite and rank == 0:
@@ -303,7 +304,7 @@ def train_run(args, device, output: Path, started: float) -> None:
             train_new_tokenizer(args, dataset, device, output)
         distributed.barrier()
         tokenizer = open_tokenizer(str(output / "tokenizer"), args.head, device)
-    latents = cached_latents(args, tokenizer, dataset, output, resuming=state is not None).to(device)
+    latents = cached_latents(args, tokenizer, dataset, output, resuming=state is not None, checked=checked).to(device)
 
     torch.manual_seed(args.seed)  # the initial weights depend on the seed only, whatever ran before
     model = MARGenerator(config, tokenizer.latent_codebook() if args.head == "categorical" else None).to(device)
