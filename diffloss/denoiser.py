@@ -23,10 +23,15 @@ class TimestepEmbedder(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(frequency_dim, width), nn.SiLU(), nn.Linear(width, width))
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        """t (n,) -> (n, w), the MLP run once per distinct timestep (all rows share one while sampling)."""
-        distinct, row = torch.unique(t, return_inverse=True)  # (u,), (n,)
-        angles = distinct.float()[:, None] * self.freqs[None]  # (u, frequency_dim / 2)
-        return self.mlp(torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1))[row]  # (n, w)
+        """t (n,) -> (n, w); when every row has the same timestep (sampling), the MLP runs on one row.
+
+        Training keeps one row per timestep: gathering rows of a shared embedding would sum their gradients in an
+        order that multithreaded CPU kernels do not fix, and exact resume needs bit-identical steps.
+        """
+        shared = t.numel() > 0 and bool((t == t[0]).all())
+        angles = (t[:1] if shared else t).float()[:, None] * self.freqs[None]  # (1 or n, frequency_dim / 2)
+        embedded = self.mlp(torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1))  # (1 or n, w)
+        return embedded.expand(len(t), -1) if shared else embedded
 
 
 class ResBlock(nn.Module):
