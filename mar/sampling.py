@@ -1,4 +1,6 @@
 """Masked autoregressive sampling: K steps on a cosine schedule in a random order per image."""
+from collections.abc import Callable
+
 import torch
 
 from .generator import MARGenerator
@@ -18,6 +20,7 @@ def sample_latents(
     diffusion_steps_last: int | None = None,
     head_sampler: str = "ddpm",
     generator: torch.Generator | None = None,
+    on_step: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
 ) -> torch.Tensor:
     """Class ids (b,) -> latents (b, c, h, w).
 
@@ -28,6 +31,10 @@ def sample_latents(
     The diffusion head draws with ``head_sampler`` ("ddpm", "ddim" or "dpm++") in ``diffusion_steps`` steps (the
     model's default when None); with ``diffusion_steps_last`` the steps fall linearly from ``diffusion_steps`` at the
     first step to ``diffusion_steps_last`` at the last. The categorical head ignores both.
+
+    ``on_step(step, tokens, mask)``, when given, is called after each step k = 1 ... K with copies of the tokens
+    (b, l, c·p²), zero where not yet drawn, and the mask (b, l), True where still masked; it sees the loop, it cannot
+    change it.
     """
     config, backbone, head = model.config, model.backbone, model.head
     if labels.min() < 0 or labels.max() >= config.num_classes:
@@ -45,7 +52,7 @@ def sample_latents(
     else:
         first = config.num_sampling_steps if diffusion_steps is None else diffusion_steps
         head_steps = annealed_steps(first, diffusion_steps_last, num_iter)
-    for remaining, steps in zip(schedule, head_steps):
+    for step, (remaining, steps) in enumerate(zip(schedule, head_steps), start=1):
         if guided:
             z, z_uncond = backbone(tokens.repeat(2, 1, 1), torch.cat([labels, null]), mask.repeat(2, 1)).chunk(2)
         else:
@@ -62,4 +69,6 @@ def sample_latents(
             sampler=head_sampler,
         ).to(tokens.dtype)  # under autocast a head may answer in bf16
         mask = next_mask
+        if on_step is not None:
+            on_step(step, tokens.clone(), mask.clone())
     return unpatchify(tokens, config.patch_size, config.grid_size)
