@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
-from mar.checkpoint import load_checkpoint
 from mar.cli import add_sampling_arguments, pick_device, render_samples, sampling_options
+from mar.interop.hub import open_checkpoint
 from mar.options import NON_NEGATIVE, POSITIVE, SEED, Parser, check_sampling, check_writable_file, fail, image_file, text
 
 
@@ -28,7 +28,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def build_parser() -> Parser:
     parser = Parser(description=__doc__)
     parser.add_argument("--checkpoint", type=text, required=True,
-                        help="a run folder of train.py (its latest checkpoint), a checkpoints/step-N folder, or its weights.safetensors")
+                        help="a run folder of train.py (its latest checkpoint), a checkpoints/step-N folder, its weights.safetensors, "
+                             "a hub folder (export_hub.py) or a hub id org/name in the local Hugging Face cache")
     parser.add_argument("--no-ema", action="store_true", help="sample with the trained weights instead of their EMA")
     add_sampling_arguments(parser)
     parser.add_argument("--classes", type=NON_NEGATIVE, nargs="*", default=None, help="class ids, one row each")
@@ -47,7 +48,7 @@ def main(argv=None) -> None:
         check_writable_file(args.out, "--out")
     device = pick_device(args.device)
     try:
-        ckpt = load_checkpoint(args.checkpoint, device)
+        ckpt = open_checkpoint(args.checkpoint, device)
     except (FileNotFoundError, ValueError) as error:
         fail(str(error))
     config = ckpt.model.config
@@ -56,7 +57,8 @@ def main(argv=None) -> None:
         fail(f"class id {bad[0]} is out of range: this checkpoint has {config.num_classes} classes (0-{config.num_classes - 1})")
     train_timesteps = ckpt.model.head.config.num_train_timesteps if config.head == "diffusion" else 0
     check_sampling(args, config.seq_len, config.head, train_timesteps)
-    folder = Path(args.checkpoint) if Path(args.checkpoint).is_dir() else Path(args.checkpoint).parent
+    given = Path(args.checkpoint)
+    folder = given if given.is_dir() else given.parent if given.exists() else Path("runs") / "hub" / args.checkpoint
     name = f"samples-step{ckpt.step}-K{args.num_iter}-{args.head_sampler}{args.diffusion_steps}-cfg{args.cfg:g}-t{args.temperature:g}.png"
     out = args.out or check_writable_file(folder / name, "--out")  # a given --out was checked first
     started = time.time()

@@ -21,6 +21,7 @@ Examples:
         --image-size 256 --patch-size 1 --model mar-large --amp bf16
 """
 import argparse
+import json
 import sys
 import time
 from contextlib import nullcontext
@@ -41,6 +42,7 @@ from mar.options import (NON_NEGATIVE, NON_NEGATIVE_NUMBER, POSITIVE, POSITIVE_N
                          check_sampling, check_writable_folder, fail, integer, number, text)
 from mar.recipes import RECIPES
 from mar.run_folder import RunFolderError, RunLock, check_fresh_start, clear_run
+from mar.run_log import log_image
 from mar.trainer import TrainingStopped, TrainSettings, check_resume_data, fit, run_data
 from mar.training import resolve_precision
 from vae import KLTokenizer, Tokenizer, fingerprint, load_tokenizer, small_autoencoder, train_and_measure
@@ -121,6 +123,7 @@ def train_new_tokenizer(args, dataset, device, output: Path) -> KLTokenizer:
         progress=not args.no_progress,
     )
     tokenizer.save(output / "tokenizer")
+    (output / "tokenizer" / "metrics.json").write_text(json.dumps(metrics | {"kind": "kl", "held_out": held_out}, indent=2))
     print(f"tokenizer: PSNR {metrics['psnr']:.2f} dB on {held_out} held-out images, "
           f"latent shift {tokenizer.shift:.4f} scale {tokenizer.scale:.4f}, saved to {output / 'tokenizer'}")
     return tokenizer
@@ -326,7 +329,8 @@ def train_run(args, device, output: Path, started: float) -> None:
 
     def grid(step: int) -> None:
         if args.sample_every and step % args.sample_every == 0:
-            draw_samples(ema.module, tokenizer, classes, args, device, output / "samples" / f"step-{step:08d}.png", per_class=4)
+            path = draw_samples(ema.module, tokenizer, classes, args, device, output / "samples" / f"step-{step:08d}.png", per_class=4)
+            log_image(output, "samples/during training", path, step)
 
     try:
         result = fit(model, ema, latents, tokenizer, settings, device, output,
@@ -341,9 +345,13 @@ def train_run(args, device, output: Path, started: float) -> None:
         else:
             train_time = time.time() - started
             path = draw_samples(ema.module, tokenizer, classes, args, device, output / "samples.png", args.samples_per_class)
+            log_image(output, "samples/final", path, result["step"])
             print(f"samples: {path} (EMA weights, K={args.num_iter}, {args.head_sampler} head with {args.diffusion_steps} steps, "
                   f"cfg={args.cfg}, temperature={args.temperature})")
             print(f"wall time: {time.time() - started:.0f} s ({train_time:.0f} s to the checkpoint)")
+            record = {"steps": result["step"], "final_loss": result["loss"], "seconds_to_checkpoint": round(train_time, 1),
+                      "precision": "fp32" if precision is None else str(precision).removeprefix("torch.")}
+            (output / "metrics.json").write_text(json.dumps(record, indent=2) + "\n")
 
 
 def load_or_fail(path: str):

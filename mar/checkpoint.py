@@ -26,6 +26,7 @@ from .generator import MARGenerator
 
 FORMAT = "mar-checkpoint/3"
 WEIGHTS, RESUME, LATEST = "weights.safetensors", "resume.pt", "latest"
+HUB_WEIGHTS = "model.safetensors"  # the same file in a Hugging Face Hub folder (mar/interop/hub.py)
 
 
 @dataclass
@@ -129,15 +130,17 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
 
 
 def resolve_weights(path: str | Path) -> Path:
-    """The weights file of a run folder (its latest checkpoint), a checkpoint folder, or the file itself."""
+    """The weights file of a run folder (its latest checkpoint), a checkpoint folder, a hub folder, or the file itself."""
     path = Path(path)
-    if path.is_dir():
+    if path.is_dir() and (path / HUB_WEIGHTS).is_file():
+        path = path / HUB_WEIGHTS
+    elif path.is_dir():
         latest = latest_checkpoint(path)
         path = (latest if latest is not None else path) / WEIGHTS
     if not path.is_file():
         raise FileNotFoundError(
             f"checkpoint {path} does not exist; pass a run folder (e.g. runs/default), one of its "
-            "checkpoints/step-N folders, or a weights.safetensors file written by `python train.py`"
+            "checkpoints/step-N folders, a weights.safetensors file written by `python train.py`, or a hub folder or id"
         )
     return path
 

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 LOCK = "run.lock"
-RUN_FILES = ("checkpoints", "log.csv", "loss.png", "samples", "samples.png", "tensorboard")  # what --overwrite removes
+RUN_FILES = ("checkpoints", "log.csv", "loss.png", "metrics.json", "samples", "samples.png", "tensorboard")  # what --overwrite removes
 
 
 class RunFolderError(RuntimeError):

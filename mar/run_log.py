@@ -3,6 +3,7 @@ import csv
 import math
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageDraw
 
 COLUMNS = ("step", "epoch", "loss", "lr", "grad_norm", "images_per_s", "memory_mb")
@@ -19,14 +20,7 @@ class RunLog:
             writer = csv.DictWriter(f, COLUMNS)
             writer.writeheader()
             writer.writerows(rows)
-        self.tensorboard = None
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:  # TensorBoard is optional
-                pass
-            else:
-                self.tensorboard = SummaryWriter(str(self.path.parent / "tensorboard"))
+        self.tensorboard = tensorboard_writer(self.path.parent) if tensorboard else None
 
     def rows(self) -> list[dict]:
         return read_rows(self.path)
@@ -47,6 +41,23 @@ class RunLog:
     def close(self) -> None:
         if self.tensorboard is not None:
             self.tensorboard.close()
+
+
+def tensorboard_writer(folder: str | Path):
+    """A SummaryWriter into ``<folder>/tensorboard``, or None when TensorBoard is not installed (it is optional)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(Path(folder) / "tensorboard"))
+
+
+def log_image(folder: str | Path, tag: str, path: str | Path, step: int) -> None:
+    """Adds the PNG at ``path`` (a sample grid) to the run's TensorBoard events at ``step``, when TensorBoard is installed."""
+    writer = tensorboard_writer(folder)
+    if writer is not None:
+        with writer:
+            writer.add_image(tag, np.asarray(Image.open(path).convert("RGB")), step, dataformats="HWC")
 
 
 def read_rows(path: str | Path) -> list[dict]:

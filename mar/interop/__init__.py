@@ -1,0 +1,1 @@
+"""Interoperability: checkpoints of the official MAR code, and the Hugging Face Hub."""
