@@ -37,6 +37,8 @@ def build_parser() -> Parser:
     parser.add_argument("--seed", type=SEED, default=0, help="seed of every draw")
     parser.add_argument("--batch-size", type=POSITIVE, default=256, help="images sampled at once")
     parser.add_argument("--device", type=text, default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the transformer and head blocks (pays off for many images; compiling takes tens of seconds)")
     parser.add_argument("--out", type=image_file, default=None,
                         help="PNG path; None writes samples-step<N>-K<K>-<sampler><steps>-cfg<S>-t<T>.png in the checkpoint's folder")
     return parser
@@ -61,9 +63,12 @@ def main(argv=None) -> None:
     folder = given if given.is_dir() else given.parent if given.exists() else Path("runs") / "hub" / args.checkpoint
     name = f"samples-step{ckpt.step}-K{args.num_iter}-{args.head_sampler}{args.diffusion_steps}-cfg{args.cfg:g}-t{args.temperature:g}.png"
     out = args.out or check_writable_file(folder / name, "--out")  # a given --out was checked first
+    model = ckpt.model if args.no_ema else ckpt.sampling_model
+    if args.compile:
+        model.compile_blocks()
     started = time.time()
     path = render_samples(
-        ckpt.model if args.no_ema else ckpt.sampling_model, ckpt.tokenizer, ckpt.classes, args.per_class, out, class_ids=args.classes,
+        model, ckpt.tokenizer, ckpt.classes, args.per_class, out, class_ids=args.classes,
         batch_size=args.batch_size, generator=torch.Generator(device).manual_seed(args.seed), **sampling_options(args),
     )
     count = len(args.classes or ckpt.classes) * args.per_class
