@@ -1,0 +1,57 @@
+"""A web page to sample a MAR checkpoint (diffusion or categorical head): pick classes by name, set K, the head's
+sampler and steps, temperature, guidance and seed; see the grid, the time taken and the tokens being unmasked step
+by step. Needs the demo extra: pip install -e ".[demo]".
+
+Examples:
+    python demo.py --checkpoint runs/default
+    python -m mar.demo --checkpoint runs/default/checkpoints/step-00002028 --port 8000 --device cpu
+"""
+import socket
+
+from ..checkpoint import load_checkpoint
+from ..cli import pick_device
+from ..options import Parser, fail, integer, text
+
+
+def build_parser() -> Parser:
+    parser = Parser(description=__doc__)
+    parser.add_argument("--checkpoint", type=text, default=None,
+                        help="a run folder of train.py (its latest checkpoint), a checkpoints/step-N folder, or its weights.safetensors")
+    parser.add_argument("--no-ema", action="store_true", help="sample with the trained weights instead of their EMA")
+    parser.add_argument("--device", type=text, default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    parser.add_argument("--host", type=text, default="127.0.0.1", help="address to serve on (0.0.0.0: every interface)")
+    parser.add_argument("--port", type=integer(1, 65535), default=7860, help="port to serve on")
+    parser.add_argument("--max-images", type=integer(1, 1024), default=64, help="most images one click may ask for")
+    return parser
+
+
+def check_port(host: str, port: int) -> None:
+    """The address can be served on; one-line error otherwise (before the checkpoint is loaded)."""
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            fail(f"--host {host} --port {port} cannot be served on ({error.strerror or error}); pass another --port "
+                 "(or a --host of this machine)")
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
+    if args.checkpoint is None:
+        fail("no --checkpoint given: train one with `python train.py` (it writes runs/default), then run "
+             "`python demo.py --checkpoint runs/default`")
+    try:
+        from .app import build_app, serve
+    except ModuleNotFoundError as error:
+        if error.name != "gradio":
+            raise
+        fail('the demo needs gradio, which is not installed; run pip install -e ".[demo]"')
+    check_port(args.host, args.port)
+    device = pick_device(args.device)
+    try:
+        checkpoint = load_checkpoint(args.checkpoint, device)
+    except (FileNotFoundError, ValueError) as error:
+        fail(str(error))
+    app = build_app(checkpoint, args.checkpoint, device, args.max_images, use_ema=not args.no_ema)
+    print(f"serving {args.checkpoint} on http://{args.host}:{args.port}/ (Ctrl-C stops)")
+    serve(app, args.host, args.port)
