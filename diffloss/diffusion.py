@@ -4,14 +4,23 @@ The noise schedule (betas, cumulative alphas, the respaced timesteps) comes from
 lives here is the posterior algebra that diffusers' ``step`` does not expose: the learned variance, the posterior mean
 that the DDPM sampler steps with, and the variational bound term that trains the variance (Nichol & Dhariwal's
 hybrid loss, as in MAR). The reverse-time solvers live in ``samplers``.
+
+Two conventions of the official MAR code are options here (``mar.configs.COMPAT`` turns them on together):
+- respacing: ``SPACINGS`` "leading" (diffusers', 0, 10, ..., 990 for 100 steps; ours) or "iddpm" (improved DDPM's
+  ``space_timesteps(1000, "100")``: 0 ... 999 at a stride of 999 / 99, rounded; the official code's);
+- the loss at t = 0: the continuous Gaussian likelihood of x0 (ours) or, with ``discretized_decoder``, the likelihood of
+  x0's bin of width 2 / 255 on [-1, 1], open-ended at both edges (improved DDPM's image decoder; the official code's).
 """
 import math
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from diffusers import DDPMScheduler
 
 from . import samplers
+
+SPACINGS = ("leading", "iddpm")
 
 
 @dataclass(frozen=True)
@@ -60,11 +69,40 @@ def gaussian_nll(x, mean, log_var) -> torch.Tensor:
     return 0.5 * (math.log(2 * math.pi) + log_var + (x - mean) ** 2 * torch.exp(-log_var))
 
 
+def approx_normal_cdf(x: torch.Tensor) -> torch.Tensor:
+    """The standard normal CDF by the tanh approximation improved DDPM uses (absolute error below 2e-4)."""
+    return 0.5 * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+
+
+def discretized_gaussian_nll(x, mean, log_var) -> torch.Tensor:
+    """-log P(the bin of x) under N(mean, exp(log_var)): bins of width 2 / 255 centred on x, the edge bins of [-1, 1]
+    (x below -0.999 or above 0.999) extended to infinity; probabilities floored at 1e-12."""
+    inv_std = torch.exp(-0.5 * log_var)
+    upper = approx_normal_cdf(inv_std * (x - mean + 1 / 255))  # P(X < upper edge)
+    lower = approx_normal_cdf(inv_std * (x - mean - 1 / 255))  # P(X < lower edge)
+    probability = torch.where(x < -0.999, upper, torch.where(x > 0.999, 1 - lower, upper - lower))
+    return -torch.log(probability.clamp(min=1e-12))
+
+
+def spaced_timesteps(num_train_timesteps: int, num_steps: int) -> list[int]:
+    """Improved DDPM's ``space_timesteps(T, "n")``, ascending: n timesteps from 0 to T - 1 at a stride of
+    (T - 1) / (n - 1), accumulated in floating point and rounded half to even, as there."""
+    if not 1 <= num_steps <= num_train_timesteps:
+        raise ValueError(f"diffusion steps {num_steps} must lie in [1, {num_train_timesteps}] for the iddpm spacing")
+    stride = (num_train_timesteps - 1) / (num_steps - 1) if num_steps > 1 else 1
+    position, timesteps = 0.0, []
+    for _ in range(num_steps):
+        timesteps.append(round(position))
+        position += stride
+    return timesteps
+
+
 class GaussianDiffusion:
     """Cosine-schedule DDPM over vectors of ``channels`` values, trained at ``num_train_timesteps`` steps."""
 
-    def __init__(self, num_train_timesteps: int = 1000, learn_sigma: bool = True):
+    def __init__(self, num_train_timesteps: int = 1000, learn_sigma: bool = True, discretized_decoder: bool = False):
         self.learn_sigma = learn_sigma
+        self.discretized_decoder = discretized_decoder  # the loss at t = 0: x0's bin (official), or its density
         self.scheduler = DDPMScheduler(
             num_train_timesteps=num_train_timesteps,
             beta_schedule="squaredcos_cap_v2",
@@ -76,26 +114,32 @@ class GaussianDiffusion:
             prediction_type="epsilon",
         )
         self.num_train_timesteps = num_train_timesteps
-        self._chains: dict[tuple[int, str], Posterior] = {}  # (steps, device) -> chain, built once
+        self._chains: dict[tuple[int, str, str], Posterior] = {}  # (steps, spacing, device) -> chain, built once
 
-    def train_chain(self, device) -> Posterior:
-        """Every training timestep, for the loss."""
-        return self._chain(self.num_train_timesteps, device)
-
-    def sampling_chain(self, num_steps: int, device="cpu") -> Posterior:
-        """The chain respaced to ``num_steps`` evenly spaced timesteps from 0: 0, 10, ..., 990 for 100."""
-        if not 1 <= num_steps < self.num_train_timesteps:
+    def sampling_chain(self, num_steps: int, device="cpu", spacing: str = "leading") -> Posterior:
+        """The chain respaced to ``num_steps`` timesteps from 0: "leading" 0, 10, ..., 990 for 100 steps, "iddpm"
+        0, 10, ..., 989, 999 (the official code's, through the capped last timestep)."""
+        if spacing not in SPACINGS:
+            raise ValueError(f"unknown spacing {spacing!r}; choose one of {', '.join(SPACINGS)}")
+        if spacing == "leading" and not 1 <= num_steps < self.num_train_timesteps:
             raise ValueError(
                 f"diffusion steps {num_steps} must lie in [1, {self.num_train_timesteps - 1}]: a chain through the "
                 "last training timestep amplifies the noise-prediction error hundreds of times"
             )
-        return self._chain(num_steps, device)
+        return self._chain(num_steps, device, spacing)
 
-    def _chain(self, num_steps: int, device) -> Posterior:
-        key = (num_steps, str(device))
+    def train_chain(self, device) -> Posterior:
+        """Every training timestep, for the loss."""
+        return self._chain(self.num_train_timesteps, device, "leading")
+
+    def _chain(self, num_steps: int, device, spacing: str) -> Posterior:
+        key = (num_steps, spacing, str(device))
         if key not in self._chains:
-            self.scheduler.set_timesteps(num_steps)
-            timesteps = self.scheduler.timesteps.flip(0).long()  # ascending
+            if spacing == "iddpm":
+                timesteps = torch.tensor(spaced_timesteps(self.num_train_timesteps, num_steps))
+            else:
+                self.scheduler.set_timesteps(num_steps)
+                timesteps = self.scheduler.timesteps.flip(0).long()  # ascending
             chain = Posterior.from_alphas_cumprod(timesteps, self.scheduler.alphas_cumprod[timesteps])
             self._chains[key] = chain.to(device)
         return self._chains[key]
@@ -140,7 +184,8 @@ class GaussianDiffusion:
         mean = self.posterior_mean(x_t, eps, t, chain)
         true_mean = extract(chain.coef_x0, t) * x0 + extract(chain.coef_xt, t) * x_t
         kl = normal_kl(true_mean, extract(chain.log_variance_clipped, t), mean, log_var).mean(dim=-1)
-        nll = gaussian_nll(x0, mean, log_var).mean(dim=-1)  # at t = 0 the decoder term replaces the KL
+        decoder_nll = discretized_gaussian_nll if self.discretized_decoder else gaussian_nll
+        nll = decoder_nll(x0, mean, log_var).mean(dim=-1)  # at t = 0 the decoder term replaces the KL
         return torch.where(t == 0, nll, kl) / math.log(2.0)
 
     @torch.no_grad()
@@ -155,13 +200,18 @@ class GaussianDiffusion:
         z_uncond: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         sampler: str = "ddpm",
+        spacing: str = "leading",
     ) -> torch.Tensor:
         """Draws one token per row of z (n, d) -> (n, channels) with ``sampler`` ("ddpm", "ddim" or "dpm++").
 
         With ``z_uncond`` the predicted noise is guided, eps = eps_c + (cfg - 1)(eps_c - eps_u), on one trajectory
         for both halves; cfg = 1 reproduces unguided sampling exactly. ``temperature`` multiplies the noise added at
         each step for "ddpm", and the starting noise x_T for the deterministic "ddim" and "dpm++" (``samplers``).
+        ``spacing`` picks the timesteps of the "ddpm" chain (``SPACINGS``); the other two keep their own.
         """
         if sampler not in samplers.SAMPLERS:
             raise ValueError(f"unknown head sampler {sampler!r}; choose one of {', '.join(samplers.SAMPLERS)}")
-        return samplers.SAMPLERS[sampler](self, denoiser, z, channels, num_steps, temperature, cfg, z_uncond, generator)
+        solve = samplers.SAMPLERS[sampler]
+        if sampler == "ddpm":
+            solve = partial(solve, spacing=spacing)
+        return solve(self, denoiser, z, channels, num_steps, temperature, cfg, z_uncond, generator)

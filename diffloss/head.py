@@ -19,6 +19,7 @@ class DiffLossConfig:
     num_sampling_steps: int = 100
     diffusion_batch_mul: int = 4
     learn_sigma: bool = True
+    discretized_decoder: bool = False  # the loss at t = 0 on x0's bin, as the official code trains (diffusion.py)
 
 
 class DiffLoss(nn.Module):
@@ -31,7 +32,7 @@ class DiffLoss(nn.Module):
         super().__init__()
         self.config = config
         self.net = Denoiser(config.token_channels, config.cond_channels, config.width, config.depth, config.learn_sigma)
-        self.diffusion = GaussianDiffusion(config.num_train_timesteps, config.learn_sigma)
+        self.diffusion = GaussianDiffusion(config.num_train_timesteps, config.learn_sigma, config.discretized_decoder)
 
     def loss(self, z: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None, generator=None):
         """Mean loss over the tokens where mask is 1; z (n, d), target (n, c), mask (n,).
@@ -56,11 +57,13 @@ class DiffLoss(nn.Module):
         num_steps: int | None = None,
         generator: torch.Generator | None = None,
         sampler: str = "ddpm",
+        spacing: str = "leading",
     ) -> torch.Tensor:
         """z (n, d) -> tokens (n, c); guided by ``z_uncond`` (n, d) at scale ``cfg`` when given.
 
         ``sampler`` is "ddpm" (ancestral, ``temperature`` scales each added noise), "ddim" or "dpm++" (deterministic,
         ``temperature`` scales the starting noise); ``num_steps`` defaults to the config's for every sampler.
+        ``spacing`` is the "ddpm" chain's respacing: "leading" (ours) or "iddpm" (the official code's).
         """
         embed = self.net.cond_embed  # once per draw, not once per denoising step
         return self.diffusion.sample(
@@ -73,4 +76,5 @@ class DiffLoss(nn.Module):
             z_uncond=None if z_uncond is None else embed(z_uncond),
             generator=generator,
             sampler=sampler,
+            spacing=spacing,
         )

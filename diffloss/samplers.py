@@ -42,9 +42,10 @@ def guided_output(denoiser, x, t, z, z_uncond, cfg, channels) -> torch.Tensor:
     return torch.cat([eps_c + (cfg - 1) * (eps_c - eps_u), out_c[:, channels:]], dim=-1)
 
 
-def ddpm(diffusion, denoiser, z, channels, num_steps, temperature, cfg, z_uncond, generator) -> torch.Tensor:
-    """Ancestral sampling down the respaced chain, with the learned variance; ``temperature`` scales each added noise."""
-    chain = diffusion.sampling_chain(num_steps, z.device)
+def ddpm(diffusion, denoiser, z, channels, num_steps, temperature, cfg, z_uncond, generator, spacing="leading") -> torch.Tensor:
+    """Ancestral sampling down the chain respaced by ``spacing``, with the learned variance; ``temperature`` scales
+    each added noise."""
+    chain = diffusion.sampling_chain(num_steps, z.device, spacing)
     n = z.shape[0]
     x = torch.randn(n, channels, device=z.device, dtype=z.dtype, generator=generator)
     for i in reversed(range(num_steps)):
