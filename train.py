@@ -268,6 +268,7 @@ def train_run(args, device, output: Path, started: float) -> None:
         latent_size=args.image_size // stride, patch_size=args.patch_size,
         diffusion_batch_mul=args.diffusion_batch_mul, num_sampling_steps=args.diffusion_steps,
         head=args.head, codebook_size=tokenizer.codebook_size if args.head == "categorical" else 0,
+        compat=args.compat or "default",  # recorded in the config: a resume with another one is refused
     )
     train_timesteps = config.head_config().num_train_timesteps if args.head == "diffusion" else 0
     check_sampling(args, config.seq_len, args.head, train_timesteps)

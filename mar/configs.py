@@ -6,6 +6,9 @@ from diffloss import DiffLossConfig
 from .categorical import CategoricalConfig
 
 HEADS = ("diffusion", "categorical")
+# Conventions: this library's, or the official MAR code's (improved-DDPM respacing of the head's chain, the guidance
+# scale of its last autoregressive step, the discretised loss at t = 0; mar/interop/official.py).
+COMPAT = ("default", "official")
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,8 @@ class MARConfig:
     diffusion_batch_mul: int = 4
     num_sampling_steps: int = 100
     learn_sigma: bool = True
+    # "official" trains the head with the official code's loss at t = 0 and samples as it does, unless told otherwise.
+    compat: str = "default"
 
     def __post_init__(self):
         if self.latent_size % self.patch_size:
@@ -45,6 +50,8 @@ class MARConfig:
             )
         if self.head not in HEADS:
             raise ValueError(f"unknown head {self.head!r}; choose one of {', '.join(HEADS)}")
+        if self.compat not in COMPAT:
+            raise ValueError(f"unknown compat {self.compat!r}; choose one of {', '.join(COMPAT)}")
         if self.head == "categorical" and self.codebook_size < 1:
             raise ValueError("the categorical head needs codebook_size, the discrete tokenizer's number of codes")
         if self.width % self.num_heads:
@@ -73,6 +80,7 @@ class MARConfig:
             num_sampling_steps=self.num_sampling_steps,
             diffusion_batch_mul=self.diffusion_batch_mul,
             learn_sigma=self.learn_sigma,
+            discretized_decoder=self.compat == "official",
         )
 
     def to_dict(self) -> dict:

@@ -60,6 +60,15 @@ def annealed_steps(first: int, last: int, num_steps: int) -> list[int]:
     return [math.floor(first + (last - first) * k / (num_steps - 1) + 0.5) for k in range(num_steps)]
 
 
+def unmasked_fraction(remaining: int, seq_len: int, official: bool = False) -> float:
+    """The fraction of tokens unmasked after a step, as the linear guidance schedule reads it.
+
+    The official code reads the count still masked after clamping it to at least one, so on the last step, where every
+    token is drawn, it reads (L - 1) / L, and the linear scale is 1 + (cfg - 1)(L - 1) / L instead of cfg.
+    """
+    return 1 - (max(remaining, 1) if official else remaining) / seq_len
+
+
 def cfg_at(cfg: float, schedule: str, fraction_unmasked: float) -> float:
     """The guidance scale for a step: constant, or rising linearly from 1 with the fraction of tokens unmasked."""
     if schedule == "constant":

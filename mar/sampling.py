@@ -3,8 +3,9 @@ from collections.abc import Callable
 
 import torch
 
+from .configs import COMPAT
 from .generator import MARGenerator
-from .masking import annealed_steps, cfg_at, mask_from_orders, random_orders, unmasking_schedule
+from .masking import annealed_steps, cfg_at, mask_from_orders, random_orders, unmasked_fraction, unmasking_schedule
 from .tokens import unpatchify
 
 
@@ -19,6 +20,7 @@ def sample_latents(
     diffusion_steps: int | None = None,
     diffusion_steps_last: int | None = None,
     head_sampler: str = "ddpm",
+    compat: str | None = None,
     generator: torch.Generator | None = None,
     on_step: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
 ) -> torch.Tensor:
@@ -32,11 +34,20 @@ def sample_latents(
     model's default when None); with ``diffusion_steps_last`` the steps fall linearly from ``diffusion_steps`` at the
     first step to ``diffusion_steps_last`` at the last. The categorical head ignores both.
 
+    ``compat`` "official" samples as the official MAR code: the ddpm chain respaced as improved DDPM's
+    ``space_timesteps`` (0 ... 999) and the linear guidance scale of the last step read from a clamped count
+    (``unmasked_fraction``); "default" is this library's way; None takes the model config's.
+
     ``on_step(step, tokens, mask)``, when given, is called after each step k = 1 ... K with copies of the tokens
     (b, l, c·p²), zero where not yet drawn, and the mask (b, l), True where still masked; it sees the loop, it cannot
     change it.
     """
     config, backbone, head = model.config, model.backbone, model.head
+    compat = config.compat if compat is None else compat
+    if compat not in COMPAT:
+        raise ValueError(f"unknown compat {compat!r}; choose one of {', '.join(COMPAT)}")
+    official = compat == "official"
+    head_options = {"spacing": "iddpm" if official else "leading"} if config.head == "diffusion" else {}
     if labels.min() < 0 or labels.max() >= config.num_classes:
         bad = labels[(labels < 0) | (labels >= config.num_classes)][0].item()
         raise ValueError(f"class id {bad} is out of range: the model has {config.num_classes} classes (0-{config.num_classes - 1})")
@@ -62,11 +73,12 @@ def sample_latents(
         tokens[to_draw] = head.sample(
             z[to_draw],
             temperature=temperature,
-            cfg=cfg_at(cfg, cfg_schedule, 1 - remaining / seq_len),
+            cfg=cfg_at(cfg, cfg_schedule, unmasked_fraction(remaining, seq_len, official)),
             z_uncond=z_uncond[to_draw] if guided else None,
             num_steps=steps,
             generator=generator,
             sampler=head_sampler,
+            **head_options,
         ).to(tokens.dtype)  # under autocast a head may answer in bf16
         mask = next_mask
         if on_step is not None:
