@@ -8,15 +8,16 @@ Examples:
 """
 import socket
 
-from ..checkpoint import load_checkpoint
 from ..cli import pick_device
+from ..interop.hub import open_checkpoint
 from ..options import Parser, fail, integer, text
 
 
 def build_parser() -> Parser:
     parser = Parser(description=__doc__)
     parser.add_argument("--checkpoint", type=text, default=None,
-                        help="a run folder of train.py (its latest checkpoint), a checkpoints/step-N folder, or its weights.safetensors")
+                        help="a run folder of train.py (its latest checkpoint), a checkpoints/step-N folder, its weights.safetensors, "
+                             "a hub folder or a hub id org/name in the local Hugging Face cache")
     parser.add_argument("--no-ema", action="store_true", help="sample with the trained weights instead of their EMA")
     parser.add_argument("--device", type=text, default="auto", help="auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--host", type=text, default="127.0.0.1", help="address to serve on (0.0.0.0: every interface)")
@@ -49,7 +50,7 @@ def main(argv=None) -> None:
     check_port(args.host, args.port)
     device = pick_device(args.device)
     try:
-        checkpoint = load_checkpoint(args.checkpoint, device)
+        checkpoint = open_checkpoint(args.checkpoint, device)
     except (FileNotFoundError, ValueError) as error:
         fail(str(error))
     app = build_app(checkpoint, args.checkpoint, device, args.max_images, use_ema=not args.no_ema)
