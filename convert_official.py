@@ -9,7 +9,7 @@ argparse.Namespace (its pickled args) and nothing else.
 Examples:
     python convert_official.py --checkpoint pretrained_models/mar/mar_base/checkpoint-last.pth --tokenizer kl16.ckpt --out runs/mar-base
     python convert_official.py --checkpoint checkpoint-last.pth --tokenizer kl16.ckpt --out runs/mar-large --class-names imagenet_classes.txt
-    python sample.py --checkpoint runs/mar-base --num-iter 64 --cfg 2.9 --cfg-schedule linear --classes 207 360 --per-class 4
+    python sample.py --checkpoint runs/mar-base --num-iter 256 --cfg 2.9 --cfg-schedule linear --classes 207 360 --per-class 4
 """
 import argparse
 import sys

@@ -7,7 +7,9 @@ hybrid loss, as in MAR). The reverse-time solvers live in ``samplers``.
 
 Two conventions of the official MAR code are options here (``mar.configs.COMPAT`` turns them on together):
 - respacing: ``SPACINGS`` "leading" (diffusers', 0, 10, ..., 990 for 100 steps; ours) or "iddpm" (improved DDPM's
-  ``space_timesteps(1000, "100")``: 0 ... 999 at a stride of 999 / 99, rounded; the official code's);
+  ``space_timesteps(1000, "100")``: 0 ... 999 at a stride of 999 / 99, rounded; the official code's). A chain through
+  999 multiplies the noise-prediction error there ~350 times in its first step, so it suits only a head that predicts
+  the noise of pure-noise input almost exactly (benchmarks/compat.py: it ruins the heads trained here);
 - the loss at t = 0: the continuous Gaussian likelihood of x0 (ours) or, with ``discretized_decoder``, the likelihood of
   x0's bin of width 2 / 255 on [-1, 1], open-ended at both edges (improved DDPM's image decoder; the official code's).
 """

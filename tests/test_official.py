@@ -15,6 +15,7 @@ from torch.nn import functional as F
 
 import convert_official
 import sample
+import train
 from diffloss import DiffLoss, DiffLossConfig
 from diffloss.diffusion import GaussianDiffusion, discretized_gaussian_nll
 from mar import MARConfig, MARGenerator, named_config, sample_latents
@@ -23,6 +24,8 @@ from mar.interop.official import OfficialCheckpointError, convert_state_dict, lo
 from mar.masking import cfg_at, unmasked_fraction, unmasking_schedule
 from mar.options import untyped_options
 from vae import KLTokenizer, small_autoencoder
+
+from .toy import TOY
 
 # A small official-layout model: 32 wide, 4 heads, 2 encoder and 1 decoder blocks, 4 buffer tokens, 3 classes; a
 # tokenizer of 4 channels at stride 4 on 16-pixel images gives a 4x4 latent, patches of 2 give 4 tokens of 16 values.
@@ -428,3 +431,14 @@ def test_compat_lives_in_the_config_so_a_resume_with_another_is_refused():
     assert official.head_config().discretized_decoder and not default.head_config().discretized_decoder
     with pytest.raises(ValueError, match="unknown compat 'iddpm'"):
         MARConfig(compat="iddpm")
+
+
+def test_train_records_compat_official_and_refuses_to_resume_with_another(tmp_path, capsys):
+    run = ["--output", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache")]
+    train.main(TOY + run + ["--compat", "official"])
+    trained = load_checkpoint(tmp_path / "run").model
+    assert trained.config.compat == "official" and trained.head.diffusion.discretized_decoder
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(TOY + run + ["--resume", "--epochs", "2"])
+    error = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and "\n" not in error and "compat: 'default' != 'official'" in error

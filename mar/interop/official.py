@@ -173,8 +173,9 @@ def official_config(args: dict | None, tensors: dict[str, torch.Tensor], tokeniz
                 "and one head count for both, so the checkpoint cannot be converted")
     for key in shapes.keys() & ARCHITECTURE:
         if settings[key] != shapes[key]:
-            raise OfficialCheckpointError(f"the checkpoint's args give {key}={settings[key]} but its tensors have "
-                                          f"{shapes[key]}; the args belong to another model: convert without them")
+            raise OfficialCheckpointError(
+                f"the checkpoint's args give {key}={settings[key]} but its tensors have {shapes[key]}; the args do not "
+                "describe these weights: re-save the model and model_ema without args and convert with --num-heads")
     if (settings["vae_embed_dim"], settings["vae_stride"]) != (tokenizer_channels, tokenizer_stride):
         raise OfficialCheckpointError(
             f"the model was trained on latents of {settings['vae_embed_dim']} channels at stride {settings['vae_stride']}, "
