@@ -27,16 +27,21 @@ def fid_from_features(features1: np.ndarray, features2: np.ndarray) -> float:
     return frechet_distance(*feature_statistics(features1), *feature_statistics(features2))
 
 
+BLOCK = 1024  # query rows per distance block: memory stays (BLOCK, n), so 50k-image sets fit
+
+
 def _radii(features: torch.Tensor, k: int) -> torch.Tensor:
     """Distance of each point to its k-th nearest other point: (n,)."""
-    distances = torch.cdist(features, features)  # (n, n); the zero diagonal is each point's own 0th neighbour
-    return distances.kthvalue(k + 1, dim=1).values
+    return torch.cat([
+        torch.cdist(block, features).kthvalue(k + 1, dim=1).values  # (b, n): each point is its own 0th neighbour
+        for block in features.split(BLOCK)
+    ])
 
 
 def _coverage(manifold: torch.Tensor, radii: torch.Tensor, queries: torch.Tensor) -> float:
     """Share of ``queries`` inside at least one ball (manifold point, its radius)."""
-    inside = torch.cdist(queries, manifold) <= radii[None, :]  # (q, n)
-    return inside.any(1).float().mean().item()
+    inside = [(torch.cdist(block, manifold) <= radii[None, :]).any(1) for block in queries.split(BLOCK)]  # (b, n) each
+    return torch.cat(inside).float().mean().item()
 
 
 def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> dict:
