@@ -20,27 +20,34 @@ def write_npz_rows(path: str | Path, blocks: Iterable[np.ndarray], count: int, r
     tmp = path.with_name(f".{path.name}.tmp")
     header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False, "shape": (count, *row_shape)}
     written = 0
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
-        with archive.open(f"{key}.npy", "w", force_zip64=True) as entry:
-            np.lib.format.write_array_header_2_0(entry, header)
-            for block in blocks:
-                block = np.ascontiguousarray(block, dtype=np.uint8)
-                if block.shape[1:] != tuple(row_shape):
-                    raise ValueError(f"a block of shape {block.shape} does not hold rows of shape {row_shape}")
-                entry.write(block.tobytes())
-                written += len(block)
-    if written != count:
-        tmp.unlink()
-        raise ValueError(f"{written} rows were given for an .npz of {count}")
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+            with archive.open(f"{key}.npy", "w", force_zip64=True) as entry:
+                np.lib.format.write_array_header_1_0(entry, header)  # np.save's own header version
+                for block in blocks:
+                    block = np.ascontiguousarray(block, dtype=np.uint8)
+                    if block.shape[1:] != tuple(row_shape):
+                        raise ValueError(f"a block of shape {block.shape} does not hold rows of shape {row_shape}")
+                    entry.write(block.tobytes())
+                    written += len(block)
+        if written != count:
+            raise ValueError(f"{written} rows were given for an .npz of {count}")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     tmp.replace(path)
     return path
 
 
-def _read_header(entry) -> tuple[tuple, bool, np.dtype]:
-    """(shape, fortran order, dtype) of the .npy stream ``entry``, left positioned at the first row."""
+def _read_image_header(entry, path, key: str) -> tuple:
+    """The shape (n, h, w, 3) of the .npy stream ``entry`` of uint8 images, left positioned at the first row."""
     major, _ = np.lib.format.read_magic(entry)
     read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
-    return read(entry)
+    shape, fortran, dtype = read(entry)
+    if dtype != np.uint8 or fortran or len(shape) != 4 or shape[3] != 3:
+        raise ValueError(f"{path}: {key} is {dtype} {shape}{' (Fortran order)' if fortran else ''}, not uint8 RGB images; "
+                         "pass images as ADM's evaluator stores them (uint8, n x h x w x 3)")
+    return shape
 
 
 @contextmanager
@@ -59,19 +66,16 @@ def _open_entry(path: str | Path, key: str):
 
 
 def npz_shape(path: str | Path, key: str = "arr_0") -> tuple:
-    """The shape of ``key`` in an .npz, read from its header only."""
+    """The shape (n, h, w, 3) of the images ``key`` in an .npz, read from its header only; ValueError when not images."""
     with _open_entry(path, key) as entry:
-        return _read_header(entry)[0]
+        return _read_image_header(entry, path, key)
 
 
 def read_npz_rows(path: str | Path, batch: int, key: str = "arr_0") -> Iterator[np.ndarray]:
-    """The rows of ``key`` (uint8, (n, ...)) in blocks of at most ``batch``, without loading the array."""
+    """The images ``key`` (uint8 (n, h, w, 3)) in blocks (b, h, w, 3) of at most ``batch``, without loading them all."""
     with _open_entry(path, key) as entry:
-        shape, fortran, dtype = _read_header(entry)
-        if dtype != np.uint8 or fortran or len(shape) != 4 or shape[3] != 3:
-            raise ValueError(f"{path}: {key} is {dtype} {shape}{' (Fortran order)' if fortran else ''}, not uint8 RGB images; "
-                             "pass images as ADM's evaluator stores them (uint8, n x h x w x 3)")
+        shape = _read_image_header(entry, path, key)
         row_bytes = int(np.prod(shape[1:]))
         for start in range(0, shape[0], batch):
             rows = min(batch, shape[0] - start)
-            yield np.frombuffer(entry.read(rows * row_bytes), dtype=np.uint8).reshape(rows, *shape[1:])
+            yield np.frombuffer(bytearray(entry.read(rows * row_bytes)), dtype=np.uint8).reshape(rows, *shape[1:])  # writable
