@@ -16,7 +16,11 @@ import pytest
 
 import cache_latents
 import compare
+import convert_official
+import export_hub
 import sample
+import sample_at_scale
+import score
 import train
 import train_tokenizer
 from mar.options import untyped_options
@@ -24,7 +28,8 @@ from mar.options import untyped_options
 from .toy import TOY
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPTS = {"train": train, "sample": sample, "train_tokenizer": train_tokenizer, "cache_latents": cache_latents, "compare": compare}
+SCRIPTS = {"train": train, "sample": sample, "train_tokenizer": train_tokenizer, "cache_latents": cache_latents, "compare": compare,
+           "convert_official": convert_official, "export_hub": export_hub, "sample_at_scale": sample_at_scale, "score": score}
 
 
 # ---- setups: each gets (case folder, the copy of the run) and damages or prepares something -----------------------------
