@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from mar.cli import add_sampling_arguments, pick_device, render_samples, sampling_options
+from mar.cli import add_checkpoint_argument, add_sampling_arguments, pick_device, render_samples, sampling_options
 from mar.interop.hub import open_checkpoint
 from mar.options import NON_NEGATIVE, POSITIVE, SEED, Parser, check_sampling, check_writable_file, fail, image_file, text
 
@@ -27,9 +27,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def build_parser() -> Parser:
     parser = Parser(description=__doc__)
-    parser.add_argument("--checkpoint", type=text, required=True,
-                        help="a run folder of train.py (its latest checkpoint), a checkpoints/step-N folder, its weights.safetensors, "
-                             "a hub folder (export_hub.py) or a hub id org/name in the local Hugging Face cache")
+    add_checkpoint_argument(parser)
     parser.add_argument("--no-ema", action="store_true", help="sample with the trained weights instead of their EMA")
     add_sampling_arguments(parser)
     parser.add_argument("--classes", type=NON_NEGATIVE, nargs="*", default=None, help="class ids, one row each")

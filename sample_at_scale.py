@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from mar import distributed
-from mar.cli import add_sampling_arguments, pick_device, sampling_options
+from mar.cli import add_checkpoint_argument, add_sampling_arguments, pick_device, sampling_options
 from mar.eval.sample_set import (SamplePlan, check_manifest, draw_sample_set, sample_set_record, write_manifest,
                                  write_sample_npz)
 from mar.interop.hub import open_checkpoint
@@ -28,8 +28,7 @@ from mar.training import resolve_precision
 
 def build_parser() -> Parser:
     parser = Parser(description=__doc__)
-    parser.add_argument("--checkpoint", type=text, required=True,
-                        help="a run folder, checkpoint folder, weights file, hub folder or hub id (as sample.py)")
+    add_checkpoint_argument(parser)
     parser.add_argument("--out", type=text, required=True, help="folder of the PNGs (000000.png ...) and sample_set.json")
     parser.add_argument("--num-images", type=POSITIVE, default=50_000, help="N, a multiple of the class count")
     parser.add_argument("--chunk-size", type=POSITIVE, default=64, help="images per seeded chunk (one batch each)")

@@ -34,6 +34,13 @@ def pick_device(name: str) -> torch.device:
     return device
 
 
+def add_checkpoint_argument(parser, required: bool = True) -> None:
+    """--checkpoint as the sampling scripts and the demo take it (mar.interop.hub.open_checkpoint opens it)."""
+    parser.add_argument("--checkpoint", type=text, required=required, default=None,
+                        help="a run folder of train.py (its latest checkpoint), a checkpoints/step-N folder, its weights.safetensors, "
+                             "a hub folder (export_hub.py) or a hub id org/name in the local Hugging Face cache")
+
+
 HEAD_SAMPLERS = ("ddpm", "ddim", "dpm++")
 
 

@@ -50,6 +50,13 @@ def check_inception(weights_path):
     return FeatureExtractorInceptionV3, isc_features_to_metric
 
 
+def open_extractor(weights_path, device) -> torch.nn.Module:
+    """torch-fidelity's TF-FID Inception from ``weights_path``, answering (2048-d pool, 1008 unbiased logits), in eval mode."""
+    extractor_class, _ = check_inception(weights_path)
+    return extractor_class(name="inception-v3-compat", features_list=["2048", "logits_unbiased"],
+                           feature_extractor_weights_path=str(weights_path)).to(device).eval()
+
+
 def inception_metrics(images: torch.Tensor, weights_path, reference_npz, batch_size: int = 64, device=None) -> dict:
     """Inception FID against ``reference_npz`` and Inception Score of images (n, 3, s, s) in [-1, 1].
 
@@ -60,11 +67,7 @@ def inception_metrics(images: torch.Tensor, weights_path, reference_npz, batch_s
     mu_ref, sigma_ref = reference_statistics(reference_npz)
     device = torch.device(device) if device is not None else images.device
 
-    extractor = extractor_class(
-        name="inception-v3-compat",
-        features_list=["2048", "logits_unbiased"],
-        feature_extractor_weights_path=str(weights_path),
-    ).to(device)
+    extractor = open_extractor(weights_path, device)
     pixels = to_uint8(images).permute(0, 3, 1, 2)  # (n, 3, s, s) uint8; the extractor resizes to 299 itself
     pools, logits = [], []
     with torch.no_grad():

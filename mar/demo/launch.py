@@ -8,16 +8,14 @@ Examples:
 """
 import socket
 
-from ..cli import pick_device
+from ..cli import add_checkpoint_argument, pick_device
 from ..interop.hub import open_checkpoint
 from ..options import Parser, fail, integer, text
 
 
 def build_parser() -> Parser:
     parser = Parser(description=__doc__)
-    parser.add_argument("--checkpoint", type=text, default=None,
-                        help="a run folder of train.py (its latest checkpoint), a checkpoints/step-N folder, its weights.safetensors, "
-                             "a hub folder or a hub id org/name in the local Hugging Face cache")
+    add_checkpoint_argument(parser, required=False)
     parser.add_argument("--no-ema", action="store_true", help="sample with the trained weights instead of their EMA")
     parser.add_argument("--device", type=text, default="auto", help="auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--host", type=text, default="127.0.0.1", help="address to serve on (0.0.0.0: every interface)")

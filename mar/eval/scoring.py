@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..inception import check_inception, reference_statistics
+from ..inception import check_inception, open_extractor, reference_statistics
 from ..metrics import frechet_distance, precision_recall
 from .npz import npz_shape, read_npz_rows
 
@@ -46,12 +46,6 @@ def image_blocks(source: str | Path, batch: int) -> Iterator[np.ndarray]:
             raise ValueError(f"images in {source} differ in size ({sorted({p.shape[:2] for p in pictures})}); "
                              "resize them to one size first")
         yield np.stack(pictures)
-
-
-def open_extractor(weights_path, device: torch.device):
-    extractor_class, _ = check_inception(weights_path)
-    return extractor_class(name="inception-v3-compat", features_list=["2048", "logits_unbiased"],
-                           feature_extractor_weights_path=str(weights_path)).to(device).eval()
 
 
 @dataclass

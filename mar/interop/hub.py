@@ -20,7 +20,7 @@ from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntry
 
 from vae.loading import HUB_ID
 
-from ..checkpoint import HUB_WEIGHTS, RESUME, Checkpoint, load_checkpoint, resolve_weights, save_weights
+from ..checkpoint import HUB_WEIGHTS, RESUME, Checkpoint, load_checkpoint, load_training_state, resolve_weights, save_weights
 from ..sampling import sample_latents
 
 PAPER = "https://arxiv.org/abs/2406.11838"
@@ -158,7 +158,7 @@ def run_record(checkpoint_path: str | Path) -> tuple[dict, dict, Path | None]:
     weights = resolve_weights(checkpoint_path)
     training, metrics = {}, {}
     if (weights.parent / RESUME).is_file():
-        data = torch.load(weights.parent / RESUME, map_location="cpu", weights_only=True).get("data", {})
+        data = load_training_state(weights.parent).data
         training = {name: data[name] for name in ("dataset", "num_images", "batch_size", "seed") if name in data}
     run = weights.parent.parent.parent if weights.parent.parent.name == "checkpoints" else None
     if run is None:
