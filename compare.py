@@ -1,19 +1,24 @@
-"""Compare MAR's diffusion head on KL latents with the discrete baselines: one backbone, one budget, one table.
+"""Compare MAR's diffusion head on KL latents with the discrete baselines: one backbone, one budget, seeds, intervals.
 
-Variants, each trained by train.py with the same backbone, steps, batch, learning rate and seed:
+Variants, each trained by train.py with the same backbone, steps, batch and sampling budget:
     kl-diffusion   diffusion head on KL latents (MAR)
     vq-ce          categorical head, cross-entropy on VQ indices
     fsq-ce         categorical head, cross-entropy on FSQ indices
-    vq-diffusion   diffusion head on VQ code vectors (the paper's third variant)
-Each samples the same number of images per class with the same K, unguided and guided. Samples are scored in
-the feature space of a small classifier trained once on the data (FID, class accuracy, k-NN precision / recall),
-tokenizers by PSNR, rFID and codebook usage. The diffusion head on KL is also swept over temperature and K.
-Outputs in --output: table.md, results.json, samples.png (a grid per variant), sweep-temperature.png,
-sweep-num-iter.png; tokenizers, latent caches, runs and the classifier are kept there, so a re-run only scores.
+    vq-diffusion   diffusion head on VQ code vectors (the paper's third variant; not run unless named)
+Each variant first gets its own learning rate and warmup: the same small grid of short runs for every variant,
+ranked by the variant's own loss on held-out images. Then every seed trains its own tokenizer and generator and
+draws the same number of images per class, unguided and guided. Samples are scored in the feature space of a
+small classifier trained once per dataset (FID, class accuracy, k-NN precision / recall), tokenizers by PSNR,
+rFID and codebook usage; the table gives means with 95% intervals over the seeds, and one line per claim says
+whether the diffusion head on KL is ahead by more than the intervals. The diffusion head on KL (first seed) is
+also swept over temperature and K.
+Outputs in --output: table.md, results.json, samples.png (a grid per variant, first seed), sweep-temperature.png,
+sweep-num-iter.png; tokenizers, latent caches, sweep runs and runs are kept there (the classifier in --cache-dir),
+so a re-run only scores.
 
 Examples:
-    python compare.py                       # the default budget on the embedded glyph set (~35 min on 2 CPU cores)
-    python compare.py --budget tiny         # a smoke run of a minute or two
+    python compare.py                       # the default budget on the embedded glyph set, 3 seeds
+    python compare.py --budget tiny         # a smoke run of a few minutes, 2 seeds
     python compare.py --budget gpu --device cuda --output runs/compare-gpu
     python compare.py --data-path /data/flowers/train --image-size 64 --budget gpu --device cuda
     python compare.py --inception-weights weights-inception-2015-12-05-6726825d.pth --inception-reference ref.npz
@@ -31,13 +36,16 @@ import torch
 import train
 import train_tokenizer
 from mar.checkpoint import load_checkpoint
-from mar.classifier import classifier_for
 from mar.cli import add_data_arguments, dataset_name, open_dataset, pick_device
 from mar.data import glyph_dataset
+from mar.eval.comparison import REFERENCE_VARIANT, claims, gather, markdown, to_json
+from mar.eval.held_out_loss import held_out_latents, held_out_loss
+from mar.eval.reference_data import dataset_classifier
 from mar.evaluation import reference_set, sample_metrics, tokenizer_metrics
 from mar.images import grid_image, save_panels
 from mar.inception import InceptionUnavailable, check_inception, inception_metrics, reference_statistics
 from mar.options import POSITIVE, SEED, Parser, check_writable_folder, fail, text
+from mar.recipes import RECIPES
 from mar.run_log import draw_curve
 from mar.sampling import sample_latents
 from vae import load_tokenizer
@@ -51,39 +59,48 @@ class Budget:
     tokenizer_steps: int
     epochs: int
     batch_size: int
-    per_class: int  # samples per class and setting
+    per_class: int  # samples per class, setting and seed
     num_iter: int  # K
     diffusion_steps: int
     temperatures: tuple[float, ...]  # sweep of the diffusion head on KL, at K = num_iter
     num_iters: tuple[int, ...]  # sweep of K, at temperature 1
     sweep_per_class: int  # samples per class and sweep point
+    seeds: int  # each seed trains its own tokenizers and generators
+    lr_factors: tuple[float, ...]  # recipe sweep: multiples of the model's recipe learning rate ...
+    warmup_fractions: tuple[float, ...]  # ... crossed with warmups, as fractions of the run
+    sweep_epochs: int  # length of each recipe-sweep run
     model: str = "mar-tiny"
     cfg: float = 4.0  # the guided setting (constant schedule, as train.py and sample.py sample by default)
 
 
 BUDGETS = {
     "tiny": Budget(num_images=200, reference_images=100, classifier_steps=20, tokenizer_steps=4, epochs=1, batch_size=40,
-                   per_class=3, num_iter=4, diffusion_steps=5, temperatures=(0.8, 1.0), num_iters=(2, 4), sweep_per_class=2),
+                   per_class=3, num_iter=4, diffusion_steps=5, temperatures=(0.8, 1.0), num_iters=(2, 4), sweep_per_class=2,
+                   seeds=2, lr_factors=(1.0, 2.0), warmup_fractions=(0.0,), sweep_epochs=1),
     "small": Budget(num_images=3000, reference_images=500, classifier_steps=300, tokenizer_steps=400, epochs=4, batch_size=64,
                     per_class=50, num_iter=8, diffusion_steps=50, temperatures=(0.7, 1.0, 1.3), num_iters=(2, 4, 8),
-                    sweep_per_class=20),
+                    sweep_per_class=20, seeds=3, lr_factors=(0.5, 1.0, 2.0), warmup_fractions=(0.15,), sweep_epochs=2),
     "default": Budget(num_images=10_000, reference_images=1000, classifier_steps=600, tokenizer_steps=800, epochs=6,
                       batch_size=64, per_class=100, num_iter=16, diffusion_steps=100,
-                      temperatures=(0.6, 0.8, 1.0, 1.2), num_iters=(1, 2, 4, 8, 16), sweep_per_class=40),
+                      temperatures=(0.6, 0.8, 1.0, 1.2), num_iters=(1, 2, 4, 8, 16), sweep_per_class=40,
+                      seeds=3, lr_factors=(0.5, 1.0, 2.0), warmup_fractions=(0.0, 0.15), sweep_epochs=2),
     "gpu": Budget(num_images=50_000, reference_images=5000, classifier_steps=3000, tokenizer_steps=5000, epochs=100,
                   batch_size=256, per_class=500, num_iter=16, diffusion_steps=100,
                   temperatures=(0.6, 0.8, 0.9, 1.0, 1.1, 1.2, 1.4), num_iters=(1, 2, 4, 8, 16, 32), sweep_per_class=200,
-                  model="mar-base"),
+                  seeds=3, lr_factors=(0.5, 1.0, 2.0), warmup_fractions=(0.0, 0.15), sweep_epochs=20, model="mar-base"),
 }
 # (name, tokenizer kind, head)
 VARIANTS = [("kl-diffusion", "kl", "diffusion"), ("vq-ce", "vq", "categorical"), ("fsq-ce", "fsq", "categorical"),
             ("vq-diffusion", "vq", "diffusion")]
+DEFAULT_VARIANTS = ["kl-diffusion", "vq-ce", "fsq-ce"]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     args = build_parser().parse_args(argv)
+    budget = BUDGETS[args.budget]
     if args.num_images is None:  # training images (the glyph set's size) follow the budget unless given
-        args.num_images = BUDGETS[args.budget].num_images
+        args.num_images = budget.num_images
+    args.seeds = list(range(args.seed, args.seed + (args.num_seeds or budget.seeds)))
     return args
 
 
@@ -91,11 +108,13 @@ def build_parser() -> Parser:
     parser = Parser(description=__doc__)
     add_data_arguments(parser)
     parser.add_argument("--budget", default="default", choices=list(BUDGETS), help="scale of every stage (see BUDGETS)")
-    parser.add_argument("--variants", nargs="+", default=[v[0] for v in VARIANTS], choices=[v[0] for v in VARIANTS],
+    parser.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS, choices=[v[0] for v in VARIANTS],
                         help="variants to train and score")
     parser.add_argument("--patch-size", type=POSITIVE, default=2, help="latent patch per token, the same for every variant")
     parser.add_argument("--output", type=text, default=None, help="folder of everything; default runs/compare-<budget>")
-    parser.add_argument("--seed", type=SEED, default=0, help="seed of every stage")
+    parser.add_argument("--seed", type=SEED, default=0, help="first seed; the others follow it")
+    parser.add_argument("--seeds", dest="num_seeds", type=POSITIVE, default=None,
+                        help="seeds per variant (default: the budget's, 3 except tiny); the intervals need at least 2")
     parser.add_argument("--device", type=text, default="auto", help="auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--inception-weights", type=text, default=None,
                         help="torch-fidelity's Inception weights file (.pth), for Inception FID/IS")
@@ -111,51 +130,70 @@ def data_arguments(args) -> list[str]:
     return given + (["--data-path", args.data_path] if args.data_path else [])
 
 
-def held_out_sets(args, budget: Budget, dataset) -> tuple[tuple, tuple]:
-    """((train images, labels), (reference images, labels)): glyphs from another seed, or a seeded split of a folder."""
+def validation_set(args, budget: Budget, reference: tuple) -> tuple:
+    """Images the recipe sweep scores: glyphs of seed --data-seed + 2 (neither trained on nor the FID reference), or
+    an ImageFolder's held-out images (the generators train on the whole folder, as train.py does)."""
     if args.data_path is None:
-        train_set = dataset.tensors
-        reference = glyph_dataset(budget.reference_images, args.image_size, args.data_seed + 1, cache_dir=args.cache_dir).tensors
-        return train_set, reference
-    count = min(len(dataset), budget.num_images + budget.reference_images)
-    picks = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(args.seed))[:count].tolist()
-    images, labels = zip(*(item for item in (dataset[i] for i in picks) if item is not None))  # None: skipped unreadable
-    images, labels = torch.stack(images), torch.as_tensor(labels)
-    split = count - min(budget.reference_images, count // 5)
-    return (images[:split], labels[:split]), (images[split:], labels[split:])
+        return glyph_dataset(budget.reference_images, args.image_size, args.data_seed + 2, cache_dir=args.cache_dir).tensors
+    return reference
 
 
-def tokenizer_folder(args, budget: Budget, kind: str, output: Path) -> Path:
-    """``output/tokenizers/<kind>``, trained by train_tokenizer.py unless it holds one of this budget already."""
-    folder = output / "tokenizers" / kind
+def tokenizer_folder(args, budget: Budget, kind: str, seed: int, output: Path) -> Path:
+    """``output/tokenizers/<kind>/seed-<seed>``, trained by train_tokenizer.py unless it holds one of this budget already."""
+    folder = output / "tokenizers" / kind / f"seed-{seed}"
     metrics = folder / "metrics.json"
     if not metrics.is_file() or json.loads(metrics.read_text()).get("steps") != budget.tokenizer_steps:
         images = args.num_images
         extra = ["--vq-update", "ema"] if kind == "vq" else []  # EMA codebooks reconstruct better here (README)
         train_tokenizer.main(data_arguments(args) + extra + [
             "--kind", kind, "--steps", str(budget.tokenizer_steps), "--images", str(images),
-            "--held-out", str(max(1, min(512, images // 10))), "--output", str(folder), "--seed", str(args.seed),
+            "--held-out", str(max(1, min(512, images // 10))), "--output", str(folder), "--seed", str(seed),
             "--device", args.device, "--overwrite"] + (["--no-progress"] if args.no_progress else []))
     return folder
 
 
-def train_variant(args, budget: Budget, name: str, kind: str, head: str, output: Path) -> Path:
-    """Trains one variant through train.py, unless its run folder records a finished run of this budget; the folder."""
-    run = output / "runs" / name
-    settings = {"budget": asdict(budget), "kind": kind, "head": head, "patch_size": args.patch_size}
+def train_variant(args, budget: Budget, kind: str, head: str, seed: int, recipe: dict, output: Path, run: Path,
+                  epochs: int) -> Path:
+    """Trains one generator through train.py, unless ``run`` records a finished run of these settings; ``run``."""
+    settings = {"budget": asdict(budget), "kind": kind, "head": head, "patch_size": args.patch_size, "seed": seed,
+                "epochs": epochs} | recipe
     marker, settings = run / "compare.json", json.loads(json.dumps(settings))  # tuples as JSON lists, as read back
     if marker.is_file() and json.loads(marker.read_text()) == settings:
         return run
     (output / "latents").mkdir(parents=True, exist_ok=True)  # train.py creates a --latent-cache folder, not its parent
     train.main(data_arguments(args) + [
-        "--tokenizer", str(output / "tokenizers" / kind), "--latent-cache", str(output / "latents" / kind), "--head", head,
-        "--model", budget.model, "--patch-size", str(args.patch_size), "--epochs", str(budget.epochs),
-        "--batch-size", str(budget.batch_size), "--num-iter", str(budget.num_iter), "--diffusion-steps", str(budget.diffusion_steps),
-        "--samples-per-class", "4", "--seed", str(args.seed), "--device", args.device, "--output", str(run), "--resume",
+        "--tokenizer", str(output / "tokenizers" / kind / f"seed-{seed}"), "--latent-cache",
+        str(output / "latents" / f"{kind}-seed-{seed}"), "--head", head, "--model", budget.model,
+        "--patch-size", str(args.patch_size), "--epochs", str(epochs), "--batch-size", str(budget.batch_size),
+        "--lr", str(recipe["lr"]), "--warmup-epochs", str(recipe["warmup_epochs"]),
+        "--num-iter", str(budget.num_iter), "--diffusion-steps", str(budget.diffusion_steps), "--grid-accuracy", "off",
+        "--samples-per-class", "4", "--seed", str(seed), "--device", args.device, "--output", str(run), "--resume",
         "--save-every", "100000",
     ] + (["--no-progress"] if args.no_progress else []))
     marker.write_text(json.dumps(settings))
     return run
+
+
+def recipe_sweep(args, budget: Budget, name: str, kind: str, head: str, validation: tuple, output: Path) -> list[dict]:
+    """Every (learning rate, warmup) of the budget's grid, trained briefly at the first seed and scored by held-out loss.
+
+    Every variant gets the same grid and run length; each keeps the recipe of its own lowest loss (marked "chosen").
+    """
+    base_lr = RECIPES[budget.model].blr * budget.batch_size / 256
+    tokenizer = load_tokenizer(str(tokenizer_folder(args, budget, kind, args.seeds[0], output))).to(args.device).eval()
+    latents = held_out_latents(tokenizer, *validation)
+    points = []
+    for factor in budget.lr_factors:
+        for fraction in budget.warmup_fractions:
+            recipe = {"lr": base_lr * factor, "warmup_epochs": fraction * budget.sweep_epochs}
+            run = output / "sweep" / name / f"lr{factor:g}x-warmup{fraction:g}"
+            train_variant(args, budget, kind, head, args.seeds[0], recipe, output, run, budget.sweep_epochs)
+            checkpoint = load_checkpoint(run, args.device)
+            loss = held_out_loss(checkpoint.sampling_model, checkpoint.tokenizer, latents, seed=args.seeds[0])
+            points.append(recipe | {"held_out_loss": loss})
+            print(f"recipe sweep {name}: lr {recipe['lr']:.3g}, warmup {recipe['warmup_epochs']:g} epochs: held-out loss {loss:.4f}")
+    min(points, key=lambda p: p["held_out_loss"])["chosen"] = True
+    return points
 
 
 @torch.no_grad()
@@ -190,32 +228,6 @@ def inception_scorer(args):
     return lambda images: inception_metrics(images, args.inception_weights, args.inception_reference)
 
 
-def fmt(value, digits: int = 3) -> str:
-    return "–" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
-
-
-def markdown(results: dict) -> str:
-    columns = [("variant", "variant"), ("guidance", "cfg"), ("FID", "fid"), ("class acc.", "accuracy"),
-               ("precision", "precision"), ("recall", "recall"), ("tok. PSNR (dB)", "psnr"), ("tok. rFID", "rfid"),
-               ("codebook usage", "usage"), ("images/s", "images_per_s")]
-    if any("inception_fid" in row for row in results["rows"]):
-        columns += [("Inception FID", "inception_fid"), ("IS", "inception_score")]
-    lines = ["| " + " | ".join(c[0] for c in columns) + " |", "|" + "---|" * len(columns)]
-    for row in results["rows"]:
-        lines.append("| " + " | ".join(fmt(row.get(key), 1 if key in ("images_per_s", "cfg") else 3) for _, key in columns) + " |")
-    classifier = results["classifier"]
-    sweeps = "\n".join(
-        f"\n{title} (kl-diffusion, cfg {results['budget']['cfg']:g}, {results['budget']['sweep_per_class']} samples per class):\n\n| {axis} | FID | class acc. |\n|---|---|---|\n"
-        + "\n".join(f"| {p[axis]:g} | {p['fid']:.3f} | {p['accuracy']:.3f} |" for p in results["sweeps"][axis])
-        for title, axis in (("Temperature sweep, K = %d" % results["budget"]["num_iter"], "temperature"), ("K sweep, temperature 1", "num_iter"))
-        if results["sweeps"].get(axis))
-    return (f"Command: `{results['command']}`  \nMachine: {results['machine']}  \n"
-            f"Budget {results['budget_name']}: {json.dumps(results['budget'])}  \n"
-            f"Feature classifier: test accuracy {classifier['test_accuracy']:.3f} on {classifier['test_images']} held-out images; "
-            f"{results['samples_per_setting']} samples per setting; wall time {results['seconds']:.0f} s\n\n"
-            + "\n".join(lines) + "\n" + sweeps + "\n")
-
-
 def main(argv=None) -> dict:
     args = parse_args(argv)
     started = time.time()
@@ -225,38 +237,45 @@ def main(argv=None) -> dict:
     args.device = str(device)
     score_inception = inception_scorer(args)
     dataset, classes = open_dataset(args)
-    train_set, reference_data = held_out_sets(args, budget, dataset)
-    classifier, classifier_info = classifier_for(
-        output / "classifier", train_set, reference_data, dataset_name(args), len(classes), budget.classifier_steps, device,
-        seed=args.seed, progress=not args.no_progress)
+    classifier, classifier_info, train_set, reference_data = dataset_classifier(
+        args, dataset, dataset_name(args), len(classes), device, steps=budget.classifier_steps,
+        reference_images=budget.reference_images, train_images=budget.num_images, progress=not args.no_progress)
     print(f"feature classifier: test accuracy {classifier_info['test_accuracy']:.3f} on {len(reference_data[1])} held-out images")
     reference = reference_set(classifier, reference_data[0])
+    validation = validation_set(args, budget, reference_data)
     count = len(reference_data[1])  # as many training images as reference ones: the floor FID can reach here
-    rows = [{"variant": "real images (training set)", "cfg": None,
-             **sample_metrics(classifier, reference, train_set[0][:count], train_set[1][:count])}]
+    seed_rows = [{"variant": "real images (training set)", "cfg": None, "seed": None,
+                  **sample_metrics(classifier, reference, train_set[0][:count], train_set[1][:count])}]
     labels = torch.arange(len(classes), device=device).repeat_interleave(budget.per_class)
     sampling = dict(num_iter=budget.num_iter, diffusion_steps=budget.diffusion_steps, cfg_schedule="constant")
-    panels, sweeps = {}, {}
+    panels, sweeps, recipe_sweeps = {}, {}, {}
     for name, kind, head in [v for v in VARIANTS if v[0] in args.variants]:
-        tokenizer = load_tokenizer(str(tokenizer_folder(args, budget, kind, output))).to(device).eval()
-        about = {"variant": name, "tokenizer": kind, "head": head} | tokenizer_metrics(tokenizer, classifier, reference)
-        checkpoint = load_checkpoint(train_variant(args, budget, name, kind, head, output), device)
-        model, tokenizer = checkpoint.sampling_model, checkpoint.tokenizer
-        for cfg in (1.0, budget.cfg):
-            images, rate = draw(model, tokenizer, labels, args.seed, temperature=1.0, cfg=cfg, **sampling)
-            row = about | {"cfg": cfg, "steps": checkpoint.step, "images_per_s": rate,
-                           **sample_metrics(classifier, reference, images, labels)}
-            rows.append(row | (score_inception(images) if score_inception is not None else {}))
-            print(f"{name} cfg {cfg:g}: FID {row['fid']:.3f}, accuracy {row['accuracy']:.3f}, precision {row['precision']:.3f}, "
-                  f"recall {row['recall']:.3f}, {rate:.1f} images/s")
-        columns = min(budget.per_class, 8)
-        panels[name] = grid_image(images.view(len(classes), budget.per_class, *images.shape[1:])[:, :columns].flatten(0, 1), classes)
-        if name == "kl-diffusion":
-            sweeps = sweep(model, tokenizer, classifier, reference, budget, args.seed, sampling)
+        recipe_sweeps[name] = recipe_sweep(args, budget, name, kind, head, validation, output)
+        recipe = next({"lr": p["lr"], "warmup_epochs": p["warmup_epochs"]} for p in recipe_sweeps[name] if p.get("chosen"))
+        for seed in args.seeds:
+            tokenizer = load_tokenizer(str(tokenizer_folder(args, budget, kind, seed, output))).to(device).eval()
+            about = {"variant": name, "tokenizer": kind, "head": head, "seed": seed} | recipe
+            about |= tokenizer_metrics(tokenizer, classifier, reference)
+            run = train_variant(args, budget, kind, head, seed, recipe, output, output / "runs" / name / f"seed-{seed}", budget.epochs)
+            checkpoint = load_checkpoint(run, device)
+            for cfg in (1.0, budget.cfg):
+                images, rate = draw(checkpoint.sampling_model, checkpoint.tokenizer, labels, seed, temperature=1.0, cfg=cfg, **sampling)
+                row = about | {"cfg": cfg, "steps": checkpoint.step, "images_per_s": rate,
+                               **sample_metrics(classifier, reference, images, labels)}
+                seed_rows.append(row | (score_inception(images) if score_inception is not None else {}))
+                print(f"{name} seed {seed} cfg {cfg:g}: FID {row['fid']:.3f}, accuracy {row['accuracy']:.3f}, "
+                      f"precision {row['precision']:.3f}, recall {row['recall']:.3f}, {rate:.1f} images/s")
+            if seed == args.seeds[0]:
+                columns = min(budget.per_class, 8)
+                panels[name] = grid_image(images.view(len(classes), budget.per_class, *images.shape[1:])[:, :columns].flatten(0, 1), classes)
+                if name == REFERENCE_VARIANT:
+                    sweeps = sweep(checkpoint.sampling_model, checkpoint.tokenizer, classifier, reference, budget, seed, sampling)
+    rows = gather(seed_rows)
     results = {
         "command": " ".join(["python compare.py", *(argv if argv is not None else sys.argv[1:])]), "machine": machine(device),
-        "budget_name": args.budget, "budget": asdict(budget), "samples_per_setting": len(labels),
-        "classifier": classifier_info, "rows": rows, "sweeps": sweeps, "seconds": time.time() - started,
+        "budget_name": args.budget, "budget": asdict(budget), "seeds": args.seeds, "samples_per_setting": len(labels),
+        "classifier": classifier_info, "rows": rows, "claims": claims(rows), "seed_rows": seed_rows,
+        "recipe_sweeps": recipe_sweeps, "sweeps": sweeps, "seconds": time.time() - started,
     }
     write_outputs(results, panels, output)
     return results
@@ -281,7 +300,7 @@ def sweep(model, tokenizer, classifier, reference, budget: Budget, seed: int, sa
 
 def write_outputs(results: dict, panels: dict, output: Path) -> None:
     output.mkdir(parents=True, exist_ok=True)
-    (output / "results.json").write_text(json.dumps(results, indent=2))
+    (output / "results.json").write_text(json.dumps(to_json(results), indent=2))
     (output / "table.md").write_text(markdown(results))
     if panels:
         save_panels(panels, output / "samples.png")

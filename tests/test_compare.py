@@ -1,4 +1,4 @@
-"""compare.py end to end at the tiny budget: every variant trained and scored, a well-formed table, kept work reused."""
+"""compare.py end to end at the tiny budget with 2 seeds: recipe sweeps, intervals, claims, kept work reused."""
 import json
 import math
 
@@ -8,69 +8,114 @@ from PIL import Image
 import compare
 import train
 import train_tokenizer
+from mar.eval.intervals import Interval, mean_interval
 
-VARIANTS = ["kl-diffusion", "vq-ce", "fsq-ce", "vq-diffusion"]
+VARIANTS = ["kl-diffusion", "fsq-ce"]
 
 
 @pytest.fixture(scope="module")
 def compared(tmp_path_factory):
     out = tmp_path_factory.mktemp("compare")
-    args = ["--budget", "tiny", "--output", str(out), "--cache-dir", str(out / "cache"), "--no-progress"]
+    args = ["--budget", "tiny", "--variants", *VARIANTS, "--output", str(out), "--cache-dir", str(out / "cache"), "--no-progress"]
     return out, args, compare.main(args)
 
 
-def test_table_has_every_variant_unguided_and_guided_with_finite_metrics(compared):
-    out, _, results = compared
-    rows = results["rows"]
-    assert [r["variant"] for r in rows] == ["real images (training set)"] + [v for v in VARIANTS for _ in range(2)]
-    assert [r["cfg"] for r in rows[1:]] == [1.0, compare.BUDGETS["tiny"].cfg] * 4
-    for row in rows:
-        assert math.isfinite(row["fid"]) and row["fid"] > -1e-6
-        assert all(0 <= row[key] <= 1 for key in ("accuracy", "precision", "recall"))
+def test_rows_hold_intervals_over_two_seeds(compared):
+    _, _, results = compared
+    rows, seed_rows = results["rows"], results["seed_rows"]
+    assert results["seeds"] == [0, 1]
+    assert [(r["variant"], r["cfg"]) for r in rows] == [("real images (training set)", None)] + [
+        (v, cfg) for v in VARIANTS for cfg in (1.0, compare.BUDGETS["tiny"].cfg)]
     for row in rows[1:]:
-        assert row["images_per_s"] > 0 and row["steps"] == 5 and math.isfinite(row["psnr"]) and math.isfinite(row["rfid"])
-        assert ("usage" in row) == (row["tokenizer"] != "kl")
-    assert json.loads((out / "results.json").read_text())["rows"] == rows
-    assert 0 <= results["classifier"]["test_accuracy"] <= 1
+        assert row["seeds"] == [0, 1]
+        for metric in ("fid", "accuracy", "precision", "recall", "psnr"):
+            per_seed = [r[metric] for r in seed_rows if (r["variant"], r["cfg"]) == (row["variant"], row["cfg"])]
+            assert len(per_seed) == 2 and row[metric] == mean_interval(per_seed)
+            assert math.isfinite(row[metric].low) and row[metric].low <= row[metric].mean <= row[metric].high
+    for row in seed_rows[1:]:
+        assert row["steps"] == 5 and row["images_per_s"] > 0 and ("usage" in row) == (row["tokenizer"] != "kl")
+        assert all(0 <= row[key] <= 1 for key in ("accuracy", "precision", "recall"))
+
+
+def test_results_json_stores_intervals_and_every_seed(compared):
+    out, _, results = compared
+    stored = json.loads((out / "results.json").read_text())
+    fid = results["rows"][1]["fid"]
+    assert stored["rows"][1]["fid"] == {"mean": fid.mean, "low": fid.low, "high": fid.high, "n": 2}
+    assert len(stored["seed_rows"]) == 1 + len(VARIANTS) * 2 * 2
+
+
+def test_one_claim_line_per_metric_guidance_and_baseline(compared):
+    _, _, results = compared
+    assert len(results["claims"]) == 2 * 2  # (cfg 1, cfg 4) x (FID, accuracy) against fsq-ce
+    for line in results["claims"]:
+        assert "kl-diffusion" in line and "fsq-ce" in line and "\n" not in line
+        assert ("disjoint" in line) != ("not settled" in line or "tied" in line)
+
+
+def test_each_variant_trains_with_the_recipe_its_own_sweep_chose(compared):
+    out, _, results = compared
+    budget = compare.BUDGETS["tiny"]
+    for name in VARIANTS:
+        points = results["recipe_sweeps"][name]
+        assert len(points) == len(budget.lr_factors) * len(budget.warmup_fractions)
+        chosen = [p for p in points if p.get("chosen")]
+        assert len(chosen) == 1 and chosen[0]["held_out_loss"] == min(p["held_out_loss"] for p in points)
+        for seed in (0, 1):
+            settings = json.loads((out / "runs" / name / f"seed-{seed}" / "compare.json").read_text())
+            assert (settings["lr"], settings["warmup_epochs"], settings["seed"]) == (chosen[0]["lr"], chosen[0]["warmup_epochs"], seed)
+        assert all(row["lr"] == chosen[0]["lr"] for row in results["rows"] if row["variant"] == name)
+
+
+def test_each_seed_trains_its_own_tokenizer(compared):
+    out, _, _ = compared
+    weights = [(out / "tokenizers" / "kl" / f"seed-{seed}" / "diffusion_pytorch_model.safetensors").read_bytes() for seed in (0, 1)]
+    assert weights[0] != weights[1]
 
 
 def test_markdown_table_is_well_formed(compared):
-    out, _, results = compared
+    out, _, _ = compared
     lines = (out / "table.md").read_text().splitlines()
-    table = [line for line in lines if line.startswith("| ") and "FID" not in line and "temperature" not in line
-             and "num_iter" not in line]
     header = next(line for line in lines if line.startswith("| variant"))
     width = header.count("|")
-    main_rows = [line for line in table if line.count("|") == width]
-    assert len(main_rows) == 9 and all(line.count("|") == width for line in main_rows)
+    body = lines[lines.index(header) + 2 : lines.index(header) + 2 + 1 + 2 * len(VARIANTS)]
     assert lines[lines.index(header) + 1] == "|" + "---|" * (width - 1)
+    assert all(line.count("|") == width for line in body) and "[" in body[1]
     assert "Command: `python compare.py --budget tiny" in lines[0]
+    assert sum(line.startswith("- cfg ") for line in lines) == 4
 
 
 def test_writes_a_grid_per_variant_and_the_sweep_plots(compared):
     out, _, results = compared
     grid = Image.open(out / "samples.png")
-    assert grid.width > 4 * 3 * 32 * 2  # four panels of three 32-pixel columns, zoomed twice
+    assert grid.width > 2 * 3 * 32 * 2  # two panels of three 32-pixel columns, zoomed twice
     budget = compare.BUDGETS["tiny"]
     assert [p["temperature"] for p in results["sweeps"]["temperature"]] == list(budget.temperatures)
     assert [p["num_iter"] for p in results["sweeps"]["num_iter"]] == list(budget.num_iters)
     assert (out / "sweep-temperature.png").is_file() and (out / "sweep-num-iter.png").is_file()
 
 
-def test_a_rerun_reuses_the_classifier_tokenizers_and_runs(compared, monkeypatch):
-    out, args, results = compared
+def test_a_rerun_reuses_the_classifier_tokenizers_sweeps_and_runs(compared, monkeypatch):
+    _, args, results = compared
     monkeypatch.setattr(train_tokenizer, "train_and_measure", lambda *a, **k: pytest.fail("retrained a kept tokenizer"))
     monkeypatch.setattr(train, "fit", lambda *a, **k: pytest.fail("retrained a kept run"))
-    again = compare.main(args + ["--variants", "kl-diffusion"])
-    assert again["rows"][1] == results["rows"][1] | {"images_per_s": again["rows"][1]["images_per_s"]}
+    again = compare.main(args[:3] + ["kl-diffusion"] + args[5:])
+    assert again["seed_rows"][1] == results["seed_rows"][1] | {"images_per_s": again["seed_rows"][1]["images_per_s"]}
     assert again["classifier"] == results["classifier"]
+    assert again["recipe_sweeps"]["kl-diffusion"] == results["recipe_sweeps"]["kl-diffusion"]
 
 
 def test_bad_inception_files_fail_before_any_training(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        compare.main(["--budget", "tiny", "--output", str(tmp_path), "--inception-weights", str(tmp_path / "missing.pth"),
-                      "--inception-reference", str(tmp_path / "ref.npz")])
+        compare.main(["--budget", "tiny", "--output", str(tmp_path), "--cache-dir", str(tmp_path / "cache"),
+                      "--inception-weights", str(tmp_path / "missing.pth"), "--inception-reference", str(tmp_path / "ref.npz")])
     assert exit_info.value.code == 2
     message = capsys.readouterr().err.strip()
     assert "missing.pth not found" in message and "\n" not in message
-    assert not (tmp_path / "classifier").exists()
+    assert not (tmp_path / "cache" / "classifiers").exists()
+
+
+def test_interval_cells_print_bounds_and_single_values_print_the_mean():
+    from mar.eval.comparison import cell
+    assert cell(Interval(1.0, 0.5, 1.5, 2)) == "1.000 [0.500, 1.500]"
+    assert cell(Interval(1.0, -math.inf, math.inf, 1)) == "1.000"
