@@ -5,9 +5,10 @@ cross-entropy over the codes of a VQ or FSQ tokenizer made by train_tokenizer.py
 tokenizer's code vectors is the paper's third variant.
 
 With no arguments: renders the embedded glyph set (10 classes, 32x32), trains a small KL tokenizer on it, trains
-mar-tiny on its latents, then writes checkpoints, a loss log and curve, and a sample grid under runs/default
-(about 14 minutes on two CPU cores). Optimisation options left out come from the recipe of --model (the paper's
-for mar-base/large/huge). A run stopped by SIGTERM saves a checkpoint; --resume continues it exactly.
+mar-tiny on its latents, then writes checkpoints, a loss log and curve, and a sample grid under runs/default,
+and prints the grid's class accuracy (within 15 minutes on two CPU cores, bf16 or fp32). Optimisation options
+left out come from the recipe of --model (the paper's for mar-base/large/huge). A run stopped by SIGTERM saves a
+checkpoint; --resume continues it exactly.
 
 Examples:
     python train.py
@@ -32,15 +33,18 @@ import torch
 
 from mar import NAMED_SIZES, MARGenerator, distributed, named_config
 from mar.checkpoint import latest_checkpoint, load_checkpoint, load_training_state
-from mar.cli import (add_data_arguments, add_sampling_arguments, class_names, dataset_name, image_sample, open_dataset,
-                     open_image_folder, pick_device, render_samples, sampling_options)
+from mar.classifier import predict
+from mar.cli import (add_data_arguments, add_sampling_arguments, class_names, class_samples, dataset_name, image_sample,
+                     open_dataset, open_image_folder, pick_device, render_samples, sampling_options)
 from mar.configs import HEADS
 from mar.data import BadImage
 from mar.ema import EMA
+from mar.eval.reference_data import CLASSIFIER_STEPS, dataset_classifier
+from mar.images import from_uint8, save_grid, to_uint8
 from mar.latents import LatentCacheMismatch, LatentSet, check_latent_cache, latent_set, read_latent_cache, write_latent_cache
 from mar.options import (NON_NEGATIVE, NON_NEGATIVE_NUMBER, POSITIVE, POSITIVE_NUMBER, SEED, Parser, check_image_geometry,
                          check_sampling, check_writable_folder, fail, integer, number, text)
-from mar.recipes import RECIPES
+from mar.recipes import recipe_for
 from mar.run_folder import RunFolderError, RunLock, check_fresh_start, clear_run
 from mar.run_log import log_image
 from mar.trainer import TrainingStopped, TrainSettings, check_resume_data, fit, run_data
@@ -67,14 +71,16 @@ def build_parser() -> Parser:
                           "from the local cache), or LDM checkpoint (kl16.ckpt); default: train a KL one here")
     tok.add_argument("--tokenizer-steps", type=POSITIVE, default=800, help="training steps of a new tokenizer")
     tok.add_argument("--tokenizer-batch-size", type=POSITIVE, default=32, help="images per tokenizer step")
-    tok.add_argument("--tokenizer-channels", type=POSITIVE, default=4, help="latent channels of a new tokenizer")
-    tok.add_argument("--tokenizer-stride", type=POSITIVE, default=4, help="downsampling factor of a new tokenizer (a power of two)")
+    tok.add_argument("--tokenizer-channels", type=POSITIVE, default=2, help="latent channels of a new tokenizer")
+    tok.add_argument("--tokenizer-stride", type=POSITIVE, default=2, help="downsampling factor of a new tokenizer (a power of two)")
+    tok.add_argument("--tokenizer-width", type=integer(8), default=32,
+                     help="largest channel count of a new tokenizer's encoder and decoder (a multiple of 8)")
     tok.add_argument("--tokenizer-images", type=integer(2), default=10_000, help="images a new tokenizer trains on")
     model = add("model")
     model.add_argument("--model", default="mar-tiny", choices=list(NAMED_SIZES), help="named size (and its training recipe)")
     model.add_argument("--head", default="diffusion", choices=list(HEADS),
                        help="token head: diffusion loss, or cross-entropy over the codes of a VQ / FSQ --tokenizer")
-    model.add_argument("--patch-size", type=POSITIVE, default=2, help="latent patch per token (p x p)")
+    model.add_argument("--patch-size", type=POSITIVE, default=4, help="latent patch per token (p x p)")
     model.add_argument("--diffusion-batch-mul", type=POSITIVE, default=4, help="timesteps drawn per z")
     model.add_argument("--init-from", type=text, default=None, help="checkpoint whose weights start training (its config must match)")
     model.add_argument("--grad-checkpointing", action="store_true", help="recompute block activations in the backward pass")
@@ -92,6 +98,11 @@ def build_parser() -> Parser:
     sample = add("samples written after training")
     add_sampling_arguments(sample)
     sample.add_argument("--samples-per-class", type=POSITIVE, default=10, help="grid columns")
+    sample.add_argument("--grid-accuracy", default="auto", choices=["auto", "on", "off"],
+                        help="score the final grid with the data's feature classifier (trained once, kept in --cache-dir); "
+                             "auto: on for the embedded glyph set, off for --data-path")
+    sample.add_argument("--classifier-steps", type=POSITIVE, default=CLASSIFIER_STEPS,
+                        help="training steps of that classifier, when it is not kept yet")
     run = add("run")
     run.add_argument("--output", type=text, default="runs/default", help="run folder: checkpoints, log.csv, loss.png, tokenizer, samples")
     run.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --output (fresh start if none)")
@@ -116,7 +127,7 @@ def train_new_tokenizer(args, dataset, device, output: Path) -> KLTokenizer:
     images = image_sample(dataset, args.tokenizer_images, args.seed)
     held_out = max(1, min(512, len(images) // 10))  # images kept out of tokenizer training to measure it
     torch.manual_seed(args.seed)  # the initial weights, as train_tokenizer.py --kind kl draws them
-    tokenizer = KLTokenizer(small_autoencoder(args.tokenizer_channels, args.tokenizer_stride))
+    tokenizer = KLTokenizer(small_autoencoder(args.tokenizer_channels, args.tokenizer_stride, args.tokenizer_width))
     metrics = train_and_measure(
         tokenizer, images.to(device), held_out, steps=args.tokenizer_steps, batch_size=args.tokenizer_batch_size,
         precision=resolve_precision(args.amp, device), generator=torch.Generator(device).manual_seed(args.seed),
@@ -176,9 +187,9 @@ def check_cache_before_rendering(args, tokenizer, output: Path) -> dict | None:
         fail(str(error))
 
 
-def resolve_recipe(args, world: int) -> argparse.Namespace:
-    """Fills every optimisation option left out from the recipe of ``--model``."""
-    recipe = RECIPES[args.model]
+def resolve_recipe(args, world: int, device) -> argparse.Namespace:
+    """Fills every optimisation option left out from the recipe of ``--model`` (its CPU fp32 one on a CPU in fp32)."""
+    recipe = recipe_for(args.model, device.type, resolve_precision(args.amp, device))
     for name in ("epochs", "lr_schedule", "weight_decay", "grad_clip", "ema_decay", "warmup_epochs"):
         if getattr(args, name) is None:
             setattr(args, name, getattr(recipe, name))
@@ -195,6 +206,9 @@ def check_run_options(args, world: int) -> None:
         check_writable_folder(args.latent_cache, "--latent-cache", parent_must_exist=True)
     if args.tokenizer is None and args.tokenizer_stride & (args.tokenizer_stride - 1):
         fail(f"--tokenizer-stride {args.tokenizer_stride} is not a power of two; use 2, 4, 8 or 16")
+    if args.tokenizer is None and args.tokenizer_width % 8:
+        fail(f"--tokenizer-width {args.tokenizer_width} is not a multiple of 8 (the tokenizer's norm groups); "
+             f"use e.g. {max(8, args.tokenizer_width // 8 * 8)}")
     if args.batch_size % (world * args.grad_accum):
         fail(f"--batch-size {args.batch_size} is not divisible by processes x --grad-accum = {world * args.grad_accum}; "
              f"use a multiple of {world * args.grad_accum}")
@@ -235,7 +249,7 @@ def main(argv=None) -> None:
     started = time.time()
     device = distributed.init_from_environment(pick_device(args.device))
     rank, world = distributed.rank(), distributed.world_size()
-    args = resolve_recipe(args, world)
+    args = resolve_recipe(args, world, device)
     check_run_options(args, world)
     output = check_writable_folder(args.output, "--output")
     try:
@@ -324,7 +338,8 @@ def train_run(args, device, output: Path, started: float) -> None:
         print(f"model: {args.model}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, "
               f"{args.head} head on a {tokenizer.kind} tokenizer, {config.seq_len} tokens of {config.token_dim} channels; "
               f"{world} process(es), global batch {args.batch_size} "
-              f"(x{args.grad_accum} accumulation), lr {args.lr:.3g}, {args.lr_schedule} after {settings.warmup_steps} warmup steps, "
+              f"(x{args.grad_accum} accumulation), {args.epochs} epochs, lr {args.lr:.3g}, {args.lr_schedule} after "
+              f"{settings.warmup_steps} warmup steps, "
               f"EMA {args.ema_decay}, {'fp32' if precision is None else str(precision).removeprefix('torch.')}"
               + (f"; resuming at step {state.step}" if state is not None else ""))
 
@@ -345,13 +360,15 @@ def train_run(args, device, output: Path, started: float) -> None:
             print(f"stopped by {result['stopped_by']} at step {result['step']}; continue with --output {output} --resume")
         else:
             train_time = time.time() - started
-            path = draw_samples(ema.module, tokenizer, classes, args, device, output / "samples.png", args.samples_per_class)
-            log_image(output, "samples/final", path, result["step"])
-            print(f"samples: {path} (EMA weights, K={args.num_iter}, {args.head_sampler} head with {args.diffusion_steps} steps, "
-                  f"cfg={args.cfg}, temperature={args.temperature})")
-            print(f"wall time: {time.time() - started:.0f} s ({train_time:.0f} s to the checkpoint)")
+            images, labels = final_grid(ema.module, tokenizer, classes, args, device, output / "samples.png")
+            log_image(output, "samples/final", output / "samples.png", result["step"])
+            print(f"samples: {output / 'samples.png'} (EMA weights, K={args.num_iter}, {args.head_sampler} head with "
+                  f"{args.diffusion_steps} steps, cfg={args.cfg}, temperature={args.temperature})")
             record = {"steps": result["step"], "final_loss": result["loss"], "seconds_to_checkpoint": round(train_time, 1),
                       "precision": "fp32" if precision is None else str(precision).removeprefix("torch.")}
+            if args.grid_accuracy == "on" or (args.grid_accuracy == "auto" and args.data_path is None):
+                record["grid_accuracy"] = grid_accuracy(args, dataset, classes, images, labels, device)
+            print(f"wall time: {time.time() - started:.0f} s ({train_time:.0f} s to the checkpoint)")
             (output / "metrics.json").write_text(json.dumps(record, indent=2) + "\n")
 
 
@@ -360,6 +377,25 @@ def load_or_fail(path: str):
         return load_checkpoint(path, "cpu")
     except (FileNotFoundError, ValueError) as error:
         fail(str(error))
+
+
+def final_grid(model, tokenizer, classes, args, device, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """The grid of --samples-per-class images per class, saved to ``path``; its images as the PNG holds them, and labels."""
+    model.eval()
+    images, labels = class_samples(model, tokenizer, list(range(len(classes))), args.samples_per_class,
+                                   generator=torch.Generator(device).manual_seed(args.seed), **sampling_options(args))
+    save_grid(images, classes, path)
+    return from_uint8(to_uint8(images)), labels.cpu()
+
+
+def grid_accuracy(args, dataset, classes, images: torch.Tensor, labels: torch.Tensor, device) -> float:
+    """Share of grid cells the dataset's feature classifier (trained once, kept in --cache-dir) puts in their row's class."""
+    classifier, info, _, _ = dataset_classifier(args, dataset, dataset_name(args), len(classes), device,
+                                                steps=args.classifier_steps, progress=not args.no_progress)
+    hits = (predict(classifier, images)[1] == labels).sum().item()
+    print(f"grid class accuracy: {hits / len(labels):.3f} ({hits} of {len(labels)} cells drawn the class of their row, "
+          f"feature classifier {info['folder']}, test accuracy {info['test_accuracy']:.3f})")
+    return hits / len(labels)
 
 
 def draw_samples(model, tokenizer, classes, args, device, path: Path, per_class: int) -> Path:

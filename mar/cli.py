@@ -128,15 +128,20 @@ def image_sample(dataset, count: int, seed: int) -> torch.Tensor:
 
 
 @torch.no_grad()
+def class_samples(model: MARGenerator, tokenizer: Tokenizer, class_ids: list[int], per_class: int, batch_size: int = 256,
+                  **sampling) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images (classes * per_class, 3, s, s), their class ids): ``per_class`` samples of each class, class by class."""
+    device = next(model.parameters()).device
+    labels = torch.tensor(class_ids, device=device).repeat_interleave(per_class)
+    images = torch.cat([tokenizer.decode_latents(sample_latents(model, chunk, **sampling)) for chunk in labels.split(batch_size)])
+    return images, labels
+
+
 def render_samples(
     model: MARGenerator, tokenizer: Tokenizer, class_names: list[str], per_class: int, path: str | Path,
     class_ids: list[int] | None = None, batch_size: int = 256, **sampling,
 ) -> Path:
     """Samples ``per_class`` images of each class (all classes by default) into a grid, one row per class."""
     class_ids = list(range(len(class_names))) if class_ids is None else class_ids
-    device = next(model.parameters()).device
-    labels = torch.tensor(class_ids, device=device).repeat_interleave(per_class)
-    images = torch.cat([
-        tokenizer.decode_latents(sample_latents(model, chunk, **sampling)) for chunk in labels.split(batch_size)
-    ])  # (classes * per_class, 3, s, s)
+    images, _ = class_samples(model, tokenizer, class_ids, per_class, batch_size, **sampling)
     return save_grid(images, [class_names[k] for k in class_ids], path)

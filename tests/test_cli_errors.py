@@ -18,6 +18,7 @@ import cache_latents
 import compare
 import convert_official
 import export_hub
+import make_textures
 import sample
 import sample_at_scale
 import score
@@ -29,7 +30,8 @@ from .toy import TOY
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = {"train": train, "sample": sample, "train_tokenizer": train_tokenizer, "cache_latents": cache_latents, "compare": compare,
-           "convert_official": convert_official, "export_hub": export_hub, "sample_at_scale": sample_at_scale, "score": score}
+           "convert_official": convert_official, "export_hub": export_hub, "sample_at_scale": sample_at_scale, "score": score,
+           "make_textures": make_textures}
 
 
 # ---- setups: each gets (case folder, the copy of the run) and damages or prepares something -----------------------------
@@ -264,7 +266,7 @@ CASES = [
     ("train", RESUME + ["--num-images", "100"], "n=100", None),
     ("train", RESUME + ["--seed", "3"], "seed: 0 != 3", None),
     ("train", RESUME + ["--batch-size", "12"], "batch_size: 24 != 12", None),
-    ("train", RESUME + ["--patch-size", "1"], "patch_size: 1 != 2", None),
+    ("train", RESUME + ["--patch-size", "1"], "patch_size: 1 != 4", None),
     ("train", RESUME + ["--tokenizer", "{tmp}/other-tokenizer"], "is not the tokenizer of the run being resumed", other_tokenizer),
     ("train", RESUME + ["--init-from", "{run}"], "pass only one of them", None),
     ("train", RESUME, "latest names 'step-99999999'", latest_names_missing),
@@ -273,7 +275,7 @@ CASES = [
     ("train", RESUME, "resume.pt is damaged", malicious_resume),
     ("train", RESUME, "weights.safetensors is not a safetensors checkpoint or is truncated", truncated_weights),
     ("train", RESUME, "damaged or edited metadata", edited_metadata),
-    ("train", T + ["--init-from", "{run}", "--patch-size", "1"] + TOK, "patch_size: 1 != 2", None),
+    ("train", T + ["--init-from", "{run}", "--patch-size", "1"] + TOK, "patch_size: 1 != 4", None),
     ("train", T + ["--init-from", "{tmp}/file"] + TOK, "{tmp}/file is not a safetensors checkpoint", a_file),
     ("train", T + ["--init-from", "{copy}"] + TOK, "does not hold the weights its metadata describes", edited_config),
     # sample.py
@@ -339,7 +341,7 @@ CASES = [
     ("cache_latents", CL + ["--batch-size", "0"], "--batch-size: 0", None),
     ("cache_latents", CL + ["--shard-size", "0"], "--shard-size: 0", None),
     ("cache_latents", CL + ["--num-workers", "-1"], "--num-workers: -1", None),
-    ("cache_latents", CL + ["--image-size", "30"], "image size 30 is not divisible by the tokenizer stride 4", None),
+    ("cache_latents", CL + ["--image-size", "31"], "image size 31 is not divisible by the tokenizer stride 2", None),
     ("cache_latents", CL + ["--data-path", "{tmp}/data"], "{tmp}/data/green holds no images", empty_class),
     ("cache_latents", CL + ["--data-path", "{tmp}/data"], "{tmp}/data/red/1.png cannot be read", truncated_image),
     # compare.py
@@ -350,6 +352,12 @@ CASES = [
     ("compare", ["--image-size", "-32"], "--image-size: -32", None),
     ("compare", ["--budget", "tiny", "--output", "{tmp}/file"], "{tmp}/file is a file", a_file),
     ("compare", ["--budget", "tiny", "--output", "{tmp}/c", "--inception-weights", "{tmp}/none.pth"], "none.pth", None),
+    ("compare", ["--seeds", "0"], "--seeds: 0", None),
+    # make_textures.py
+    ("make_textures", ["--output", "{tmp}/file"], "{tmp}/file is a file", a_file),
+    ("make_textures", ["--output", "{copy}"], "--output {copy} is not empty", None),
+    ("make_textures", ["--output", "{tmp}/t", "--per-class", "0"], "--per-class: 0", None),
+    ("make_textures", ["--output", "{tmp}/t", "--image-size", "4"], "--image-size: 4", None),
 ]
 
 

@@ -1,13 +1,17 @@
 """train.py and sample.py end to end at toy budgets, and their one-line errors."""
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 import sample
 import train
+from mar.classifier import predict
+from mar.cli import open_dataset
 
 from .toy import TOY
 
@@ -72,7 +76,7 @@ def test_sample_errors_name_the_value_and_the_fix(trained, capsys, tmp_path):
 def test_train_errors_name_the_value_and_the_fix(trained, capsys, tmp_path):
     tokenizer = str(trained / "tokenizer")
     message = one_line_error(capsys, train.main, TOY + ["--tokenizer", tokenizer, "--image-size", "36", "--output", str(tmp_path)])
-    assert "image size 36 is not divisible by the tokenizer stride 4 x patch size 2 = 8" in message
+    assert "image size 36 is not divisible by the tokenizer stride 2 x patch size 4 = 8" in message
     message = one_line_error(capsys, train.main, TOY + ["--tokenizer", str(tmp_path / "nowhere"), "--output", str(tmp_path)])
     assert "nowhere does not exist" in message
     message = one_line_error(capsys, train.main, TOY + ["--data-path", str(tmp_path / "nodata"), "--output", str(tmp_path)])
@@ -83,7 +87,7 @@ def test_train_errors_name_the_value_and_the_fix(trained, capsys, tmp_path):
         "--tokenizer", tokenizer, "--init-from", str(trained), "--patch-size", "1",
         "--output", str(tmp_path),
     ])
-    assert "patch_size: 1 != 2" in message
+    assert "patch_size: 1 != 4" in message
 
 
 def test_train_on_an_image_folder(tmp_path, capsys):
@@ -139,4 +143,21 @@ def test_train_tokenizer_script_writes_a_loadable_tokenizer_and_metrics(trained,
 def test_resume_refuses_another_config_naming_the_fields(trained, capsys):
     message = one_line_error(capsys, train.main, TOY + ["--output", str(trained), "--resume", "--patch-size", "1",
                                                        "--cache-dir", str(trained / "cache")])
-    assert "patch_size: 1 != 2" in message and "start a new --output" in message
+    assert "patch_size: 1 != 4" in message and "start a new --output" in message
+
+
+def test_reported_grid_accuracy_is_the_classifiers_on_the_saved_grid(trained_run, monkeypatch):
+    import mar.classifier
+    from mar.cli import dataset_name
+    from mar.eval.reference_data import dataset_classifier
+    from mar.images import grid_cells
+
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    args = train.parse_args(TOY + ["--cache-dir", str(trained_run / "cache")])
+    dataset, classes = open_dataset(args)
+    monkeypatch.setattr(mar.classifier, "train_classifier", lambda *a, **k: pytest.fail("the kept classifier was not reused"))
+    classifier, info, _, _ = dataset_classifier(args, dataset, dataset_name(args), len(classes), "cpu", steps=args.classifier_steps)
+    images = grid_cells(Image.open(trained_run / "samples.png"), len(classes), args.image_size)
+    labels = torch.arange(len(classes)).repeat_interleave(args.samples_per_class)
+    assert len(images) == len(labels)
+    assert metrics["grid_accuracy"] == (predict(classifier, images)[1] == labels).sum().item() / len(labels)
