@@ -79,12 +79,15 @@ def test_retention_never_deletes_the_checkpoint_just_written(tmp_path, keep):
 
 
 def test_ctrl_c_is_noted_once_and_a_second_one_interrupts():
+    before = signal.getsignal(signal.SIGINT)  # Python's default handler, or SIG_IGN in a shell's background job
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     with StopSignals() as signals:
         os.kill(os.getpid(), signal.SIGINT)
         assert signals.name == "SIGINT"
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    signal.signal(signal.SIGINT, before)
 
 
 def test_fp16_is_a_precision_of_its_own():
