@@ -5,9 +5,16 @@ import torch
 from scipy import stats
 
 
-def random_orders(batch: int, seq_len: int, generator=None, device=None) -> torch.Tensor:
-    """A random permutation of positions per sample: (b, l) long."""
-    return torch.argsort(torch.rand(batch, seq_len, generator=generator, device=device), dim=1)
+def random_orders(batch: int, seq_len: int, generator=None, device=None, last: torch.Tensor | None = None) -> torch.Tensor:
+    """A random permutation of positions per sample: (b, l) long.
+
+    ``last`` (b, l) bool puts those positions at the end of each order (in random order among themselves), the same
+    draw deciding the rest: with ``last`` all False the orders equal those drawn without it.
+    """
+    scores = torch.rand(batch, seq_len, generator=generator, device=device)  # (b, l) in [0, 1)
+    if last is not None:
+        scores = scores + last.to(scores.dtype)  # known positions score in [1, 2): after every other one
+    return torch.argsort(scores, dim=1)
 
 
 def mask_from_orders(orders: torch.Tensor, num_masked: int) -> torch.Tensor:

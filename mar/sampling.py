@@ -23,6 +23,8 @@ def sample_latents(
     compat: str | None = None,
     generator: torch.Generator | None = None,
     on_step: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
+    known_tokens: torch.Tensor | None = None,
+    known: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Class ids (b,) -> latents (b, c, h, w).
 
@@ -41,6 +43,10 @@ def sample_latents(
     ``on_step(step, tokens, mask)``, when given, is called after each step k = 1 ... K with copies of the tokens
     (b, l, c·p²), zero where not yet drawn, and the mask (b, l), True where still masked; it sees the loop, it cannot
     change it.
+
+    ``known_tokens`` (b, l, c·p²) with ``known`` (b, l) bool completes images (inpainting): the known tokens are kept as
+    given and visible from the first step, and the K steps draw only the others, whose count must be the same in every
+    row and at least K. Without them (or with ``known`` all False) the draws are those of plain sampling.
     """
     config, backbone, head = model.config, model.backbone, model.head
     compat = config.compat if compat is None else compat
@@ -54,10 +60,15 @@ def sample_latents(
     b, seq_len, device = labels.shape[0], config.seq_len, labels.device
     tokens = torch.zeros(b, seq_len, config.token_dim, device=device)
     mask = torch.ones(b, seq_len, dtype=torch.bool, device=device)
-    orders = random_orders(b, seq_len, generator=generator, device=device)
+    if known is not None:
+        to_complete = (~known).sum(dim=1)  # (b,)
+        if not torch.all(to_complete == to_complete[0]):
+            raise ValueError(f"every row must leave the same number of tokens to draw; unknown counts are {to_complete.tolist()}")
+        tokens[known], mask = known_tokens[known].to(tokens.dtype), ~known
+    orders = random_orders(b, seq_len, generator=generator, device=device, last=known)
     guided = cfg != 1.0
     null = torch.full_like(labels, backbone.null_class)
-    schedule = unmasking_schedule(seq_len, num_iter)
+    schedule = unmasking_schedule(int(mask[0].sum()), num_iter)
     if diffusion_steps_last is None:
         head_steps = [diffusion_steps] * num_iter
     else:

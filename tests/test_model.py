@@ -202,3 +202,35 @@ def test_every_head_sampler_runs_under_bf16_autocast(head_sampler):
         latents = sample_latents(model, torch.tensor([0, 3]), num_iter=2, diffusion_steps=3, cfg=2.0, head_sampler=head_sampler,
                                  generator=torch.Generator().manual_seed(0))
     assert latents.dtype == torch.float32 and torch.isfinite(latents).all()
+
+
+def test_completion_keeps_known_tokens_and_draws_each_other_one_once():
+    model = untrained_but_responsive()
+    labels = torch.tensor([0, 2, 4])
+    real = torch.randn(3, 16, 16)  # (b, l, c): 16 tokens of 4 channels x 2 x 2
+    known = torch.zeros(3, 16, dtype=torch.bool)
+    for row, positions in enumerate(([0, 5, 9, 15], [1, 2, 3, 4], [7, 8, 10, 12])):
+        known[row, positions] = True
+    steps = []
+    latents = sample_latents(model, labels, num_iter=6, diffusion_steps=3, generator=torch.Generator().manual_seed(3),
+                             known_tokens=real, known=known, on_step=lambda k, tokens, mask: steps.append(mask))
+    tokens = patchify(latents, 2)
+    assert torch.equal(tokens[known], real[known])  # given tokens come back exactly
+    assert torch.all(tokens[~known].abs().sum(-1) > 0) and not torch.allclose(tokens[~known], real[~known])
+    assert len(steps) == 6 and not steps[-1].any()
+    assert all(not (mask & known).any() for mask in steps)  # known positions are never masked
+    assert [int(m[0].sum()) for m in steps] == [int(m[1].sum()) for m in steps]  # the same count drawn in every row
+
+
+def test_completion_with_nothing_known_is_plain_sampling_and_unequal_counts_are_refused():
+    model = untrained_but_responsive()
+    labels = torch.tensor([1, 3])
+    plain = sample_latents(model, labels, num_iter=4, diffusion_steps=3, cfg=2.0, generator=torch.Generator().manual_seed(5))
+    nothing = torch.zeros(2, 16, dtype=torch.bool)
+    same = sample_latents(model, labels, num_iter=4, diffusion_steps=3, cfg=2.0, generator=torch.Generator().manual_seed(5),
+                          known_tokens=torch.randn(2, 16, 16), known=nothing)
+    assert torch.equal(plain, same)
+    uneven = nothing.clone()
+    uneven[0, 0] = True
+    with pytest.raises(ValueError, match="same number of tokens to draw"):
+        sample_latents(model, labels, num_iter=2, known_tokens=torch.randn(2, 16, 16), known=uneven)
