@@ -5,9 +5,18 @@ trained once): tokenizers by the share of the 1000 held-out glyphs (render seed 
 classified right, the ceiling any generator on that tokenizer can reach; a checkpoint by the class accuracy of
 its samples for every temperature x cfg x K given, averaged over --seeds.
 
+Two diagnostics of a checkpoint tell the judge's verdicts from the generator's faults:
+- ``--contexts k ...``: held-out glyphs completed by the generator from k of their own tokens (the rest drawn with
+  the first temperature and cfg): if the completions are still misclassified when most tokens are real, the head's
+  draws, not the first steps' lack of context, are what fails;
+- ``--agreement N``: N more classifiers of the same recipe with other seeds (each scored on the held-out glyphs) judge
+  the same samples; on images of the data's kind they agree, so a low agreement on samples says the samples lie off
+  the data, where any classifier's verdict is arbitrary.
+
 Examples:
     python benchmarks/class_accuracy.py --tokenizers runs/default/tokenizer runs/tokenizers/kl
     python benchmarks/class_accuracy.py --checkpoint runs/default --temperatures 1.0 0.7 --cfgs 4 8 --num-iters 8 16
+    python benchmarks/class_accuracy.py --checkpoint runs/default --contexts 0 4 8 12 --agreement 2
 """
 import argparse
 import itertools
@@ -19,8 +28,12 @@ import torch
 from mar.checkpoint import load_checkpoint
 from mar.classifier import predict
 from mar.cli import class_samples, dataset_name, open_dataset, pick_device
-from mar.eval.reference_data import dataset_classifier
-from mar.options import NON_NEGATIVE_NUMBER, POSITIVE, POSITIVE_NUMBER, SEED, Parser, fail, text
+from mar.classifier import classifier_for
+from mar.eval.reference_data import CLASSIFIER_STEPS, classifier_folder, dataset_classifier
+from mar.masking import mask_from_orders, random_orders
+from mar.sampling import sample_latents
+from mar.tokens import patchify
+from mar.options import NON_NEGATIVE, NON_NEGATIVE_NUMBER, POSITIVE, POSITIVE_NUMBER, SEED, Parser, fail, text
 from mar.training import autocast, resolve_precision
 from vae import load_tokenizer, psnr
 from vae.train import reconstruct
@@ -37,19 +50,39 @@ def build_parser() -> Parser:
     parser.add_argument("--samples-per-class", type=POSITIVE, default=30, help="samples per class, setting and seed")
     parser.add_argument("--seeds", type=POSITIVE, default=2, help="sampling seeds per setting")
     parser.add_argument("--seed", type=SEED, default=0, help="first sampling seed")
+    parser.add_argument("--contexts", type=NON_NEGATIVE, nargs="*", default=[],
+                        help="complete held-out glyphs from this many of their own tokens (per class: --samples-per-class)")
+    parser.add_argument("--agreement", type=NON_NEGATIVE, default=0,
+                        help="classifiers of other seeds that also judge the first setting's samples, and their agreement")
     parser.add_argument("--cache-dir", type=text, default="data_cache", help="where the glyphs and their classifier are kept")
     parser.add_argument("--device", type=text, default="auto", help="auto, cpu, cuda or mps")
     parser.add_argument("--amp", default="auto", choices=["auto", "bf16", "fp16", "none"], help="autocast while sampling")
     return parser
 
 
+GLYPHS = argparse.Namespace(data_path=None, image_size=32, num_images=10_000, data_seed=0)
+
+
 def glyph_classifier(args, device):
-    """The kept classifier of the default glyph set and its held-out glyphs (images, labels)."""
-    data = argparse.Namespace(data_path=None, image_size=32, num_images=10_000, data_seed=0, cache_dir=args.cache_dir)
+    """The kept classifier of the default glyph set, its training glyphs and its held-out glyphs (images, labels)."""
+    data = argparse.Namespace(**vars(GLYPHS), cache_dir=args.cache_dir)
     dataset, classes = open_dataset(data)
-    classifier, info, _, held_out = dataset_classifier(data, dataset, dataset_name(data), len(classes), device)
+    classifier, info, train_set, held_out = dataset_classifier(data, dataset, dataset_name(data), len(classes), device)
     print(f"feature classifier {info['folder']}: test accuracy {info['test_accuracy']:.3f} on {len(held_out[1])} held-out glyphs")
-    return classifier, held_out
+    return classifier, train_set, held_out
+
+
+def other_classifiers(args, train_set, held_out, count: int, device) -> list:
+    """``count`` classifiers of the kept one's recipe with seeds 1 ... count, each kept in its own folder."""
+    name = dataset_name(argparse.Namespace(**vars(GLYPHS)))
+    found = []
+    for seed in range(1, count + 1):
+        kept = classifier_folder(args.cache_dir, name, GLYPHS.image_size, CLASSIFIER_STEPS)
+        folder = kept.with_name(f"{kept.name}-seed-{seed}")
+        classifier, info = classifier_for(folder, train_set, held_out, name, 10, CLASSIFIER_STEPS, device, seed=seed, progress=False)
+        print(f"classifier of seed {seed}: test accuracy {info['test_accuracy']:.3f}")
+        found.append(classifier)
+    return found
 
 
 def score_tokenizers(args, classifier, held_out, device) -> None:
@@ -68,7 +101,41 @@ def score_tokenizers(args, classifier, held_out, device) -> None:
               f"{(predicted == labels).float().mean().item():.3f} | {worst} |")
 
 
-def score_checkpoint(args, classifier, device) -> None:
+def score_agreement(judges: list, images: torch.Tensor, labels: torch.Tensor) -> None:
+    """Each classifier's accuracy on the samples, and the share of samples on which every pair agrees."""
+    verdicts = [predict(judge, images)[1] for judge in judges]
+    accuracies = ", ".join(f"{(v == labels).float().mean().item():.3f}" for v in verdicts)
+    agree = torch.stack([a == b for i, a in enumerate(verdicts) for b in verdicts[i + 1:]]).all(dim=0).float().mean().item()
+    print(f"\n{len(judges)} classifiers (seed 0 = the kept one, then seeds 1 ...) on the first setting's {len(labels)} "
+          f"samples: class accuracy {accuracies}; all agree on {agree:.3f} of them")
+
+
+@torch.no_grad()
+def score_contexts(args, model, tokenizer, classifier, held_out, precision, device) -> None:
+    """Class accuracy of held-out glyphs completed from k of their own tokens, for each k of --contexts."""
+    if tokenizer.discrete:
+        fail("--contexts completes continuous tokens; this checkpoint's tokenizer is discrete")
+    images, labels = held_out
+    picks = torch.cat([torch.nonzero(labels == k)[: args.samples_per_class, 0] for k in range(model.config.num_classes)])
+    images, labels = images[picks].to(device), labels[picks].to(device)
+    real = patchify(tokenizer.encode(images), model.config.patch_size)  # (b, l, c)
+    seq_len = real.shape[1]
+    print(f"\n{len(labels)} held-out glyphs completed (temperature {args.temperatures[0]:g}, cfg {args.cfgs[0]:g} constant, "
+          f"K = min(--num-iters[0], tokens to draw))\n\n| real tokens given | of | class acc. of completions |\n|---|---|---|")
+    for context in args.contexts:
+        if context >= seq_len:
+            fail(f"--contexts {context} leaves no token to draw: the model has {seq_len} tokens; give fewer")
+        generator = torch.Generator(device).manual_seed(args.seed)
+        known = ~mask_from_orders(random_orders(len(labels), seq_len, generator=generator, device=device), seq_len - context).bool()
+        with autocast(device, precision):
+            latents = sample_latents(model, labels, num_iter=min(args.num_iters[0], seq_len - context),
+                                     diffusion_steps=args.diffusion_steps, cfg=args.cfgs[0], cfg_schedule="constant",
+                                     temperature=args.temperatures[0], generator=generator, known_tokens=real, known=known)
+        completed = tokenizer.decode_latents(latents).float()
+        print(f"| {context} | {seq_len} | {(predict(classifier, completed)[1] == labels.cpu()).float().mean().item():.3f} |")
+
+
+def score_checkpoint(args, classifier, device, judges: list) -> tuple:
     try:
         checkpoint = load_checkpoint(args.checkpoint, device)
     except (FileNotFoundError, ValueError) as error:
@@ -80,6 +147,7 @@ def score_checkpoint(args, classifier, device) -> None:
           f"{args.samples_per_class * len(classes)} samples x {args.seeds} seeds per setting, "
           f"{'fp32' if precision is None else str(precision).removeprefix('torch.')}\n")
     print("| temperature | cfg | K | class acc. (mean over seeds) | per seed | seconds |\n|---|---|---|---|---|---|")
+    first = None
     for temperature, cfg, num_iter in itertools.product(args.temperatures, args.cfgs, args.num_iters):
         started, scores = time.perf_counter(), []
         for seed in range(args.seed, args.seed + args.seeds):
@@ -89,8 +157,12 @@ def score_checkpoint(args, classifier, device) -> None:
                     num_iter=num_iter, diffusion_steps=args.diffusion_steps, cfg=cfg, cfg_schedule="constant",
                     temperature=temperature)
             scores.append((predict(classifier, images.float())[1] == labels.cpu()).float().mean().item())
+            first = first or (images.float(), labels.cpu())
         print(f"| {temperature:g} | {cfg:g} | {num_iter} | {statistics.mean(scores):.3f} | "
               f"{', '.join(f'{s:.3f}' for s in scores)} | {time.perf_counter() - started:.0f} |")
+    if judges:
+        score_agreement([classifier, *judges], *first)
+    return model, tokenizer, precision
 
 
 def main(argv=None) -> None:
@@ -98,11 +170,16 @@ def main(argv=None) -> None:
     if not args.tokenizers and args.checkpoint is None:
         fail("nothing to score; pass --tokenizers DIR ... and/or --checkpoint RUN")
     device = pick_device(args.device)
-    classifier, held_out = glyph_classifier(args, device)
+    if (args.contexts or args.agreement) and args.checkpoint is None:
+        fail("--contexts and --agreement score a generator; pass --checkpoint RUN too")
+    classifier, train_set, held_out = glyph_classifier(args, device)
     if args.tokenizers:
         score_tokenizers(args, classifier, held_out, device)
     if args.checkpoint is not None:
-        score_checkpoint(args, classifier, device)
+        judges = other_classifiers(args, train_set, held_out, args.agreement, device)
+        model, tokenizer, precision = score_checkpoint(args, classifier, device, judges)
+        if args.contexts:
+            score_contexts(args, model, tokenizer, classifier, held_out, precision, device)
 
 
 if __name__ == "__main__":
