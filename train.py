@@ -71,10 +71,12 @@ def build_parser() -> Parser:
                           "from the local cache), or LDM checkpoint (kl16.ckpt); default: train a KL one here")
     tok.add_argument("--tokenizer-steps", type=POSITIVE, default=800, help="training steps of a new tokenizer")
     tok.add_argument("--tokenizer-batch-size", type=POSITIVE, default=32, help="images per tokenizer step")
-    tok.add_argument("--tokenizer-channels", type=POSITIVE, default=2, help="latent channels of a new tokenizer")
+    tok.add_argument("--tokenizer-channels", type=POSITIVE, default=1, help="latent channels of a new tokenizer")
     tok.add_argument("--tokenizer-stride", type=POSITIVE, default=2, help="downsampling factor of a new tokenizer (a power of two)")
     tok.add_argument("--tokenizer-width", type=integer(8), default=32,
                      help="largest channel count of a new tokenizer's encoder and decoder (a multiple of 8)")
+    tok.add_argument("--tokenizer-kl-weight", type=NON_NEGATIVE_NUMBER, default=1e-4,
+                     help="weight of a new tokenizer's KL term per latent value")
     tok.add_argument("--tokenizer-images", type=integer(2), default=10_000, help="images a new tokenizer trains on")
     model = add("model")
     model.add_argument("--model", default="mar-tiny", choices=list(NAMED_SIZES), help="named size (and its training recipe)")
@@ -127,7 +129,8 @@ def train_new_tokenizer(args, dataset, device, output: Path) -> KLTokenizer:
     images = image_sample(dataset, args.tokenizer_images, args.seed)
     held_out = max(1, min(512, len(images) // 10))  # images kept out of tokenizer training to measure it
     torch.manual_seed(args.seed)  # the initial weights, as train_tokenizer.py --kind kl draws them
-    tokenizer = KLTokenizer(small_autoencoder(args.tokenizer_channels, args.tokenizer_stride, args.tokenizer_width))
+    tokenizer = KLTokenizer(small_autoencoder(args.tokenizer_channels, args.tokenizer_stride, args.tokenizer_width),
+                            kl_weight=args.tokenizer_kl_weight)
     metrics = train_and_measure(
         tokenizer, images.to(device), held_out, steps=args.tokenizer_steps, batch_size=args.tokenizer_batch_size,
         precision=resolve_precision(args.amp, device), generator=torch.Generator(device).manual_seed(args.seed),
