@@ -26,9 +26,8 @@ import time
 import torch
 
 from mar.checkpoint import load_checkpoint
-from mar.classifier import predict
+from mar.classifier import classifier_for, predict
 from mar.cli import class_samples, dataset_name, open_dataset, pick_device
-from mar.classifier import classifier_for
 from mar.eval.reference_data import CLASSIFIER_STEPS, classifier_folder, dataset_classifier
 from mar.masking import mask_from_orders, random_orders
 from mar.sampling import sample_latents
@@ -75,9 +74,9 @@ def glyph_classifier(args, device):
 def other_classifiers(args, train_set, held_out, count: int, device) -> list:
     """``count`` classifiers of the kept one's recipe with seeds 1 ... count, each kept in its own folder."""
     name = dataset_name(argparse.Namespace(**vars(GLYPHS)))
+    kept = classifier_folder(args.cache_dir, name, GLYPHS.image_size, CLASSIFIER_STEPS)
     found = []
     for seed in range(1, count + 1):
-        kept = classifier_folder(args.cache_dir, name, GLYPHS.image_size, CLASSIFIER_STEPS)
         folder = kept.with_name(f"{kept.name}-seed-{seed}")
         classifier, info = classifier_for(folder, train_set, held_out, name, 10, CLASSIFIER_STEPS, device, seed=seed, progress=False)
         print(f"classifier of seed {seed}: test accuracy {info['test_accuracy']:.3f}")
@@ -113,8 +112,6 @@ def score_agreement(judges: list, images: torch.Tensor, labels: torch.Tensor) ->
 @torch.no_grad()
 def score_contexts(args, model, tokenizer, classifier, held_out, precision, device) -> None:
     """Class accuracy of held-out glyphs completed from k of their own tokens, for each k of --contexts."""
-    if tokenizer.discrete:
-        fail("--contexts completes continuous tokens; this checkpoint's tokenizer is discrete")
     images, labels = held_out
     picks = torch.cat([torch.nonzero(labels == k)[: args.samples_per_class, 0] for k in range(model.config.num_classes)])
     images, labels = images[picks].to(device), labels[picks].to(device)
@@ -123,8 +120,6 @@ def score_contexts(args, model, tokenizer, classifier, held_out, precision, devi
     print(f"\n{len(labels)} held-out glyphs completed (temperature {args.temperatures[0]:g}, cfg {args.cfgs[0]:g} constant, "
           f"K = min(--num-iters[0], tokens to draw))\n\n| real tokens given | of | class acc. of completions |\n|---|---|---|")
     for context in args.contexts:
-        if context >= seq_len:
-            fail(f"--contexts {context} leaves no token to draw: the model has {seq_len} tokens; give fewer")
         generator = torch.Generator(device).manual_seed(args.seed)
         known = ~mask_from_orders(random_orders(len(labels), seq_len, generator=generator, device=device), seq_len - context).bool()
         with autocast(device, precision):
@@ -141,6 +136,10 @@ def score_checkpoint(args, classifier, device, judges: list) -> tuple:
     except (FileNotFoundError, ValueError) as error:
         fail(str(error))
     model, tokenizer = checkpoint.sampling_model, checkpoint.tokenizer
+    if args.contexts and tokenizer.discrete:
+        fail("--contexts completes continuous tokens; this checkpoint's tokenizer is discrete")
+    if args.contexts and max(args.contexts) >= model.config.seq_len:
+        fail(f"--contexts {max(args.contexts)} leaves no token to draw: the model has {model.config.seq_len} tokens; give fewer")
     precision = resolve_precision(args.amp, device)
     classes = list(range(model.config.num_classes))
     print(f"\n{args.checkpoint} (step {checkpoint.step}), DDPM {args.diffusion_steps} steps, cfg constant, "
