@@ -42,9 +42,10 @@ class MARGenerator(nn.Module):
         mask = self.training_mask(tokens.shape[0], tokens.device, generator).bool()  # (b, l)
         if self.training:
             labels = self.backbone.drop_labels(labels, generator)
-        z = self.backbone(tokens, labels, mask)  # (b, l, d)
-        # Unmasked positions carry no loss, so the head runs on the masked ones only: (m, d) and (m, c).
-        return self.head.loss(z[mask], tokens[mask], generator=generator)
+        # Unmasked positions carry no loss, so z is computed at the masked ones only and the head runs on them:
+        # (b, m, d) -> (b·m, d), with the targets (b·m, c).
+        z = self.backbone(tokens, labels, mask, wanted=mask).flatten(0, 1)
+        return self.head.loss(z, tokens[mask], generator=generator)
 
     def compile_blocks(self) -> "MARGenerator":
         """Compiles each transformer block and each head block with ``torch.compile``, in place; returns self.

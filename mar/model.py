@@ -12,6 +12,7 @@ from timm.models.vision_transformer import Block
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from .block_rows import block_at_rows
 from .configs import MARConfig
 
 
@@ -81,22 +82,30 @@ class MAR(nn.Module):
         x = x[keep].reshape(b, -1, d)  # (b, n + v, d): only the buffer and the visible tokens
         return self.encoder_norm(self.run_blocks(self.encoder_blocks, x))
 
-    def decode(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    def decode(self, x: torch.Tensor, keep: torch.Tensor, wanted: torch.Tensor | None = None) -> torch.Tensor:
         x = self.decoder_embed(x)  # (b, n + v, d)
-        full = self.mask_token.to(x.dtype).expand(keep.shape[0], keep.shape[1], -1).clone()  # (b, n + l, d)
-        full[keep] = x.reshape(-1, x.shape[-1])
-        x = self.run_blocks(self.decoder_blocks, full + self.decoder_pos)
-        x = self.decoder_norm(x)[:, self.config.buffer_size :]  # (b, l, d)
-        return x + self.head_pos
+        b, d = keep.shape[0], x.shape[-1]
+        full = self.mask_token.to(x.dtype).expand(b, keep.shape[1], -1).clone()  # (b, n + l, d)
+        full[keep] = x.reshape(-1, d)
+        if wanted is None:
+            x = self.run_blocks(self.decoder_blocks, full + self.decoder_pos)
+            return self.decoder_norm(x)[:, self.config.buffer_size :] + self.head_pos  # (b, l, d)
+        x = self.run_blocks(self.decoder_blocks[:-1], full + self.decoder_pos)
+        rows = torch.cat([torch.zeros_like(keep[:, : self.config.buffer_size]), wanted], dim=1)  # (b, n + l)
+        x = block_at_rows(self.decoder_blocks[-1], x, rows)  # (b, m, d)
+        return self.decoder_norm(x) + self.head_pos.expand(b, -1, -1)[wanted].reshape(b, -1, d)
 
-    def forward(self, tokens: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor,
+                wanted: torch.Tensor | None = None) -> torch.Tensor:
         """tokens (b, l, c), labels (b,), mask (b, l) with 1 = masked -> z (b, l, d).
 
-        Every sample must mask the same number of tokens (the encoder packs the visible ones into one tensor).
+        Every sample must mask the same number of tokens (the encoder packs the visible ones into one tensor). With
+        ``wanted`` (b, l) bool, the same count m in every row, only those positions' z are computed: (b, m, d), in
+        position order, equal to the full z there up to float rounding (the last decoder block runs on them alone).
         """
         visible = (mask == 0).sum(dim=1)
         if not torch.all(visible == visible[0]):
             raise ValueError(f"every sample must mask the same number of tokens; visible counts are {visible.tolist()}")
         buffer = torch.ones(mask.shape[0], self.config.buffer_size, dtype=torch.bool, device=mask.device)
         keep = torch.cat([buffer, mask == 0], dim=1)  # (b, n + l)
-        return self.decode(self.encode(tokens, labels, keep), keep)
+        return self.decode(self.encode(tokens, labels, keep), keep, wanted)
