@@ -25,9 +25,10 @@ import time
 
 import torch
 
+from diffloss.samplers import FIRST_SOLVER_TIMESTEP
 from mar.checkpoint import load_checkpoint
 from mar.classifier import classifier_for, predict
-from mar.cli import class_samples, dataset_name, open_dataset, pick_device
+from mar.cli import HEAD_SAMPLERS, class_samples, dataset_name, open_dataset, pick_device
 from mar.eval.reference_data import CLASSIFIER_STEPS, classifier_folder, dataset_classifier
 from mar.masking import mask_from_orders, random_orders
 from mar.sampling import sample_latents
@@ -45,7 +46,10 @@ def build_parser() -> Parser:
     parser.add_argument("--temperatures", type=NON_NEGATIVE_NUMBER, nargs="+", default=[1.0], help="sampling temperatures")
     parser.add_argument("--cfgs", type=POSITIVE_NUMBER, nargs="+", default=[4.0], help="guidance scales (constant schedule)")
     parser.add_argument("--num-iters", type=POSITIVE, nargs="+", default=[16], help="autoregressive steps K")
-    parser.add_argument("--diffusion-steps", type=POSITIVE, default=100, help="head steps (DDPM)")
+    parser.add_argument("--head-sampler", default="ddpm", choices=HEAD_SAMPLERS, help="diffusion head's sampler")
+    parser.add_argument("--diffusion-steps", type=POSITIVE, default=100, help="head steps")
+    parser.add_argument("--cfg-refresh", type=POSITIVE, default=1,
+                        help="guidance's unconditional half every N autoregressive steps (sample.py's option; 1 = exact)")
     parser.add_argument("--samples-per-class", type=POSITIVE, default=30, help="samples per class, setting and seed")
     parser.add_argument("--seeds", type=POSITIVE, default=2, help="sampling seeds per setting")
     parser.add_argument("--seed", type=SEED, default=0, help="first sampling seed")
@@ -125,6 +129,7 @@ def score_contexts(args, model, tokenizer, classifier, held_out, precision, devi
         with autocast(device, precision):
             latents = sample_latents(model, labels, num_iter=min(args.num_iters[0], seq_len - context),
                                      diffusion_steps=args.diffusion_steps, cfg=args.cfgs[0], cfg_schedule="constant",
+                                     head_sampler=args.head_sampler, cfg_refresh=args.cfg_refresh,
                                      temperature=args.temperatures[0], generator=generator, known_tokens=real, known=known)
         completed = tokenizer.decode_latents(latents).float()
         print(f"| {context} | {seq_len} | {(predict(classifier, completed)[1] == labels.cpu()).float().mean().item():.3f} |")
@@ -142,7 +147,8 @@ def score_checkpoint(args, classifier, device, judges: list) -> tuple:
         fail(f"--contexts {max(args.contexts)} leaves no token to draw: the model has {model.config.seq_len} tokens; give fewer")
     precision = resolve_precision(args.amp, device)
     classes = list(range(model.config.num_classes))
-    print(f"\n{args.checkpoint} (step {checkpoint.step}), DDPM {args.diffusion_steps} steps, cfg constant, "
+    print(f"\n{args.checkpoint} (step {checkpoint.step}), {args.head_sampler} {args.diffusion_steps} steps, cfg constant, "
+          f"cfg refresh {args.cfg_refresh}, "
           f"{args.samples_per_class * len(classes)} samples x {args.seeds} seeds per setting, "
           f"{'fp32' if precision is None else str(precision).removeprefix('torch.')}\n")
     print("| temperature | cfg | K | class acc. (mean over seeds) | per seed | seconds |\n|---|---|---|---|---|---|")
@@ -154,7 +160,7 @@ def score_checkpoint(args, classifier, device, judges: list) -> tuple:
                 images, labels = class_samples(
                     model, tokenizer, classes, args.samples_per_class, generator=torch.Generator(device).manual_seed(seed),
                     num_iter=num_iter, diffusion_steps=args.diffusion_steps, cfg=cfg, cfg_schedule="constant",
-                    temperature=temperature)
+                    temperature=temperature, head_sampler=args.head_sampler, cfg_refresh=args.cfg_refresh)
             scores.append((predict(classifier, images.float())[1] == labels.cpu()).float().mean().item())
             first = first or (images.float(), labels.cpu())
         print(f"| {temperature:g} | {cfg:g} | {num_iter} | {statistics.mean(scores):.3f} | "
@@ -168,6 +174,9 @@ def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
     if not args.tokenizers and args.checkpoint is None:
         fail("nothing to score; pass --tokenizers DIR ... and/or --checkpoint RUN")
+    most = 999 if args.head_sampler == "ddpm" else FIRST_SOLVER_TIMESTEP
+    if args.diffusion_steps > most:
+        fail(f"--diffusion-steps {args.diffusion_steps} must lie in [1, {most}] for --head-sampler {args.head_sampler}")
     device = pick_device(args.device)
     if (args.contexts or args.agreement) and args.checkpoint is None:
         fail("--contexts and --agreement score a generator; pass --checkpoint RUN too")

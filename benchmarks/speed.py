@@ -11,7 +11,8 @@
    training loop, optimised path and unoptimised one alternated in rounds, as a ratio. This part runs in fp32, as
    the official code was timed; --amp applies to the quality part.
 
-A setting is SAMPLER:STEPS, or SAMPLER:FIRST-LAST for head steps annealed over the K autoregressive steps.
+A setting is SAMPLER:STEPS, or SAMPLER:FIRST-LAST for head steps annealed over the K autoregressive steps; a suffix @N
+(dpm++:10@2) runs guidance's unconditional half of the backbone every N autoregressive steps only (cfg_refresh).
 
 Examples:
     python benchmarks/speed.py --checkpoint runs/default
@@ -50,15 +51,19 @@ DEFAULT_SETTINGS = ["ddpm:100", "ddpm:25", "ddim:25", "dpm++:20", "dpm++:10", "d
 
 
 def setting(value: str) -> dict:
-    """'dpm++:10' -> {head_sampler: dpm++, diffusion_steps: 10}; 'ddpm:100-10' anneals from 100 to 10."""
+    """'dpm++:10' -> {head_sampler: dpm++, diffusion_steps: 10}; 'ddpm:100-10' anneals from 100 to 10; a suffix '@N'
+    runs guidance's unconditional half every N autoregressive steps only (cfg_refresh, approximate)."""
     try:
         sampler, steps = value.split(":")
+        steps, _, refresh = steps.partition("@")
         first, _, last = steps.partition("-")
-        parsed = {"head_sampler": sampler, "diffusion_steps": int(first), "diffusion_steps_last": int(last) if last else None}
+        parsed = {"head_sampler": sampler, "diffusion_steps": int(first), "diffusion_steps_last": int(last) if last else None,
+                  "cfg_refresh": int(refresh) if refresh else 1}
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not SAMPLER:STEPS or SAMPLER:FIRST-LAST (e.g. dpm++:10)") from None
-    if sampler not in ("ddpm", "ddim", "dpm++") or parsed["diffusion_steps"] < 1 or (parsed["diffusion_steps_last"] or 1) < 1:
-        raise argparse.ArgumentTypeError(f"{value!r}: the sampler is ddpm, ddim or dpm++ and the steps positive")
+        raise argparse.ArgumentTypeError(f"{value!r} is not SAMPLER:STEPS[-LAST][@N] (e.g. dpm++:10 or dpm++:10@2)") from None
+    if sampler not in ("ddpm", "ddim", "dpm++") or min(parsed["diffusion_steps"], parsed["diffusion_steps_last"] or 1,
+                                                       parsed["cfg_refresh"]) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: the sampler is ddpm, ddim or dpm++ and the steps and N positive")
     return parsed | {"name": value}
 
 

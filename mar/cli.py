@@ -57,6 +57,9 @@ def add_sampling_arguments(group) -> None:
                             "categorical head: softmax temperature")
     group.add_argument("--cfg", type=NON_NEGATIVE_NUMBER, default=4.0, help="classifier-free guidance scale; 1 = none")
     group.add_argument("--cfg-schedule", default="constant", choices=["linear", "constant"], help="guidance schedule")
+    group.add_argument("--cfg-refresh", type=POSITIVE, default=1,
+                       help="run guidance's unconditional half every N autoregressive steps only, reusing its difference "
+                            "to the conditional z between (approximate, faster; 1 = exact, every step)")
     group.add_argument("--compat", default=None, choices=list(COMPAT),
                        help="official: as the official MAR code, the ddpm head chain respaced 0 ... 999 (improved DDPM's), "
                             "the last step's linear guidance scale 1 + (cfg - 1)(L - 1) / L, and (train.py) the discretised "
@@ -66,7 +69,7 @@ def add_sampling_arguments(group) -> None:
 def sampling_options(args: argparse.Namespace) -> dict:
     """The keyword arguments of sample_latents (and render_samples) that add_sampling_arguments parsed."""
     names = ("num_iter", "head_sampler", "diffusion_steps", "diffusion_steps_last", "temperature", "cfg", "cfg_schedule",
-             "compat")
+             "cfg_refresh", "compat")
     return {name: getattr(args, name) for name in names}
 
 

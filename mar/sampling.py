@@ -25,6 +25,7 @@ def sample_latents(
     on_step: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
     known_tokens: torch.Tensor | None = None,
     known: torch.Tensor | None = None,
+    cfg_refresh: int = 1,
 ) -> torch.Tensor:
     """Class ids (b,) -> latents (b, c, h, w).
 
@@ -47,6 +48,10 @@ def sample_latents(
     ``known_tokens`` (b, l, c·p²) with ``known`` (b, l) bool completes images (inpainting): the known tokens are kept as
     given and visible from the first step, and the K steps draw only the others, whose count must be the same in every
     row and at least K. Without them (or with ``known`` all False) the draws are those of plain sampling.
+
+    ``cfg_refresh`` N > 1 trades exactness for speed under guidance: the unconditional half of the backbone runs only
+    at steps 1, N + 1, 2N + 1, ...; at the steps between, the unconditional z of a position is its conditional z minus
+    the difference of the two at the last step that ran both (an approximation; 1, the default, is exact).
     """
     config, backbone, head = model.config, model.backbone, model.head
     compat = config.compat if compat is None else compat
@@ -66,6 +71,8 @@ def sample_latents(
             raise ValueError(f"every row must leave the same number of tokens to draw; unknown counts are {to_complete.tolist()}")
         tokens[known], mask = known_tokens[known].to(tokens.dtype), ~known
     orders = random_orders(b, seq_len, generator=generator, device=device, last=known)
+    if cfg_refresh < 1:
+        raise ValueError(f"cfg_refresh {cfg_refresh} must be at least 1 (1 runs the unconditional half at every step)")
     guided = cfg != 1.0
     null = torch.full_like(labels, backbone.null_class)
     schedule = unmasking_schedule(int(mask[0].sum()), num_iter)
@@ -74,18 +81,29 @@ def sample_latents(
     else:
         first = config.num_sampling_steps if diffusion_steps is None else diffusion_steps
         head_steps = annealed_steps(first, diffusion_steps_last, num_iter)
+    difference = None  # (b, l, d): z - z_uncond at the positions masked when both halves last ran (cfg_refresh > 1)
     for step, (remaining, steps) in enumerate(zip(schedule, head_steps), start=1):
-        if guided:
-            z, z_uncond = backbone(tokens.repeat(2, 1, 1), torch.cat([labels, null]), mask.repeat(2, 1)).chunk(2)
-        else:
-            z, z_uncond = backbone(tokens, labels, mask), None  # (b, l, d)
         next_mask = mask_from_orders(orders, remaining).bool()
         to_draw = mask & ~next_mask  # (b, l): the same count in every row
+        both = guided and (step - 1) % cfg_refresh == 0
+        # Only the drawn positions' z are computed, except where later steps will reuse this step's difference.
+        wanted = mask if both and cfg_refresh > 1 else to_draw
+        if both:
+            z, z_uncond = backbone(tokens.repeat(2, 1, 1), torch.cat([labels, null]), mask.repeat(2, 1),
+                                   wanted.repeat(2, 1)).chunk(2)  # 2 x (b, m, d)
+            if cfg_refresh > 1:
+                difference = torch.zeros(b, seq_len, z.shape[-1], device=device, dtype=z.dtype)
+                difference[mask] = (z - z_uncond).flatten(0, 1)
+            drawn = to_draw[wanted].view(b, -1)  # (b, m): which of the computed positions are drawn now
+            z, z_uncond = z[drawn], z_uncond[drawn]  # (n, d)
+        else:
+            z = backbone(tokens, labels, mask, to_draw).flatten(0, 1)  # (n, d)
+            z_uncond = z - difference[to_draw] if guided else None
         tokens[to_draw] = head.sample(
-            z[to_draw],
+            z,
             temperature=temperature,
             cfg=cfg_at(cfg, cfg_schedule, unmasked_fraction(remaining, seq_len, official)),
-            z_uncond=z_uncond[to_draw] if guided else None,
+            z_uncond=z_uncond,
             num_steps=steps,
             generator=generator,
             sampler=head_sampler,

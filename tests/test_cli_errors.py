@@ -302,6 +302,7 @@ CASES = [
     ("sample", S + ["--batch-size", "0"], "--batch-size: 0", None),
     ("sample", S + ["--seed", "-5"], "--seed: -5", None),
     ("sample", S + ["--cfg-schedule", "cubic"], "cubic", None),
+    ("sample", S + ["--cfg-refresh", "0"], "--cfg-refresh: 0", None),
     ("sample", S + ["--device", "cuda:7"], "cuda:7", None),
     ("sample", ["--checkpoint", "{run}", "--out", "{tmp}/x.txt"], "x.txt", None),
     ("sample", ["--checkpoint", "{run}", "--out", "{tmp}/folder.png"], "{tmp}/folder.png is a folder", a_folder_named_png),

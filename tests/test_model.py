@@ -152,7 +152,7 @@ def test_seeded_sampling_repeats_and_cfg_one_skips_guidance(monkeypatch):
     assert not torch.equal(base, run(cfg=4.0))
     batches = []
     real_forward = model.backbone.forward
-    monkeypatch.setattr(model.backbone, "forward", lambda t, l, m: batches.append(len(l)) or real_forward(t, l, m))
+    monkeypatch.setattr(model.backbone, "forward", lambda *args: batches.append(len(args[1])) or real_forward(*args))
     run(cfg=1.0)
     run(cfg=2.0)
     assert batches == [3] * 4 + [6] * 4  # guidance doubles the backbone batch with the null class
@@ -234,3 +234,29 @@ def test_completion_with_nothing_known_is_plain_sampling_and_unequal_counts_are_
     uneven[0, 0] = True
     with pytest.raises(ValueError, match="same number of tokens to draw"):
         sample_latents(model, labels, num_iter=2, known_tokens=torch.randn(2, 16, 16), known=uneven)
+
+
+def test_cfg_refresh_runs_the_unconditional_half_every_n_steps_and_is_exact_where_it_runs(monkeypatch):
+    model = untrained_but_responsive()
+    labels = torch.tensor([0, 2, 4])
+    seen = {}
+
+    def run(cfg_refresh, cfg=3.0):
+        steps = []
+        out = sample_latents(model, labels, num_iter=6, diffusion_steps=5, cfg=cfg, cfg_refresh=cfg_refresh,
+                             generator=torch.Generator().manual_seed(3),
+                             on_step=lambda step, tokens, mask: steps.append(tokens))
+        seen[cfg_refresh, cfg] = steps
+        return out
+
+    batches = []
+    real_forward = model.backbone.forward
+    monkeypatch.setattr(model.backbone, "forward", lambda *args: batches.append(len(args[1])) or real_forward(*args))
+    exact, every_second = run(1), run(2)
+    assert batches[:6] == [6] * 6 and batches[6:] == [6, 3] * 3  # the null-class half at steps 1, 3, 5 only
+    # Step 1 runs both halves: the draws of exact guidance, up to the rounding of a last block run on more rows.
+    torch.testing.assert_close(seen[2, 3.0][0], seen[1, 3.0][0], atol=1e-5, rtol=1e-5)
+    assert not torch.equal(exact, every_second)  # later steps approximate the unconditional z
+    assert torch.equal(run(1, cfg=1.0), run(4, cfg=1.0))  # without guidance there is nothing to refresh
+    with pytest.raises(ValueError, match="cfg_refresh 0 must be at least 1"):
+        run(0)

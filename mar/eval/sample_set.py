@@ -84,7 +84,11 @@ def write_manifest(folder: Path, record: dict) -> None:
 
 
 def sample_set_record(plan: SamplePlan, checkpoint: str, sampling: dict, ema: bool) -> dict:
-    """What makes a sample set: a folder holding one made otherwise is refused rather than mixed."""
+    """What makes a sample set: a folder holding one made otherwise is refused rather than mixed.
+
+    Exact guidance (``cfg_refresh`` 1) is left out, so sets drawn before that option existed still resume."""
+    if sampling.get("cfg_refresh") == 1:
+        sampling = {key: value for key, value in sampling.items() if key != "cfg_refresh"}
     return {**asdict(plan), "checkpoint": str(checkpoint), "ema": ema, **sampling}
 
 
