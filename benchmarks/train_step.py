@@ -1,5 +1,7 @@
 """Where a training step's time goes on the official-code config: forward, backward, clip + AdamW (plain and fused,
-alternated in one run), EMA, then torch.profiler's top operators over a few steps.
+alternated in one run), EMA, then torch.profiler's top operators over a few steps; last, whole steps with z computed
+at every position and then indexed (the loss before the decoder's last block ran on the masked rows alone) against
+today's loss, alternated in rounds, as a ratio.
 
 Examples:
     python benchmarks/train_step.py
@@ -13,6 +15,7 @@ from mar import MARGenerator
 from mar.cli import pick_device
 from mar.ema import EMA
 from mar.options import POSITIVE, Parser, text
+from mar.tokens import patchify
 from mar.training import make_optimizer
 
 from speed import OFFICIAL_MIRROR
@@ -61,6 +64,28 @@ def main(argv=None) -> None:
         for step in range(3):
             timed_step(model, optimizers["fused AdamW"], ema, x, y, generator, step)
     print(profile.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
+    seconds = {"z everywhere": 0.0, "z at masked rows": 0.0}
+    losses = {"z everywhere": loss_with_full_z, "z at masked rows": MARGenerator.loss}
+    for round_ in range(args.rounds + 1):  # round 0 warms up
+        for name, loss_fn in losses.items():
+            started = time.perf_counter()
+            for _ in range(args.steps):
+                loss = loss_fn(model, x, y, generator)
+                optimizers["fused AdamW"].zero_grad(set_to_none=True)
+                loss.backward()
+                optimizers["fused AdamW"].step()
+            seconds[name] += (time.perf_counter() - started) if round_ else 0
+    rates = {name: 32 * args.steps * args.rounds / s for name, s in seconds.items()}
+    print("whole steps (forward, backward, fused AdamW): " + ", ".join(f"{n} {r:.1f} images/s" for n, r in rates.items())
+          + f"; {rates['z at masked rows'] / rates['z everywhere']:.2f}x")
+
+
+def loss_with_full_z(model, latents, labels, generator):
+    """MARGenerator.loss as it was: the backbone's z at every position, then the masked rows picked out."""
+    tokens = patchify(latents, model.config.patch_size)  # (b, l, c)
+    mask = model.training_mask(tokens.shape[0], tokens.device, generator).bool()  # (b, l)
+    z = model.backbone(tokens, model.backbone.drop_labels(labels, generator), mask)  # (b, l, d)
+    return model.head.loss(z[mask], tokens[mask], generator=generator)
 
 
 if __name__ == "__main__":
