@@ -25,7 +25,6 @@ import time
 
 import torch
 
-from diffloss.samplers import FIRST_SOLVER_TIMESTEP
 from mar.checkpoint import load_checkpoint
 from mar.classifier import classifier_for, predict
 from mar.cli import HEAD_SAMPLERS, class_samples, dataset_name, open_dataset, pick_device
@@ -33,7 +32,7 @@ from mar.eval.reference_data import CLASSIFIER_STEPS, classifier_folder, dataset
 from mar.masking import mask_from_orders, random_orders
 from mar.sampling import sample_latents
 from mar.tokens import patchify
-from mar.options import NON_NEGATIVE, NON_NEGATIVE_NUMBER, POSITIVE, POSITIVE_NUMBER, SEED, Parser, fail, text
+from mar.options import NON_NEGATIVE, NON_NEGATIVE_NUMBER, POSITIVE, POSITIVE_NUMBER, SEED, Parser, check_sampling, fail, text
 from mar.training import autocast, resolve_precision
 from vae import load_tokenizer, psnr
 from vae.train import reconstruct
@@ -145,6 +144,10 @@ def score_checkpoint(args, classifier, device, judges: list) -> tuple:
         fail("--contexts completes continuous tokens; this checkpoint's tokenizer is discrete")
     if args.contexts and max(args.contexts) >= model.config.seq_len:
         fail(f"--contexts {max(args.contexts)} leaves no token to draw: the model has {model.config.seq_len} tokens; give fewer")
+    train_timesteps = model.head.config.num_train_timesteps if model.config.head == "diffusion" else 0
+    for num_iter in args.num_iters:  # K and the head's steps, as sample.py checks them
+        check_sampling(argparse.Namespace(num_iter=num_iter, head_sampler=args.head_sampler, diffusion_steps=args.diffusion_steps,
+                                          diffusion_steps_last=None), model.config.seq_len, model.config.head, train_timesteps)
     precision = resolve_precision(args.amp, device)
     classes = list(range(model.config.num_classes))
     print(f"\n{args.checkpoint} (step {checkpoint.step}), {args.head_sampler} {args.diffusion_steps} steps, cfg constant, "
@@ -174,9 +177,6 @@ def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
     if not args.tokenizers and args.checkpoint is None:
         fail("nothing to score; pass --tokenizers DIR ... and/or --checkpoint RUN")
-    most = 999 if args.head_sampler == "ddpm" else FIRST_SOLVER_TIMESTEP
-    if args.diffusion_steps > most:
-        fail(f"--diffusion-steps {args.diffusion_steps} must lie in [1, {most}] for --head-sampler {args.head_sampler}")
     device = pick_device(args.device)
     if (args.contexts or args.agreement) and args.checkpoint is None:
         fail("--contexts and --agreement score a generator; pass --checkpoint RUN too")
