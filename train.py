@@ -5,8 +5,8 @@ cross-entropy over the codes of a VQ or FSQ tokenizer made by train_tokenizer.py
 tokenizer's code vectors is the paper's third variant.
 
 With no arguments: renders the embedded glyph set (10 classes, 32x32), trains a small KL tokenizer on it, trains
-mar-tiny on its latents, then writes checkpoints, a loss log and curve, and a sample grid under runs/default,
-and prints the grid's class accuracy (within 15 minutes on two CPU cores, bf16 or fp32). Optimisation options
+mar-tiny (mar-micro on a CPU without native bf16) on its latents, then writes checkpoints, a loss log and curve, and
+a sample grid under runs/default, and prints the grid's class accuracy (within 15 minutes on two CPU cores, bf16 or fp32). Optimisation options
 left out come from the recipe of --model (the paper's for mar-base/large/huge). A run stopped by SIGTERM saves a
 checkpoint; --resume continues it exactly.
 
@@ -44,7 +44,7 @@ from mar.images import from_uint8, save_grid, to_uint8
 from mar.latents import LatentCacheMismatch, LatentSet, check_latent_cache, latent_set, read_latent_cache, write_latent_cache
 from mar.options import (NON_NEGATIVE, NON_NEGATIVE_NUMBER, POSITIVE, POSITIVE_NUMBER, SEED, Parser, check_image_geometry,
                          check_sampling, check_writable_folder, fail, integer, number, text)
-from mar.recipes import recipe_for
+from mar.recipes import default_model, recipe_for
 from mar.run_folder import RunFolderError, RunLock, check_fresh_start, clear_run
 from mar.run_log import log_image
 from mar.trainer import TrainingStopped, TrainSettings, check_resume_data, fit, run_data
@@ -70,7 +70,7 @@ def build_parser() -> Parser:
                      help="a tokenizer: folder (train_tokenizer.py, a diffusers AutoencoderKL), hub id (org/name[/subfolder], "
                           "from the local cache), or LDM checkpoint (kl16.ckpt); default: train a KL one here")
     tok.add_argument("--tokenizer-steps", type=POSITIVE, default=800, help="training steps of a new tokenizer")
-    tok.add_argument("--tokenizer-batch-size", type=POSITIVE, default=32, help="images per tokenizer step")
+    tok.add_argument("--tokenizer-batch-size", type=POSITIVE, default=16, help="images per tokenizer step")
     tok.add_argument("--tokenizer-channels", type=POSITIVE, default=1, help="latent channels of a new tokenizer")
     tok.add_argument("--tokenizer-stride", type=POSITIVE, default=2, help="downsampling factor of a new tokenizer (a power of two)")
     tok.add_argument("--tokenizer-width", type=integer(8), default=32,
@@ -79,7 +79,8 @@ def build_parser() -> Parser:
                      help="weight of a new tokenizer's KL term per latent value")
     tok.add_argument("--tokenizer-images", type=integer(2), default=10_000, help="images a new tokenizer trains on")
     model = add("model")
-    model.add_argument("--model", default="mar-tiny", choices=list(NAMED_SIZES), help="named size (and its training recipe)")
+    model.add_argument("--model", default="auto", choices=["auto", *NAMED_SIZES],
+                       help="named size (and its training recipe); auto: mar-micro on a CPU in fp32, mar-tiny elsewhere")
     model.add_argument("--head", default="diffusion", choices=list(HEADS),
                        help="token head: diffusion loss, or cross-entropy over the codes of a VQ / FSQ --tokenizer")
     model.add_argument("--patch-size", type=POSITIVE, default=4, help="latent patch per token (p x p)")
@@ -191,8 +192,12 @@ def check_cache_before_rendering(args, tokenizer, output: Path) -> dict | None:
 
 
 def resolve_recipe(args, world: int, device) -> argparse.Namespace:
-    """Fills every optimisation option left out from the recipe of ``--model`` (its CPU fp32 one on a CPU in fp32)."""
-    recipe = recipe_for(args.model, device.type, resolve_precision(args.amp, device))
+    """Resolves ``--model auto``, then fills every optimisation option left out from the recipe of ``--model`` (its
+    CPU fp32 one on a CPU in fp32)."""
+    precision = resolve_precision(args.amp, device)
+    if args.model == "auto":
+        args.model = default_model(device.type, precision)
+    recipe = recipe_for(args.model, device.type, precision)
     for name in ("epochs", "lr_schedule", "weight_decay", "grad_clip", "ema_decay", "warmup_epochs"):
         if getattr(args, name) is None:
             setattr(args, name, getattr(recipe, name))

@@ -125,7 +125,8 @@ def edited_config(tmp, copy):
     path = latest_checkpoint_dir(copy) / "weights.safetensors"
     with safe_open(str(path), framework="pt") as f:
         tensors, metadata = {k: f.get_tensor(k) for k in f.keys()}, f.metadata()
-    config = json.loads(metadata["mar_config"]) | {"width": 128, "num_heads": 4}
+    config = json.loads(metadata["mar_config"])
+    config["width"] *= 2  # metadata of another width than the weights hold
     save_file(tensors, path, metadata=metadata | {"mar_config": json.dumps(config)})
 
 
