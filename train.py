@@ -70,7 +70,7 @@ def build_parser() -> Parser:
                      help="a tokenizer: folder (train_tokenizer.py, a diffusers AutoencoderKL), hub id (org/name[/subfolder], "
                           "from the local cache), or LDM checkpoint (kl16.ckpt); default: train a KL one here")
     tok.add_argument("--tokenizer-steps", type=POSITIVE, default=800, help="training steps of a new tokenizer")
-    tok.add_argument("--tokenizer-batch-size", type=POSITIVE, default=16, help="images per tokenizer step")
+    tok.add_argument("--tokenizer-batch-size", type=POSITIVE, default=32, help="images per tokenizer step")
     tok.add_argument("--tokenizer-channels", type=POSITIVE, default=1, help="latent channels of a new tokenizer")
     tok.add_argument("--tokenizer-stride", type=POSITIVE, default=2, help="downsampling factor of a new tokenizer (a power of two)")
     tok.add_argument("--tokenizer-width", type=integer(8), default=32,
