@@ -6,9 +6,9 @@ tokenizer's code vectors is the paper's third variant.
 
 With no arguments: renders the embedded glyph set (10 classes, 32x32), trains a small KL tokenizer on it, trains
 mar-tiny (mar-micro on a CPU without native bf16) on its latents, then writes checkpoints, a loss log and curve, and
-a sample grid under runs/default, and prints the grid's class accuracy (within 15 minutes on two CPU cores, bf16 or fp32). Optimisation options
-left out come from the recipe of --model (the paper's for mar-base/large/huge). A run stopped by SIGTERM saves a
-checkpoint; --resume continues it exactly.
+a sample grid under runs/default, and prints the grid's class accuracy (within 15 minutes on two CPU cores, bf16 or
+fp32). Optimisation options left out come from the recipe of --model (the paper's for mar-base/large/huge). A run
+stopped by SIGTERM saves a checkpoint; --resume continues it exactly.
 
 Examples:
     python train.py

@@ -105,8 +105,8 @@ class MARConfig:
 
 # Widths and depths of the paper's models (Li et al. 2024, Table 4 and the official configs). mar-tiny is ours,
 # sized to train on a 2-core CPU in minutes; its 4 buffer tokens keep the paper's 1:4 ratio of buffer to tokens
-# at the 16 tokens of the embedded default. mar-micro is mar-tiny at half the width (3.1x the fp32 training
-# images/s), the 15-minute default on a CPU without native bf16.
+# at the 16 tokens of the embedded default. mar-micro is mar-tiny at half the width, the 15-minute default on
+# a CPU without native bf16.
 NAMED_SIZES: dict[str, MARConfig] = {
     "mar-micro": MARConfig(
         width=128, encoder_depth=3, decoder_depth=3, num_heads=4, attn_dropout=0.0, proj_dropout=0.0,

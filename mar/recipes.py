@@ -44,8 +44,8 @@ def default_model(device_type: str, precision) -> str:
     """The named size ``--model auto`` trains: mar-micro on a CPU in fp32 (no native bf16), mar-tiny elsewhere.
 
     On a 2-core AVX2-only CPU mar-tiny's 6 fp32 epochs and the tokenizer took 19.4 minutes in all; mar-micro trains
-    3.1x the images per second, and 10 epochs of it were as accurate as mar-tiny's 6
-    (README, "Results on this repository's default").
+    about three times the images per second, and 10 epochs of it were as accurate as mar-tiny's 6 (README, "Results
+    on this repository's default").
     """
     return "mar-micro" if device_type == "cpu" and precision is None else "mar-tiny"
 
