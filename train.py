@@ -4,8 +4,9 @@ The token head is a diffusion loss (the paper's MAR) or, for the discrete baseli
 cross-entropy over the codes of a VQ or FSQ tokenizer made by train_tokenizer.py; a diffusion head on a discrete
 tokenizer's code vectors is the paper's third variant.
 
-With no arguments: renders the embedded glyph set (10 classes, 32x32), trains a small KL tokenizer on it, trains
-mar-tiny (mar-micro on a CPU without native bf16) on its latents, then writes checkpoints, a loss log and curve, and
+With no arguments: renders the embedded glyph set (10 classes, 32x32), encodes it with the small KL tokenizer
+shipped for it (vae/weights/glyphs-kl, trained by train_tokenizer.py; --tokenizer new trains one in the run), trains
+mar-micro (mar-tiny on a GPU) on its latents, then writes checkpoints, a loss log and curve, and
 a sample grid under runs/default, and prints the grid's class accuracy (within 15 minutes on two CPU cores, bf16 or
 fp32). Optimisation options left out come from the recipe of --model (the paper's for mar-base/large/huge). A run
 stopped by SIGTERM saves a checkpoint; --resume continues it exactly.
@@ -50,10 +51,29 @@ from mar.run_log import log_image
 from mar.trainer import TrainingStopped, TrainSettings, check_resume_data, fit, run_data
 from mar.training import resolve_precision
 from vae import KLTokenizer, Tokenizer, fingerprint, load_tokenizer, small_autoencoder, train_and_measure
+from vae.embedded import GLYPH_TOKENIZER, GLYPH_TOKENIZER_IMAGE_SIZE
+
+
+NEW_TOKENIZER = {"tokenizer_steps": 800, "tokenizer_batch_size": 32, "tokenizer_channels": 1, "tokenizer_stride": 2,
+                 "tokenizer_width": 32, "tokenizer_kl_weight": 1e-4, "tokenizer_images": 10_000}  # a new tokenizer's defaults
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    return build_parser().parse_args(argv)
+    return resolve_tokenizer_options(build_parser().parse_args(argv))
+
+
+def resolve_tokenizer_options(args) -> argparse.Namespace:
+    """``--tokenizer auto`` becomes the shipped glyph tokenizer where it fits (the embedded glyphs at its image size,
+    a diffusion head) and no ``--tokenizer-*`` option asks for a new one, else ``new``; then the new one's defaults."""
+    args.tokenizer_named = args.tokenizer not in ("auto", "new")  # a resumed run is checked against a named one only
+    if args.tokenizer == "auto":
+        asks_for_new = any(getattr(args, name) is not None for name in NEW_TOKENIZER)
+        fits = args.data_path is None and args.image_size == GLYPH_TOKENIZER_IMAGE_SIZE and args.head == "diffusion"
+        args.tokenizer = str(GLYPH_TOKENIZER) if fits and not asks_for_new else "new"
+    for name, default in NEW_TOKENIZER.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+    return args
 
 
 def build_parser() -> Parser:
@@ -66,21 +86,23 @@ def build_parser() -> Parser:
                             "default: <output>/latents, written afresh")
     cache.add_argument("--no-flip", action="store_true", help="ImageFolder data: do not add mirrored views")
     tok = add("tokenizer")
-    tok.add_argument("--tokenizer", type=text, default=None,
+    tok.add_argument("--tokenizer", type=text, default="auto",
                      help="a tokenizer: folder (train_tokenizer.py, a diffusers AutoencoderKL), hub id (org/name[/subfolder], "
-                          "from the local cache), or LDM checkpoint (kl16.ckpt); default: train a KL one here")
-    tok.add_argument("--tokenizer-steps", type=POSITIVE, default=800, help="training steps of a new tokenizer")
-    tok.add_argument("--tokenizer-batch-size", type=POSITIVE, default=32, help="images per tokenizer step")
-    tok.add_argument("--tokenizer-channels", type=POSITIVE, default=1, help="latent channels of a new tokenizer")
-    tok.add_argument("--tokenizer-stride", type=POSITIVE, default=2, help="downsampling factor of a new tokenizer (a power of two)")
-    tok.add_argument("--tokenizer-width", type=integer(8), default=32,
-                     help="largest channel count of a new tokenizer's encoder and decoder (a multiple of 8)")
-    tok.add_argument("--tokenizer-kl-weight", type=NON_NEGATIVE_NUMBER, default=1e-4,
-                     help="weight of a new tokenizer's KL term per latent value")
-    tok.add_argument("--tokenizer-images", type=integer(2), default=10_000, help="images a new tokenizer trains on")
+                          "from the local cache), or LDM checkpoint (kl16.ckpt); new: train a KL one in the run; auto: the "
+                          "glyph tokenizer shipped in vae/weights for the embedded glyphs at 32x32 and a diffusion head, unless "
+                          "a --tokenizer-* option below is given, else new")
+    tok.add_argument("--tokenizer-steps", type=POSITIVE, default=None, help="training steps of a new tokenizer (800)")
+    tok.add_argument("--tokenizer-batch-size", type=POSITIVE, default=None, help="images per tokenizer step (32)")
+    tok.add_argument("--tokenizer-channels", type=POSITIVE, default=None, help="latent channels of a new tokenizer (1)")
+    tok.add_argument("--tokenizer-stride", type=POSITIVE, default=None, help="downsampling factor of a new tokenizer, a power of two (2)")
+    tok.add_argument("--tokenizer-width", type=integer(8), default=None,
+                     help="largest channel count of a new tokenizer's encoder and decoder, a multiple of 8 (32)")
+    tok.add_argument("--tokenizer-kl-weight", type=NON_NEGATIVE_NUMBER, default=None,
+                     help="weight of a new tokenizer's KL term per latent value (1e-4)")
+    tok.add_argument("--tokenizer-images", type=integer(2), default=None, help="images a new tokenizer trains on (10000)")
     model = add("model")
     model.add_argument("--model", default="auto", choices=["auto", *NAMED_SIZES],
-                       help="named size (and its training recipe); auto: mar-micro on a CPU in fp32, mar-tiny elsewhere")
+                       help="named size (and its training recipe); auto: mar-micro on a CPU, mar-tiny elsewhere")
     model.add_argument("--head", default="diffusion", choices=list(HEADS),
                        help="token head: diffusion loss, or cross-entropy over the codes of a VQ / FSQ --tokenizer")
     model.add_argument("--patch-size", type=POSITIVE, default=4, help="latent patch per token (p x p)")
@@ -196,7 +218,7 @@ def resolve_recipe(args, world: int, device) -> argparse.Namespace:
     CPU fp32 one on a CPU in fp32)."""
     precision = resolve_precision(args.amp, device)
     if args.model == "auto":
-        args.model = default_model(device.type, precision)
+        args.model = default_model(device.type)
     recipe = recipe_for(args.model, device.type, precision)
     for name in ("epochs", "lr_schedule", "weight_decay", "grad_clip", "ema_decay", "warmup_epochs"):
         if getattr(args, name) is None:
@@ -212,9 +234,9 @@ def check_run_options(args, world: int) -> None:
     """Rules between options that need no file read: checked before anything is loaded, trained or written."""
     if args.latent_cache is not None:
         check_writable_folder(args.latent_cache, "--latent-cache", parent_must_exist=True)
-    if args.tokenizer is None and args.tokenizer_stride & (args.tokenizer_stride - 1):
+    if args.tokenizer == "new" and args.tokenizer_stride & (args.tokenizer_stride - 1):
         fail(f"--tokenizer-stride {args.tokenizer_stride} is not a power of two; use 2, 4, 8 or 16")
-    if args.tokenizer is None and args.tokenizer_width % 8:
+    if args.tokenizer == "new" and args.tokenizer_width % 8:
         fail(f"--tokenizer-width {args.tokenizer_width} is not a multiple of 8 (the tokenizer's norm groups); "
              f"use e.g. {max(8, args.tokenizer_width // 8 * 8)}")
     if args.batch_size % (world * args.grad_accum):
@@ -240,11 +262,11 @@ def resume_point(args, output: Path):
 def run_tokenizer(args, resumed, device) -> Tokenizer | None:
     """The resumed run's tokenizer, or the one --tokenizer names; None when a new one is to be trained here."""
     if resumed is not None:
-        if args.tokenizer is not None and fingerprint(open_tokenizer(args.tokenizer, args.head, "cpu")) != fingerprint(resumed.tokenizer):
+        if args.tokenizer_named and fingerprint(open_tokenizer(args.tokenizer, args.head, "cpu")) != fingerprint(resumed.tokenizer):
             fail(f"--tokenizer {args.tokenizer} is not the tokenizer of the run being resumed in {args.output}; "
                  "drop --tokenizer (a resumed run keeps its own) or start a new --output")
         return resumed.tokenizer.to(device)
-    if args.tokenizer is not None:
+    if args.tokenizer != "new":
         return open_tokenizer(args.tokenizer, args.head, device)
     if args.head == "categorical":
         fail("--head categorical needs a discrete --tokenizer (train one with `python train_tokenizer.py --kind vq` or "
@@ -281,6 +303,8 @@ def train_run(args, device, output: Path, started: float) -> None:
     rank, world = distributed.rank(), distributed.world_size()
     resumed, state = resume_point(args, output)
     tokenizer = run_tokenizer(args, resumed, device)
+    if resumed is None and args.tokenizer == str(GLYPH_TOKENIZER) and rank == 0:
+        print(f"tokenizer: the glyph tokenizer shipped in {GLYPH_TOKENIZER} (--tokenizer new trains one in the run)")
     stride, channels = (tokenizer.stride, tokenizer.channels) if tokenizer else (args.tokenizer_stride, args.tokenizer_channels)
     check_image_geometry(args.image_size, stride, args.patch_size)
     folder = open_image_folder(args)

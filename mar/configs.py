@@ -106,11 +106,12 @@ class MARConfig:
 # Widths and depths of the paper's models (Li et al. 2024, Table 4 and the official configs). mar-tiny is ours,
 # sized to train on a 2-core CPU in minutes; its 4 buffer tokens keep the paper's 1:4 ratio of buffer to tokens
 # at the 16 tokens of the embedded default. mar-micro is mar-tiny at half the width, the 15-minute default on
-# a CPU without native bf16.
+# a CPU; it trains on mask ratios over all of [0, 1] (std 0.5), where sampling its 16 tokens sees them: at
+# [0.7, 1] no training step showed more than 4 of the 16 known, while sampling's last 11 steps show 5 to 15.
 NAMED_SIZES: dict[str, MARConfig] = {
     "mar-micro": MARConfig(
         width=128, encoder_depth=3, decoder_depth=3, num_heads=4, attn_dropout=0.0, proj_dropout=0.0,
-        buffer_size=4, head_width=128, head_depth=3,
+        buffer_size=4, head_width=128, head_depth=3, mask_ratio_min=0.0, mask_ratio_std=0.5,
     ),
     "mar-tiny": MARConfig(
         width=256, encoder_depth=3, decoder_depth=3, num_heads=4, attn_dropout=0.0, proj_dropout=0.0,

@@ -1,0 +1,52 @@
+"""The glyph tokenizer shipped in vae/weights: it loads, reconstructs glyphs it never saw as well as its
+metrics.json says, and train.py takes it exactly where it fits."""
+import json
+
+import pytest
+
+import train
+from mar.checkpoint import latest_checkpoint, load_checkpoint
+from mar.data import glyph_dataset
+from vae import fingerprint, load_tokenizer, reconstruction_psnr
+from vae.embedded import GLYPH_TOKENIZER, GLYPH_TOKENIZER_IMAGE_SIZE
+
+from .toy import TOY, TOY_GENERATOR
+
+
+def test_shipped_tokenizer_reconstructs_unseen_glyphs_as_recorded(tmp_path):
+    tokenizer = load_tokenizer(str(GLYPH_TOKENIZER))
+    assert (tokenizer.kind, tokenizer.stride, tokenizer.channels) == ("kl", 2, 1)
+    recorded = json.loads((GLYPH_TOKENIZER / "metrics.json").read_text())["psnr"]
+    unseen = glyph_dataset(500, GLYPH_TOKENIZER_IMAGE_SIZE, seed=1, cache_dir=tmp_path).tensors[0]  # another render seed
+    assert reconstruction_psnr(tokenizer, unseen) > recorded - 1.0 > 20.0
+
+
+@pytest.mark.parametrize("options, shipped", [
+    ([], True),
+    (["--tokenizer-steps", "5"], False),  # any new-tokenizer option asks for a new one
+    (["--tokenizer-width", "16"], False),
+    (["--image-size", "64"], False),
+    (["--data-path", "somewhere"], False),
+    (["--head", "categorical"], False),
+    (["--tokenizer", "new"], False),
+])
+def test_tokenizer_auto_takes_the_shipped_one_only_where_it_fits(options, shipped):
+    args = train.parse_args(options)
+    assert (args.tokenizer == str(GLYPH_TOKENIZER)) == shipped and (args.tokenizer == "new") != shipped
+    assert args.tokenizer_steps == (5 if "--tokenizer-steps" in options else 800)  # the new one's defaults are filled in
+
+
+def test_a_run_without_tokenizer_options_trains_on_the_shipped_tokenizer(tmp_path, capsys):
+    train.main(TOY_GENERATOR + ["--output", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache")])
+    assert "the glyph tokenizer shipped in" in capsys.readouterr().out
+    checkpoint = load_checkpoint(latest_checkpoint(tmp_path / "run"), "cpu")
+    assert fingerprint(checkpoint.tokenizer) == fingerprint(load_tokenizer(str(GLYPH_TOKENIZER)))
+
+
+def test_a_run_on_a_new_tokenizer_resumes_without_tokenizer_options(tmp_path, capsys):
+    run = ["--output", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache"), "--grid-accuracy", "off"]
+    train.main(TOY + run + ["--stop-after-steps", "2"])
+    own = fingerprint(load_tokenizer(str(tmp_path / "run" / "tokenizer")))
+    train.main(TOY_GENERATOR + run + ["--resume"])  # --tokenizer auto keeps a resumed run's own tokenizer
+    assert "resuming at step 2" in capsys.readouterr().out
+    assert fingerprint(load_checkpoint(latest_checkpoint(tmp_path / "run"), "cpu").tokenizer) == own
