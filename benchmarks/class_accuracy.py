@@ -43,7 +43,9 @@ def build_parser() -> Parser:
     parser.add_argument("--tokenizers", type=text, nargs="*", default=[], help="tokenizer folders to score by reconstruction")
     parser.add_argument("--checkpoint", type=text, default=None, help="run folder or checkpoint to score by its samples")
     parser.add_argument("--temperatures", type=NON_NEGATIVE_NUMBER, nargs="+", default=[1.0], help="sampling temperatures")
-    parser.add_argument("--cfgs", type=POSITIVE_NUMBER, nargs="+", default=[4.0], help="guidance scales (constant schedule)")
+    parser.add_argument("--cfgs", type=POSITIVE_NUMBER, nargs="+", default=[4.0], help="guidance scales")
+    parser.add_argument("--cfg-schedule", default="constant", choices=["constant", "linear"],
+                        help="guidance over the K steps: constant, or rising linearly from 1 (the paper's)")
     parser.add_argument("--num-iters", type=POSITIVE, nargs="+", default=[16], help="autoregressive steps K")
     parser.add_argument("--head-sampler", default="ddpm", choices=HEAD_SAMPLERS, help="diffusion head's sampler")
     parser.add_argument("--diffusion-steps", type=POSITIVE, default=100, help="head steps")
@@ -120,14 +122,14 @@ def score_contexts(args, model, tokenizer, classifier, held_out, precision, devi
     images, labels = images[picks].to(device), labels[picks].to(device)
     real = patchify(tokenizer.encode(images), model.config.patch_size)  # (b, l, c)
     seq_len = real.shape[1]
-    print(f"\n{len(labels)} held-out glyphs completed (temperature {args.temperatures[0]:g}, cfg {args.cfgs[0]:g} constant, "
+    print(f"\n{len(labels)} held-out glyphs completed (temperature {args.temperatures[0]:g}, cfg {args.cfgs[0]:g} {args.cfg_schedule}, "
           f"K = min(--num-iters[0], tokens to draw))\n\n| real tokens given | of | class acc. of completions |\n|---|---|---|")
     for context in args.contexts:
         generator = torch.Generator(device).manual_seed(args.seed)
         known = ~mask_from_orders(random_orders(len(labels), seq_len, generator=generator, device=device), seq_len - context).bool()
         with autocast(device, precision):
             latents = sample_latents(model, labels, num_iter=min(args.num_iters[0], seq_len - context),
-                                     diffusion_steps=args.diffusion_steps, cfg=args.cfgs[0], cfg_schedule="constant",
+                                     diffusion_steps=args.diffusion_steps, cfg=args.cfgs[0], cfg_schedule=args.cfg_schedule,
                                      head_sampler=args.head_sampler, cfg_refresh=args.cfg_refresh,
                                      temperature=args.temperatures[0], generator=generator, known_tokens=real, known=known)
         completed = tokenizer.decode_latents(latents).float()
@@ -150,7 +152,7 @@ def score_checkpoint(args, classifier, device, judges: list) -> tuple:
                                           diffusion_steps_last=None), model.config.seq_len, model.config.head, train_timesteps)
     precision = resolve_precision(args.amp, device)
     classes = list(range(model.config.num_classes))
-    print(f"\n{args.checkpoint} (step {checkpoint.step}), {args.head_sampler} {args.diffusion_steps} steps, cfg constant, "
+    print(f"\n{args.checkpoint} (step {checkpoint.step}), {args.head_sampler} {args.diffusion_steps} steps, cfg {args.cfg_schedule}, "
           f"cfg refresh {args.cfg_refresh}, "
           f"{args.samples_per_class * len(classes)} samples x {args.seeds} seeds per setting, "
           f"{'fp32' if precision is None else str(precision).removeprefix('torch.')}\n")
@@ -162,7 +164,7 @@ def score_checkpoint(args, classifier, device, judges: list) -> tuple:
             with autocast(device, precision):
                 images, labels = class_samples(
                     model, tokenizer, classes, args.samples_per_class, generator=torch.Generator(device).manual_seed(seed),
-                    num_iter=num_iter, diffusion_steps=args.diffusion_steps, cfg=cfg, cfg_schedule="constant",
+                    num_iter=num_iter, diffusion_steps=args.diffusion_steps, cfg=cfg, cfg_schedule=args.cfg_schedule,
                     temperature=temperature, head_sampler=args.head_sampler, cfg_refresh=args.cfg_refresh)
             scores.append((predict(classifier, images.float())[1] == labels.cpu()).float().mean().item())
             first = first or (images.float(), labels.cpu())
