@@ -70,7 +70,7 @@ class Budget:
     warmup_fractions: tuple[float, ...]  # ... crossed with warmups, as fractions of the run
     sweep_epochs: int  # length of each recipe-sweep run
     model: str = "mar-tiny"
-    cfg: float = 4.0  # the guided setting (constant schedule, as train.py and sample.py sample by default)
+    cfg: float = 4.0  # the guided setting (constant schedule, as train.py and sample.py sample; their default scale is 2)
 
 
 BUDGETS = {
