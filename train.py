@@ -91,15 +91,15 @@ def build_parser() -> Parser:
                           "from the local cache), or LDM checkpoint (kl16.ckpt); new: train a KL one in the run; auto: the "
                           "glyph tokenizer shipped in vae/weights for the embedded glyphs at 32x32 and a diffusion head, unless "
                           "a --tokenizer-* option below is given, else new")
-    tok.add_argument("--tokenizer-steps", type=POSITIVE, default=None, help="training steps of a new tokenizer (800)")
-    tok.add_argument("--tokenizer-batch-size", type=POSITIVE, default=None, help="images per tokenizer step (32)")
-    tok.add_argument("--tokenizer-channels", type=POSITIVE, default=None, help="latent channels of a new tokenizer (1)")
-    tok.add_argument("--tokenizer-stride", type=POSITIVE, default=None, help="downsampling factor of a new tokenizer, a power of two (2)")
+    tok.add_argument("--tokenizer-steps", type=POSITIVE, default=None, help=f"training steps of a new tokenizer ({NEW_TOKENIZER['tokenizer_steps']})")
+    tok.add_argument("--tokenizer-batch-size", type=POSITIVE, default=None, help=f"images per tokenizer step ({NEW_TOKENIZER['tokenizer_batch_size']})")
+    tok.add_argument("--tokenizer-channels", type=POSITIVE, default=None, help=f"latent channels of a new tokenizer ({NEW_TOKENIZER['tokenizer_channels']})")
+    tok.add_argument("--tokenizer-stride", type=POSITIVE, default=None, help=f"downsampling factor of a new tokenizer, a power of two ({NEW_TOKENIZER['tokenizer_stride']})")
     tok.add_argument("--tokenizer-width", type=integer(8), default=None,
-                     help="largest channel count of a new tokenizer's encoder and decoder, a multiple of 8 (32)")
+                     help=f"largest channel count of a new tokenizer's encoder and decoder, a multiple of 8 ({NEW_TOKENIZER['tokenizer_width']})")
     tok.add_argument("--tokenizer-kl-weight", type=NON_NEGATIVE_NUMBER, default=None,
-                     help="weight of a new tokenizer's KL term per latent value (1e-4)")
-    tok.add_argument("--tokenizer-images", type=integer(2), default=None, help="images a new tokenizer trains on (10000)")
+                     help=f"weight of a new tokenizer's KL term per latent value ({NEW_TOKENIZER['tokenizer_kl_weight']:g})")
+    tok.add_argument("--tokenizer-images", type=integer(2), default=None, help=f"images a new tokenizer trains on ({NEW_TOKENIZER['tokenizer_images']})")
     model = add("model")
     model.add_argument("--model", default="auto", choices=["auto", *NAMED_SIZES],
                        help="named size (and its training recipe); auto: mar-micro on a CPU, mar-tiny elsewhere")
