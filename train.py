@@ -386,7 +386,9 @@ def train_run(args, device, output: Path, started: float) -> None:
     except (ValueError, TrainingStopped) as error:
         fail(str(error))
     if rank == 0:
-        print(f"checkpoint: {latest_checkpoint(output)} (step {result['step']}, last loss {result['loss']:.4f}); "
+        trained = result["loss"] is not None
+        outcome = f"last loss {result['loss']:.4f}" if trained else "already trained to its last step; nothing to train"
+        print(f"checkpoint: {latest_checkpoint(output)} (step {result['step']}, {outcome}); "
               f"log: {output / 'log.csv'}, {output / 'loss.png'}")
         if result["stopped_by"] != "end":
             print(f"stopped by {result['stopped_by']} at step {result['step']}; continue with --output {output} --resume")
@@ -398,10 +400,21 @@ def train_run(args, device, output: Path, started: float) -> None:
                   f"{args.diffusion_steps} steps, cfg={args.cfg}, temperature={args.temperature})")
             record = {"steps": result["step"], "final_loss": result["loss"], "seconds_to_checkpoint": round(train_time, 1),
                       "precision": "fp32" if precision is None else str(precision).removeprefix("torch.")}
+            if not trained:  # the training figures stay those of the run that trained it
+                record.update(previous_training_record(output))
             if args.grid_accuracy == "on" or (args.grid_accuracy == "auto" and args.data_path is None):
                 record["grid_accuracy"] = grid_accuracy(args, dataset, classes, images, labels, device)
             print(f"wall time: {time.time() - started:.0f} s ({train_time:.0f} s to the checkpoint)")
             (output / "metrics.json").write_text(json.dumps(record, indent=2) + "\n")
+
+
+def previous_training_record(output: Path) -> dict:
+    """steps, final loss, time and precision from the metrics.json the training run wrote, if it is there."""
+    path = output / "metrics.json"
+    if not path.is_file():
+        return {}
+    kept = ("steps", "final_loss", "seconds_to_checkpoint", "precision")
+    return {key: value for key, value in json.loads(path.read_text()).items() if key in kept}
 
 
 def load_or_fail(path: str):

@@ -113,7 +113,8 @@ def memory_mb(device: torch.device) -> float:
 def fit(model, ema: EMA, latents: LatentSet | CodeSet, tokenizer, settings: TrainSettings, device: torch.device, run_dir: Path,
         checkpoint_info: dict, resume: TrainingState | None = None, on_step: Callable[[int], None] | None = None) -> dict:
     """Trains ``model`` (and its ``ema``) in place from ``resume`` or from step 0; returns {"step", "loss", "stopped_by"},
-    ``stopped_by`` being "end" or the signal that stopped training with a checkpoint ("SIGTERM", "SIGINT").
+    ``stopped_by`` being "end" or the signal that stopped training with a checkpoint ("SIGTERM", "SIGINT"), and
+    ``loss`` None when ``resume`` is already at the last step (nothing trained, no checkpoint written).
 
     ``checkpoint_info`` holds the classes and image size written into checkpoints. Raises ``TrainingStopped`` after
     ``max_bad_steps`` non-finite losses in a row, and ValueError for a batch that does not split into the shards.
@@ -141,6 +142,8 @@ def fit(model, ema: EMA, latents: LatentSet | CodeSet, tokenizer, settings: Trai
         if resume.scaler:
             scaler.load_state_dict(resume.scaler)
         step, bad_in_row = resume.step, resume.bad_steps_in_row
+    if step >= total:  # a finished run resumed: its checkpoint stays as it is
+        return {"step": step, "loss": None, "stopped_by": "end"}
     trained = DistributedDataParallel(model) if world > 1 else model
     log = RunLog(run_dir, resume_step=step) if rank == 0 else None
 

@@ -161,3 +161,18 @@ def test_reported_grid_accuracy_is_the_classifiers_on_the_saved_grid(trained_run
     labels = torch.arange(len(classes)).repeat_interleave(args.samples_per_class)
     assert len(images) == len(labels)
     assert metrics["grid_accuracy"] == (predict(classifier, images)[1] == labels).sum().item() / len(labels)
+
+
+def test_resuming_a_finished_run_trains_nothing_and_keeps_its_checkpoint(trained_run, tmp_path, capsys):
+    import shutil
+
+    run = shutil.copytree(trained_run, tmp_path / "run")
+    checkpoints = {path.relative_to(run): path.read_bytes() for path in (run / "checkpoints").rglob("*") if path.is_file()}
+    before = json.loads((run / "metrics.json").read_text())
+    train.main(TOY + ["--output", str(run), "--resume", "--cache-dir", str(run / "cache")])
+    assert "nothing to train" in capsys.readouterr().out
+    after = {path.relative_to(run): path.read_bytes() for path in (run / "checkpoints").rglob("*") if path.is_file()}
+    assert after == checkpoints
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["final_loss"] == before["final_loss"] and metrics["steps"] == before["steps"]
+    assert metrics["seconds_to_checkpoint"] == before["seconds_to_checkpoint"]
