@@ -1,5 +1,6 @@
 """train.py and sample.py end to end at toy budgets, and their one-line errors."""
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -164,8 +165,6 @@ def test_reported_grid_accuracy_is_the_classifiers_on_the_saved_grid(trained_run
 
 
 def test_resuming_a_finished_run_trains_nothing_and_keeps_its_checkpoint(trained_run, tmp_path, capsys):
-    import shutil
-
     run = shutil.copytree(trained_run, tmp_path / "run")
     checkpoints = {path.relative_to(run): path.read_bytes() for path in (run / "checkpoints").rglob("*") if path.is_file()}
     before = json.loads((run / "metrics.json").read_text())
