@@ -105,6 +105,18 @@ def test_a_rerun_reuses_the_classifier_tokenizers_sweeps_and_runs(compared, monk
     assert again["recipe_sweeps"]["kl-diffusion"] == results["recipe_sweeps"]["kl-diffusion"]
 
 
+def test_a_run_folder_of_other_settings_stops_instead_of_being_relabelled(tmp_path, capsys):
+    run = tmp_path / "runs" / "kl-diffusion" / "seed-0"
+    run.mkdir(parents=True)
+    (run / "compare.json").write_text(json.dumps({"lr": 2e-3}))
+    args = compare.parse_args(["--budget", "tiny", "--output", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        compare.train_variant(args, compare.BUDGETS["tiny"], "kl", "diffusion", 0, {"lr": 1e-3, "warmup_epochs": 0.0},
+                              tmp_path, run, epochs=1)
+    assert "holds a run of other settings" in capsys.readouterr().err
+    assert json.loads((run / "compare.json").read_text()) == {"lr": 2e-3}
+
+
 def test_bad_inception_files_fail_before_any_training(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         compare.main(["--budget", "tiny", "--output", str(tmp_path), "--cache-dir", str(tmp_path / "cache"),
