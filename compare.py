@@ -81,8 +81,8 @@ BUDGETS = {
                     per_class=50, num_iter=8, diffusion_steps=50, temperatures=(0.7, 1.0, 1.3), num_iters=(2, 4, 8),
                     sweep_per_class=20, seeds=3, lr_factors=(0.5, 1.0, 2.0), warmup_fractions=(0.15,), sweep_epochs=2),
     # mar-micro (the CPU default's model, about 3x mar-tiny's images/s) so that 3 seeds fit about 80 minutes on 2
-    # cores. The rate grid stops at the recipe's: at 2x mar-micro lost the class in every run that tried it (README,
-    # "The default budget, measured"), and 2-epoch sweep runs cannot see that, as none of them uses the label yet.
+    # cores. The rate grid stops at the recipe's: the 2-epoch sweep ranked 2x first for every head, and all 9
+    # generators trained at 2x ignored the class (README, "The default budget, measured").
     "default": Budget(num_images=10_000, reference_images=1000, classifier_steps=600, tokenizer_steps=800, epochs=12,
                       batch_size=64, per_class=100, num_iter=16, diffusion_steps=100,
                       temperatures=(0.6, 0.8, 1.0, 1.2), num_iters=(1, 2, 4, 8, 16), sweep_per_class=40,
