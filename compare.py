@@ -155,18 +155,52 @@ def tokenizer_folder(args, budget: Budget, kind: str, seed: int, output: Path) -
     return folder
 
 
+def run_settings(args, budget: Budget, kind: str, head: str, seed: int, recipe: dict, epochs: int) -> dict:
+    """What a run folder's compare.json records of its training, as JSON reads it back (tuples as lists)."""
+    settings = {"budget": asdict(budget), "kind": kind, "head": head, "patch_size": args.patch_size, "seed": seed,
+                "epochs": epochs} | recipe
+    return json.loads(json.dumps(settings))
+
+
+def refuse_other_settings(run: Path) -> None:
+    # train.py --resume would take the finished run of the old settings as done, and the marker would relabel it
+    fail(f"{run} holds a run of other settings than this budget and recipe ({run / 'compare.json'} differs); "
+         "delete that folder or give another --output")
+
+
+def sweep_recipes(budget: Budget) -> list[tuple[str, dict]]:
+    """(run folder name, recipe) for every (learning rate, warmup) of the budget's sweep grid."""
+    base_lr = RECIPES[budget.model].blr * budget.batch_size / 256
+    return [(f"lr{factor:g}x-warmup{fraction:g}", {"lr": base_lr * factor, "warmup_epochs": fraction * budget.sweep_epochs})
+            for factor in budget.lr_factors for fraction in budget.warmup_fractions]
+
+
+def check_kept_runs(args, budget: Budget, output: Path) -> None:
+    """Stops before any work at a kept run folder of other settings (another budget, seed or patch size in a reused
+    --output). A seed's run is checked but for its recipe, which its sweep chooses later (train_variant checks it)."""
+    for name, kind, head in [v for v in VARIANTS if v[0] in args.variants]:
+        runs = [(output / "sweep" / name / folder, args.seeds[0], recipe, budget.sweep_epochs)
+                for folder, recipe in sweep_recipes(budget)]
+        runs += [(output / "runs" / name / f"seed-{seed}", seed, None, budget.epochs) for seed in args.seeds]
+        for run, seed, recipe, epochs in runs:
+            marker = run / "compare.json"
+            if not marker.is_file():
+                continue
+            kept = json.loads(marker.read_text())
+            if recipe is None:  # a seed's run, whose recipe is not known yet
+                kept = {key: value for key, value in kept.items() if key not in ("lr", "warmup_epochs")}
+            if kept != run_settings(args, budget, kind, head, seed, recipe or {}, epochs):
+                refuse_other_settings(run)
+
+
 def train_variant(args, budget: Budget, kind: str, head: str, seed: int, recipe: dict, output: Path, run: Path,
                   epochs: int) -> Path:
     """Trains one generator through train.py, unless ``run`` records a finished run of these settings; ``run``."""
-    settings = {"budget": asdict(budget), "kind": kind, "head": head, "patch_size": args.patch_size, "seed": seed,
-                "epochs": epochs} | recipe
-    marker, settings = run / "compare.json", json.loads(json.dumps(settings))  # tuples as JSON lists, as read back
+    marker, settings = run / "compare.json", run_settings(args, budget, kind, head, seed, recipe, epochs)
     if marker.is_file():
         if json.loads(marker.read_text()) == settings:
             return run
-        # train.py --resume would take the finished run of the old settings as done, and the marker would relabel it
-        fail(f"{run} holds a run of other settings than this budget and recipe ({marker} differs); "
-             "delete that folder or give another --output")
+        refuse_other_settings(run)
     (output / "latents").mkdir(parents=True, exist_ok=True)  # train.py creates a --latent-cache folder, not its parent
     train.main(data_arguments(args) + [
         "--tokenizer", str(output / "tokenizers" / kind / f"seed-{seed}"), "--latent-cache",
@@ -186,19 +220,16 @@ def recipe_sweep(args, budget: Budget, name: str, kind: str, head: str, validati
 
     Every variant gets the same grid and run length; each keeps the recipe of its own lowest loss (marked "chosen").
     """
-    base_lr = RECIPES[budget.model].blr * budget.batch_size / 256
     tokenizer = load_tokenizer(str(tokenizer_folder(args, budget, kind, args.seeds[0], output))).to(args.device).eval()
     latents = held_out_latents(tokenizer, *validation)
     points = []
-    for factor in budget.lr_factors:
-        for fraction in budget.warmup_fractions:
-            recipe = {"lr": base_lr * factor, "warmup_epochs": fraction * budget.sweep_epochs}
-            run = output / "sweep" / name / f"lr{factor:g}x-warmup{fraction:g}"
-            train_variant(args, budget, kind, head, args.seeds[0], recipe, output, run, budget.sweep_epochs)
-            checkpoint = load_checkpoint(run, args.device)
-            loss = held_out_loss(checkpoint.sampling_model, checkpoint.tokenizer, latents, seed=args.seeds[0])
-            points.append(recipe | {"held_out_loss": loss})
-            print(f"recipe sweep {name}: lr {recipe['lr']:.3g}, warmup {recipe['warmup_epochs']:g} epochs: held-out loss {loss:.4f}")
+    for folder, recipe in sweep_recipes(budget):
+        run = train_variant(args, budget, kind, head, args.seeds[0], recipe, output, output / "sweep" / name / folder,
+                            budget.sweep_epochs)
+        checkpoint = load_checkpoint(run, args.device)
+        loss = held_out_loss(checkpoint.sampling_model, checkpoint.tokenizer, latents, seed=args.seeds[0])
+        points.append(recipe | {"held_out_loss": loss})
+        print(f"recipe sweep {name}: lr {recipe['lr']:.3g}, warmup {recipe['warmup_epochs']:g} epochs: held-out loss {loss:.4f}")
     min(points, key=lambda p: p["held_out_loss"])["chosen"] = True
     return points
 
@@ -240,6 +271,7 @@ def main(argv=None) -> dict:
     started = time.time()
     budget = BUDGETS[args.budget]
     output = check_writable_folder(args.output or f"runs/compare-{args.budget}", "--output")
+    check_kept_runs(args, budget, output)
     device = pick_device(args.device)
     args.device = str(device)
     score_inception = inception_scorer(args)

@@ -117,6 +117,24 @@ def test_a_run_folder_of_other_settings_stops_instead_of_being_relabelled(tmp_pa
     assert json.loads((run / "compare.json").read_text()) == {"lr": 2e-3}
 
 
+def test_a_kept_run_of_another_budget_stops_before_any_work(tmp_path, capsys):
+    args = compare.parse_args(["--budget", "tiny", "--output", str(tmp_path)])
+    run = tmp_path / "runs" / "kl-diffusion" / "seed-1"
+    run.mkdir(parents=True)
+    recipe = {"lr": 1e-3, "warmup_epochs": 0.0}  # any recipe: the sweep has not chosen one yet when this is checked
+    tiny = compare.run_settings(args, compare.BUDGETS["tiny"], "kl", "diffusion", 1, recipe, compare.BUDGETS["tiny"].epochs)
+    (run / "compare.json").write_text(json.dumps(tiny))
+    compare.check_kept_runs(args, compare.BUDGETS["tiny"], tmp_path)
+    small = compare.run_settings(args, compare.BUDGETS["small"], "kl", "diffusion", 1, recipe, compare.BUDGETS["small"].epochs)
+    (run / "compare.json").write_text(json.dumps(small))
+    with pytest.raises(SystemExit):
+        compare.main(["--budget", "tiny", "--output", str(tmp_path), "--cache-dir", str(tmp_path / "cache")])
+    message = capsys.readouterr().err.strip()
+    assert "seed-1 holds a run of other settings" in message and "\n" not in message
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "tokenizers").exists()
+    assert json.loads((run / "compare.json").read_text()) == small
+
+
 def test_bad_inception_files_fail_before_any_training(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         compare.main(["--budget", "tiny", "--output", str(tmp_path), "--cache-dir", str(tmp_path / "cache"),
