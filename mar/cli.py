@@ -52,7 +52,7 @@ def add_sampling_arguments(group) -> None:
     group.add_argument("--diffusion-steps", type=POSITIVE, default=100, help="head steps per token (at the first step when annealed)")
     group.add_argument("--diffusion-steps-last", type=POSITIVE, default=None,
                        help="anneal the head's steps linearly from --diffusion-steps at the first autoregressive step to this at the last")
-    group.add_argument("--temperature", type=NON_NEGATIVE_NUMBER, default=0.5,
+    group.add_argument("--temperature", type=NON_NEGATIVE_NUMBER, default=0.3,
                        help="ddpm: scale of the noise added at each step; ddim / dpm++: scale of the starting noise; "
                             "categorical head: softmax temperature")
     group.add_argument("--cfg", type=NON_NEGATIVE_NUMBER, default=2.0, help="classifier-free guidance scale; 1 = none")

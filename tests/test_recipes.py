@@ -17,7 +17,7 @@ def resolved(argv):
 
 def test_train_fills_the_picked_sizes_recipe_and_keeps_a_named_one():
     fp32 = resolved(["--amp", "none"])
-    assert (fp32.model, fp32.epochs, fp32.warmup_epochs, fp32.batch_size, fp32.lr) == ("mar-micro", 14, 1, 32, 5e-4)
+    assert (fp32.model, fp32.epochs, fp32.warmup_epochs, fp32.batch_size, fp32.lr) == ("mar-micro", 24, 1, 32, 5e-4)
     bf16 = resolved(["--amp", "bf16"])
     assert (bf16.model, bf16.epochs, bf16.warmup_epochs, bf16.lr) == ("mar-micro", 40, 2, 1e-3)
     named = resolved(["--amp", "none", "--model", "mar-tiny", "--epochs", "3"])

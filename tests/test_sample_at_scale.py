@@ -73,7 +73,7 @@ def test_a_folder_of_another_set_is_refused_unchanged(trained_run, tmp_path, cap
     with pytest.raises(SystemExit) as stop:
         sample_at_scale.main(["--checkpoint", str(trained_run), *FAST, "--out", str(out), "--num-images", "10", "--temperature", "0.9"])
     error = capsys.readouterr().err.strip().splitlines()
-    assert stop.value.code == 2 and len(error) == 1 and "temperature: 0.5 != 0.9" in error[0]
+    assert stop.value.code == 2 and len(error) == 1 and "temperature: 0.3 != 0.9" in error[0]
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     with pytest.raises(SystemExit):
         sample_at_scale.main(["--checkpoint", str(trained_run), "--out", str(tmp_path / "odd"), "--num-images", "25"])
