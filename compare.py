@@ -80,10 +80,10 @@ BUDGETS = {
     "small": Budget(num_images=3000, reference_images=500, classifier_steps=300, tokenizer_steps=400, epochs=4, batch_size=64,
                     per_class=50, num_iter=8, diffusion_steps=50, temperatures=(0.7, 1.0, 1.3), num_iters=(2, 4, 8),
                     sweep_per_class=20, seeds=3, lr_factors=(0.5, 1.0, 2.0), warmup_fractions=(0.15,), sweep_epochs=2),
-    # mar-micro (the CPU default's model, about 3x mar-tiny's images/s) so that 3 seeds fit 75 minutes on
-    # 2 cores (4490 s on the AMX Xeon). 1600 tokenizer steps: at 800 the KL tokenizer of seed 2 stayed on the colour plateau (14.86 dB; 23.02
-    # at 1600). The rate grid stops at the recipe's: the 2-epoch sweep ranked 2x first for every head, and all 9
-    # generators trained at 2x ignored the class (README, "The default budget, measured").
+    # mar-micro (the CPU default's model, about 3x mar-tiny's images/s) so that 3 seeds fit 75 minutes on 2 cores
+    # (4490 s on the AMX Xeon). 1600 tokenizer steps: at 800 the KL tokenizer of seed 2 stayed on the colour
+    # plateau (14.86 dB; 23.02 at 1600). The rate grid stops at the recipe's: the 2-epoch sweep ranked 2x first for
+    # every head, and all 9 generators trained at 2x ignored the class (README, "The default budget, measured").
     "default": Budget(num_images=10_000, reference_images=1000, classifier_steps=600, tokenizer_steps=1600, epochs=12,
                       batch_size=64, per_class=100, num_iter=16, diffusion_steps=100,
                       temperatures=(0.6, 0.8, 1.0, 1.2), num_iters=(1, 2, 4, 8, 16), sweep_per_class=40,
