@@ -44,11 +44,11 @@ from mar.eval.reference_data import dataset_classifier
 from mar.evaluation import reference_set, sample_metrics, tokenizer_metrics
 from mar.images import grid_image, save_panels
 from mar.inception import InceptionUnavailable, check_inception, inception_metrics, reference_statistics
-from mar.options import POSITIVE, SEED, Parser, check_writable_folder, fail, text
+from mar.options import POSITIVE, SEED, Parser, check_writable_folder, fail, number, text
 from mar.recipes import RECIPES
 from mar.run_log import draw_curve
 from mar.sampling import sample_latents
-from vae import load_tokenizer
+from vae import PIXEL_LOSSES, load_tokenizer
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,7 @@ BUDGETS = {
                   temperatures=(0.6, 0.8, 0.9, 1.0, 1.1, 1.2, 1.4), num_iters=(1, 2, 4, 8, 16, 32), sweep_per_class=200,
                   seeds=3, lr_factors=(0.5, 1.0, 2.0), warmup_fractions=(0.0, 0.15), sweep_epochs=20, model="mar-base"),
 }
+DEFAULT_TOKENIZER_RECIPE = {"pixel_loss": "l1", "initial_logvar": 0.0}  # train_tokenizer.py's defaults
 # (name, tokenizer kind, head)
 VARIANTS = [("kl-diffusion", "kl", "diffusion"), ("vq-ce", "vq", "categorical"), ("fsq-ce", "fsq", "categorical"),
             ("vq-diffusion", "vq", "diffusion")]
@@ -115,6 +116,10 @@ def build_parser() -> Parser:
     parser.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS, choices=[v[0] for v in VARIANTS],
                         help="variants to train and score")
     parser.add_argument("--patch-size", type=POSITIVE, default=2, help="latent patch per token, the same for every variant")
+    parser.add_argument("--tokenizer-pixel-loss", default="l1", choices=PIXEL_LOSSES,
+                        help="reconstruction term of every tokenizer: l1, or mse (the textures' choice, README)")
+    parser.add_argument("--kl-initial-logvar", type=number(-20, 5), default=0.0,
+                        help="the KL tokenizer's posterior log-variance at the start (-8 on the textures, README)")
     parser.add_argument("--output", type=text, default=None, help="folder of everything; default runs/compare-<budget>")
     parser.add_argument("--seed", type=SEED, default=0, help="first seed; the others follow it")
     parser.add_argument("--seeds", dest="num_seeds", type=POSITIVE, default=None,
@@ -142,13 +147,22 @@ def validation_set(args, budget: Budget, reference: tuple) -> tuple:
     return reference
 
 
+def tokenizer_recipe(args, kind: str) -> dict:
+    """The tokenizer settings given to train_tokenizer.py beyond the budget, as its metrics.json records them."""
+    return {"pixel_loss": args.tokenizer_pixel_loss} | ({"initial_logvar": args.kl_initial_logvar} if kind == "kl" else {})
+
+
 def tokenizer_folder(args, budget: Budget, kind: str, seed: int, output: Path) -> Path:
-    """``output/tokenizers/<kind>/seed-<seed>``, trained by train_tokenizer.py unless it holds one of this budget already."""
+    """``output/tokenizers/<kind>/seed-<seed>``, trained by train_tokenizer.py unless it holds one of this budget and
+    tokenizer recipe already (one recorded before the recipe options existed is of the defaults: l1, logvar 0)."""
     folder = output / "tokenizers" / kind / f"seed-{seed}"
     metrics = folder / "metrics.json"
-    if not metrics.is_file() or json.loads(metrics.read_text()).get("steps") != budget.tokenizer_steps:
+    recipe = tokenizer_recipe(args, kind)
+    kept = json.loads(metrics.read_text()) if metrics.is_file() else {}
+    if kept.get("steps") != budget.tokenizer_steps or any(kept.get(k, DEFAULT_TOKENIZER_RECIPE[k]) != v for k, v in recipe.items()):
         images = args.num_images
         extra = ["--vq-update", "ema"] if kind == "vq" else []  # EMA codebooks reconstruct better here (README)
+        extra += ["--pixel-loss", args.tokenizer_pixel_loss] + (["--initial-logvar", str(args.kl_initial_logvar)] if kind == "kl" else [])
         train_tokenizer.main(data_arguments(args) + extra + [
             "--kind", kind, "--steps", str(budget.tokenizer_steps), "--images", str(images),
             "--held-out", str(max(1, min(512, images // 10))), "--output", str(folder), "--seed", str(seed),
@@ -160,6 +174,8 @@ def run_settings(args, budget: Budget, kind: str, head: str, seed: int, recipe: 
     """What a run folder's compare.json records of its training, as JSON reads it back (tuples as lists)."""
     settings = {"budget": asdict(budget), "kind": kind, "head": head, "patch_size": args.patch_size, "seed": seed,
                 "epochs": epochs} | recipe
+    # the tokenizer's recipe where it is not the default, so that run folders of earlier versions stay valid
+    settings |= {f"tokenizer_{k}": v for k, v in tokenizer_recipe(args, kind).items() if v != DEFAULT_TOKENIZER_RECIPE[k]}
     return json.loads(json.dumps(settings))
 
 

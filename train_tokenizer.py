@@ -8,6 +8,7 @@ Examples:
     python train_tokenizer.py --kind vq --codebook-size 512 --code-dim 8 --vq-update ema
     python train_tokenizer.py --kind fsq --levels 8 5 5 5
     python train_tokenizer.py --kind vq --data-path /data/flowers/train --image-size 64 --device cuda
+    python train_tokenizer.py --data-path data/textures --pixel-loss mse --initial-logvar -8 --steps 1600
 """
 import argparse
 import json
@@ -19,9 +20,9 @@ import torch
 
 from mar.cli import add_data_arguments, image_sample, open_dataset, open_image_folder, pick_device
 from mar.data import BadImage
-from mar.options import NON_NEGATIVE, NON_NEGATIVE_NUMBER, POSITIVE, POSITIVE_NUMBER, SEED, Parser, check_writable_folder, fail, integer, text
+from mar.options import NON_NEGATIVE, NON_NEGATIVE_NUMBER, POSITIVE, POSITIVE_NUMBER, SEED, Parser, check_writable_folder, fail, integer, number, text
 from mar.training import resolve_precision
-from vae import DiscreteConfig, DiscreteTokenizer, FSQConfig, KLTokenizer, VQConfig, small_autoencoder, train_and_measure
+from vae import PIXEL_LOSSES, DiscreteConfig, DiscreteTokenizer, FSQConfig, KLTokenizer, VQConfig, small_autoencoder, train_and_measure
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -37,6 +38,8 @@ def build_parser() -> Parser:
     tok.add_argument("--width", type=integer(8), default=64, help="largest channel count of the encoder and decoder (a multiple of 8)")
     tok.add_argument("--channels", type=POSITIVE, default=4, help="KL: latent channels")
     tok.add_argument("--kl-weight", type=NON_NEGATIVE_NUMBER, default=1e-4, help="KL: weight of the KL term per latent value")
+    tok.add_argument("--initial-logvar", type=number(-20, 5), default=0.0,
+                     help="KL: the posterior's log-variance at the start (-8 helped on the textures, README)")
     tok.add_argument("--codebook-size", type=integer(2), default=512, help="VQ: number of codes")
     tok.add_argument("--code-dim", type=POSITIVE, default=8, help="VQ: dimension of a code")
     tok.add_argument("--vq-update", default="loss", choices=["loss", "ema"], help="VQ: codebook loss or EMA updates")
@@ -47,6 +50,8 @@ def build_parser() -> Parser:
     opt.add_argument("--batch-size", type=POSITIVE, default=32, help="images per step")
     opt.add_argument("--lr", type=POSITIVE_NUMBER, default=1e-3, help="peak learning rate (cosine decay to 0)")
     opt.add_argument("--warmup-steps", type=NON_NEGATIVE, default=0, help="linear warmup steps")
+    opt.add_argument("--pixel-loss", default="l1", choices=PIXEL_LOSSES,
+                     help="reconstruction term: l1, or mse (off the textures' colour plateau, README)")
     opt.add_argument("--images", type=integer(2), default=10_000, help="images drawn from the dataset for training and measuring")
     opt.add_argument("--held-out", type=POSITIVE, default=512, help="of those, images kept out of training to measure on")
     run = parser.add_argument_group("run")
@@ -79,12 +84,13 @@ def check_options(args: argparse.Namespace) -> Path:
 def build(args: argparse.Namespace):
     try:
         if args.kind == "kl":
-            return KLTokenizer(small_autoencoder(args.channels, args.stride, args.width), kl_weight=args.kl_weight)
+            return KLTokenizer(small_autoencoder(args.channels, args.stride, args.width, args.initial_logvar),
+                               kl_weight=args.kl_weight, pixel_loss=args.pixel_loss)
         return DiscreteTokenizer(DiscreteConfig(
             kind=args.kind, stride=args.stride, width=args.width,
             vq=VQConfig(codebook_size=args.codebook_size, dim=args.code_dim, beta=args.beta, update=args.vq_update),
             fsq=FSQConfig(levels=tuple(args.levels)),
-        ))
+        ), pixel_loss=args.pixel_loss)
     except ValueError as error:
         fail(str(error))
 
@@ -110,7 +116,10 @@ def main(argv=None) -> dict:
         warmup_steps=args.warmup_steps, precision=resolve_precision(args.amp, device),
         generator=torch.Generator(device).manual_seed(args.seed), progress=not args.no_progress,
     )
-    metrics |= {"kind": args.kind, "steps": args.steps, "held_out": args.held_out, "seconds": round(time.time() - started, 1)}
+    metrics |= {"kind": args.kind, "steps": args.steps, "pixel_loss": args.pixel_loss, "held_out": args.held_out,
+                "seconds": round(time.time() - started, 1)}
+    if args.kind == "kl":
+        metrics["initial_logvar"] = args.initial_logvar
     tokenizer.save(output)
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2))
     codes = f", codebook usage {metrics['usage']:.1%}, perplexity {metrics['perplexity']:.1f} of {tokenizer.codebook_size}" if tokenizer.discrete else ""

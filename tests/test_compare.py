@@ -149,3 +149,30 @@ def test_interval_cells_print_bounds_and_single_values_print_the_mean():
     from mar.eval.comparison import cell
     assert cell(Interval(1.0, 0.5, 1.5, 2)) == "1.000 [0.500, 1.500]"
     assert cell(Interval(1.0, -math.inf, math.inf, 1)) == "1.000"
+
+
+def test_a_kept_tokenizer_of_another_pixel_loss_is_retrained_and_its_runs_refused(tmp_path, monkeypatch, capsys):
+    budget = compare.BUDGETS["tiny"]
+    folder = tmp_path / "tokenizers" / "kl" / "seed-0"
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps({"steps": budget.tokenizer_steps}))  # before the options: l1, logvar 0
+    calls = []
+    monkeypatch.setattr(train_tokenizer, "main", calls.append)
+    default = compare.parse_args(["--budget", "tiny", "--output", str(tmp_path)])
+    compare.tokenizer_folder(default, budget, "kl", 0, tmp_path)
+    assert calls == []  # the kept one is of the default recipe
+    mse = compare.parse_args(["--budget", "tiny", "--output", str(tmp_path), "--tokenizer-pixel-loss", "mse",
+                              "--kl-initial-logvar", "-8"])
+    compare.tokenizer_folder(mse, budget, "kl", 0, tmp_path)
+    given = calls[0]
+    assert given[given.index("--pixel-loss") + 1] == "mse" and float(given[given.index("--initial-logvar") + 1]) == -8
+
+    recipe = {"lr": 1e-3, "warmup_epochs": 0.0}
+    settings = compare.run_settings(default, budget, "kl", "diffusion", 0, recipe, budget.epochs)
+    assert not any(key.startswith("tokenizer_") for key in settings)  # markers of earlier versions stay valid
+    run = tmp_path / "runs" / "kl-diffusion" / "seed-0"
+    run.mkdir(parents=True)
+    (run / "compare.json").write_text(json.dumps(settings))
+    with pytest.raises(SystemExit):
+        compare.check_kept_runs(mse, budget, tmp_path)
+    assert "holds a run of other settings" in capsys.readouterr().err

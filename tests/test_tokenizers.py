@@ -6,7 +6,7 @@ import torch
 from mar.data import glyph_dataset
 from vae import (
     DiscreteConfig, DiscreteTokenizer, KLTokenizer, TokenizerNotFound, VQConfig, evaluate_tokenizer, fingerprint,
-    load_tokenizer, small_autoencoder, train_tokenizer,
+    load_tokenizer, pixel_loss, small_autoencoder, train_tokenizer,
 )
 
 
@@ -88,3 +88,35 @@ def test_discrete_latents_are_unit_spread_code_vectors_that_decode_as_indices_do
         assert torch.allclose(tokenizer.decode_latents(latents), tokenizer.decode(indices), atol=1e-5)
         codebook = tokenizer.latent_codebook()  # (k, d): entry k is the latent of index k
         assert torch.allclose(codebook[indices].permute(0, 3, 1, 2), latents)
+
+
+def test_pixel_losses_are_the_mean_absolute_and_squared_errors():
+    images, reconstructions = torch.zeros(2, 3, 4, 4), torch.zeros(2, 3, 4, 4)
+    reconstructions[0] = 0.5  # half the values off by 0.5
+    assert pixel_loss(reconstructions, images, "l1").item() == pytest.approx(0.25)
+    assert pixel_loss(reconstructions, images, "mse").item() == pytest.approx(0.125)
+    with pytest.raises(ValueError, match="huber"):
+        pixel_loss(reconstructions, images, "huber")
+
+
+@pytest.mark.parametrize("kind", ["kl", "fsq"])
+def test_the_pixel_loss_setting_is_the_term_training_minimises(kind):
+    images = glyph_dataset(8, 32, seed=0).tensors[0]
+    tokenizer = make(kind)
+    l1, logs = tokenizer.training_loss(images, torch.Generator().manual_seed(0))
+    tokenizer.pixel_loss = "mse"
+    mse, mse_logs = tokenizer.training_loss(images, torch.Generator().manual_seed(0))
+    assert set(logs) - set(mse_logs) == {"l1"} and set(mse_logs) - set(logs) == {"mse"}
+    assert mse.item() - mse_logs["mse"] == pytest.approx(l1.item() - logs["l1"], abs=1e-6)  # the other terms stay
+
+
+def test_the_initial_logvar_shifts_only_the_posterior_log_variance_at_the_start():
+    images = glyph_dataset(4, 32, seed=0).tensors[0]
+    torch.manual_seed(0)
+    plain = KLTokenizer(small_autoencoder(4, 4, 32)).eval()
+    torch.manual_seed(0)
+    narrow = KLTokenizer(small_autoencoder(4, 4, 32, initial_logvar=-8.0)).eval()
+    with torch.no_grad():
+        (mean, std), (narrow_mean, narrow_std) = plain.moments(images), narrow.moments(images)
+    assert torch.equal(mean, narrow_mean)
+    torch.testing.assert_close(narrow_std, std * torch.exp(torch.tensor(-4.0)), rtol=1e-4, atol=0)  # std = exp(logvar / 2)

@@ -13,6 +13,7 @@ from torch import nn
 
 from .fsq import FSQ, FSQConfig
 from .levels import level_channels
+from .pixel_loss import pixel_loss
 from .vq import Quantized, VectorQuantizer, VQConfig
 
 WEIGHTS_FILE = "tokenizer.safetensors"
@@ -47,9 +48,10 @@ class DiscreteConfig:
 class DiscreteTokenizer(nn.Module):
     discrete = True
 
-    def __init__(self, config: DiscreteConfig):
+    def __init__(self, config: DiscreteConfig, pixel_loss: str = "l1"):
         super().__init__()
         self.config = config
+        self.pixel_loss = pixel_loss  # "l1" or "mse", the pixel term of ``training_loss``; a training setting, not saved
         channels = level_channels(config.stride, config.width)
         shape = dict(block_out_channels=channels, layers_per_block=1, norm_num_groups=8)
         self.encoder = Encoder(3, config.code_dim, ("DownEncoderBlock2D",) * len(channels), double_z=False, **shape)
@@ -115,10 +117,10 @@ class DiscreteTokenizer(nn.Module):
         return self.decode_codes(latents / self.latent_scale)
 
     def training_loss(self, images: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
-        """L1 reconstruction plus the quantiser's loss."""
+        """The pixel loss of the reconstruction plus the quantiser's loss."""
         quantized = self.quantize(images, generator)
-        l1 = (self.decoder(quantized.codes).float() - images).abs().mean()
-        return l1 + quantized.loss, {"l1": l1.item(), "q": quantized.loss.item()}
+        pixels = pixel_loss(self.decoder(quantized.codes), images, self.pixel_loss)
+        return pixels + quantized.loss, {self.pixel_loss: pixels.item(), "q": quantized.loss.item()}
 
     def identity(self) -> dict:
         return {"kind": self.kind, "config": self.config.to_dict()}

@@ -10,14 +10,19 @@ from diffusers import AutoencoderKL
 from torch import nn
 
 from .levels import level_channels
+from .pixel_loss import pixel_loss
 
 TOKENIZER_FILE = "tokenizer.json"
 
 
-def small_autoencoder(latent_channels: int = 4, stride: int = 4, width: int = 64) -> AutoencoderKL:
-    """A compact AutoencoderKL that trains on a CPU in minutes: one ResNet layer per level, ``log2(stride)`` downsamples."""
+def small_autoencoder(latent_channels: int = 4, stride: int = 4, width: int = 64, initial_logvar: float = 0.0) -> AutoencoderKL:
+    """A compact AutoencoderKL that trains on a CPU in minutes: one ResNet layer per level, ``log2(stride)`` downsamples.
+
+    ``initial_logvar`` starts the posterior's log-variance there (the bias of the moments' last convolution; 0 is
+    diffusers' own start, unit noise on latents that begin near 0). It changes only the start, not the format.
+    """
     channels = level_channels(stride, width)
-    return AutoencoderKL(
+    autoencoder = AutoencoderKL(
         in_channels=3,
         out_channels=3,
         down_block_types=("DownEncoderBlock2D",) * len(channels),
@@ -27,6 +32,9 @@ def small_autoencoder(latent_channels: int = 4, stride: int = 4, width: int = 64
         latent_channels=latent_channels,
         norm_num_groups=8,  # with one channel per group, GroupNorm would erase flat colours outright
     )
+    with torch.no_grad():  # quant_conv's 2c outputs are the posterior's mean, then its log-variance
+        autoencoder.quant_conv.bias[latent_channels:] += initial_logvar
+    return autoencoder
 
 
 class KLTokenizer(nn.Module):
@@ -34,11 +42,13 @@ class KLTokenizer(nn.Module):
     discrete = False
     codebook_size = None
 
-    def __init__(self, autoencoder: AutoencoderKL, scale: float = 1.0, shift: float = 0.0, kl_weight: float = 1e-4):
+    def __init__(self, autoencoder: AutoencoderKL, scale: float = 1.0, shift: float = 0.0, kl_weight: float = 1e-4,
+                 pixel_loss: str = "l1"):
         super().__init__()
         self.autoencoder = autoencoder
         self.scale, self.shift = float(scale), float(shift)
-        self.kl_weight = kl_weight  # of the KL term in ``training_loss``; a training setting, not saved
+        # training settings of ``training_loss``, not saved: the KL term's weight and the pixel term ("l1" or "mse")
+        self.kl_weight, self.pixel_loss = kl_weight, pixel_loss
 
     @property
     def stride(self) -> int:
@@ -69,12 +79,12 @@ class KLTokenizer(nn.Module):
     decode_latents = decode  # the generator's latents are this tokenizer's latents
 
     def training_loss(self, images: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
-        """L1 reconstruction of a posterior draw plus ``kl_weight`` x the KL to N(0, I) per latent value."""
+        """The pixel loss of a posterior draw's reconstruction plus ``kl_weight`` x the KL to N(0, I) per latent value."""
         posterior = self.autoencoder.encode(images).latent_dist
         recon = self.autoencoder.decode(posterior.sample(generator)).sample
-        l1 = (recon.float() - images).abs().mean()
+        pixels = pixel_loss(recon, images, self.pixel_loss)
         kl = posterior.kl().float().mean() / posterior.mean[0].numel()
-        return l1 + self.kl_weight * kl, {"l1": l1.item(), "kl": kl.item()}
+        return pixels + self.kl_weight * kl, {self.pixel_loss: pixels.item(), "kl": kl.item()}
 
     @torch.no_grad()
     def fit_scale(self, images: torch.Tensor, batch_size: int = 256) -> None:
