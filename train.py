@@ -50,12 +50,13 @@ from mar.run_folder import RunFolderError, RunLock, check_fresh_start, clear_run
 from mar.run_log import log_image
 from mar.trainer import TrainingStopped, TrainSettings, check_resume_data, fit, run_data
 from mar.training import resolve_precision
-from vae import KLTokenizer, Tokenizer, fingerprint, load_tokenizer, small_autoencoder, train_and_measure
+from vae import PIXEL_LOSSES, KLTokenizer, Tokenizer, fingerprint, load_tokenizer, small_autoencoder, train_and_measure
 from vae.embedded import GLYPH_TOKENIZER, GLYPH_TOKENIZER_IMAGE_SIZE
 
 
 NEW_TOKENIZER = {"tokenizer_steps": 800, "tokenizer_batch_size": 32, "tokenizer_channels": 1, "tokenizer_stride": 2,
-                 "tokenizer_width": 32, "tokenizer_kl_weight": 1e-4, "tokenizer_images": 10_000}  # a new tokenizer's defaults
+                 "tokenizer_width": 32, "tokenizer_kl_weight": 1e-4, "tokenizer_images": 10_000,
+                 "tokenizer_pixel_loss": "l1", "tokenizer_initial_logvar": 0.0}  # a new tokenizer's defaults
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -100,6 +101,10 @@ def build_parser() -> Parser:
     tok.add_argument("--tokenizer-kl-weight", type=NON_NEGATIVE_NUMBER, default=None,
                      help=f"weight of a new tokenizer's KL term per latent value ({NEW_TOKENIZER['tokenizer_kl_weight']:g})")
     tok.add_argument("--tokenizer-images", type=integer(2), default=None, help=f"images a new tokenizer trains on ({NEW_TOKENIZER['tokenizer_images']})")
+    tok.add_argument("--tokenizer-pixel-loss", default=None, choices=PIXEL_LOSSES,
+                     help=f"reconstruction term of a new tokenizer ({NEW_TOKENIZER['tokenizer_pixel_loss']}; mse on the textures, README)")
+    tok.add_argument("--tokenizer-initial-logvar", type=number(-20, 5), default=None,
+                     help=f"a new tokenizer's posterior log-variance at the start ({NEW_TOKENIZER['tokenizer_initial_logvar']:g})")
     model = add("model")
     model.add_argument("--model", default="auto", choices=["auto", *NAMED_SIZES],
                        help="named size (and its training recipe); auto: mar-micro on a CPU, mar-tiny elsewhere")
@@ -152,15 +157,16 @@ def train_new_tokenizer(args, dataset, device, output: Path) -> KLTokenizer:
     images = image_sample(dataset, args.tokenizer_images, args.seed)
     held_out = max(1, min(512, len(images) // 10))  # images kept out of tokenizer training to measure it
     torch.manual_seed(args.seed)  # the initial weights, as train_tokenizer.py --kind kl draws them
-    tokenizer = KLTokenizer(small_autoencoder(args.tokenizer_channels, args.tokenizer_stride, args.tokenizer_width),
-                            kl_weight=args.tokenizer_kl_weight)
+    autoencoder = small_autoencoder(args.tokenizer_channels, args.tokenizer_stride, args.tokenizer_width, args.tokenizer_initial_logvar)
+    tokenizer = KLTokenizer(autoencoder, kl_weight=args.tokenizer_kl_weight, pixel_loss=args.tokenizer_pixel_loss)
     metrics = train_and_measure(
         tokenizer, images.to(device), held_out, steps=args.tokenizer_steps, batch_size=args.tokenizer_batch_size,
         precision=resolve_precision(args.amp, device), generator=torch.Generator(device).manual_seed(args.seed),
         progress=not args.no_progress,
     )
     tokenizer.save(output / "tokenizer")
-    (output / "tokenizer" / "metrics.json").write_text(json.dumps(metrics | {"kind": "kl", "held_out": held_out}, indent=2))
+    (output / "tokenizer" / "metrics.json").write_text(json.dumps(metrics | {
+        "kind": "kl", "held_out": held_out, "pixel_loss": args.tokenizer_pixel_loss, "initial_logvar": args.tokenizer_initial_logvar}, indent=2))
     print(f"tokenizer: PSNR {metrics['psnr']:.2f} dB on {held_out} held-out images, "
           f"latent shift {tokenizer.shift:.4f} scale {tokenizer.scale:.4f}, saved to {output / 'tokenizer'}")
     return tokenizer

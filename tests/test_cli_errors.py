@@ -229,6 +229,8 @@ CASES = [
     ("train", T + ["--tokenizer-steps", "0"], "--tokenizer-steps: 0", None),
     ("train", T + ["--tokenizer-channels", "0"], "--tokenizer-channels: 0", None),
     ("train", T + ["--tokenizer-images", "1"], "--tokenizer-images: 1", None),
+    ("train", T + ["--tokenizer-pixel-loss", "l3"], "'l3'", None),
+    ("train", T + ["--tokenizer-initial-logvar=nan"], "--tokenizer-initial-logvar: nan", None),
     ("train", T + ["--tokenizer-stride", "3"], "--tokenizer-stride 3", None),
     ("train", T + ["--diffusion-batch-mul", "0"], "--diffusion-batch-mul: 0", None),
     ("train", T + ["--model", "mar-giant"], "mar-giant", None),

@@ -25,6 +25,7 @@ def test_shipped_tokenizer_reconstructs_unseen_glyphs_as_recorded(tmp_path):
     ([], True),
     (["--tokenizer-steps", "5"], False),  # any new-tokenizer option asks for a new one
     (["--tokenizer-width", "16"], False),
+    (["--tokenizer-pixel-loss", "mse"], False),
     (["--image-size", "64"], False),
     (["--data-path", "somewhere"], False),
     (["--head", "categorical"], False),
@@ -50,3 +51,16 @@ def test_a_run_on_a_new_tokenizer_resumes_without_tokenizer_options(tmp_path, ca
     train.main(TOY_GENERATOR + run + ["--resume"])  # --tokenizer auto keeps a resumed run's own tokenizer
     assert "resuming at step 2" in capsys.readouterr().out
     assert fingerprint(load_checkpoint(latest_checkpoint(tmp_path / "run"), "cpu").tokenizer) == own
+
+
+def test_a_new_tokenizer_trains_with_the_pixel_loss_and_initial_logvar_given(tmp_path):
+    args = train.parse_args(["--tokenizer-pixel-loss", "mse", "--tokenizer-initial-logvar=-8", "--tokenizer-steps", "2",
+                             "--tokenizer-images", "40", "--amp", "none", "--no-progress"])
+    dataset = glyph_dataset(40, 32, seed=0, cache_dir=tmp_path)
+    tokenizer = train.train_new_tokenizer(args, dataset, "cpu", tmp_path)
+    assert tokenizer.pixel_loss == "mse"
+    recorded = json.loads((tmp_path / "tokenizer" / "metrics.json").read_text())
+    assert (recorded["pixel_loss"], recorded["initial_logvar"]) == ("mse", -8.0)
+    # two steps leave the log-variance near its start: posterior std about exp(-8 / 2)
+    _, std = tokenizer.moments(dataset.tensors[0][:4])
+    assert std.mean().item() < 0.1
