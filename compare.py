@@ -93,7 +93,8 @@ BUDGETS = {
                   temperatures=(0.6, 0.8, 0.9, 1.0, 1.1, 1.2, 1.4), num_iters=(1, 2, 4, 8, 16, 32), sweep_per_class=200,
                   seeds=3, lr_factors=(0.5, 1.0, 2.0), warmup_fractions=(0.0, 0.15), sweep_epochs=20, model="mar-base"),
 }
-DEFAULT_TOKENIZER_RECIPE = {"pixel_loss": "l1", "initial_logvar": 0.0}  # train_tokenizer.py's defaults
+# train_tokenizer.py's own defaults, and so the recipe of tokenizers recorded before these options existed
+DEFAULT_TOKENIZER_RECIPE = {key: train_tokenizer.build_parser().get_default(key) for key in ("pixel_loss", "initial_logvar")}
 # (name, tokenizer kind, head)
 VARIANTS = [("kl-diffusion", "kl", "diffusion"), ("vq-ce", "vq", "categorical"), ("fsq-ce", "fsq", "categorical"),
             ("vq-diffusion", "vq", "diffusion")]
@@ -116,9 +117,9 @@ def build_parser() -> Parser:
     parser.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS, choices=[v[0] for v in VARIANTS],
                         help="variants to train and score")
     parser.add_argument("--patch-size", type=POSITIVE, default=2, help="latent patch per token, the same for every variant")
-    parser.add_argument("--tokenizer-pixel-loss", default="l1", choices=PIXEL_LOSSES,
+    parser.add_argument("--tokenizer-pixel-loss", default=DEFAULT_TOKENIZER_RECIPE["pixel_loss"], choices=PIXEL_LOSSES,
                         help="reconstruction term of every tokenizer: l1, or mse (the textures' choice, README)")
-    parser.add_argument("--kl-initial-logvar", type=number(-20, 5), default=0.0,
+    parser.add_argument("--kl-initial-logvar", type=number(-20, 5), default=DEFAULT_TOKENIZER_RECIPE["initial_logvar"],
                         help="the KL tokenizer's posterior log-variance at the start (-8 on the textures, README)")
     parser.add_argument("--output", type=text, default=None, help="folder of everything; default runs/compare-<budget>")
     parser.add_argument("--seed", type=SEED, default=0, help="first seed; the others follow it")
@@ -162,7 +163,7 @@ def tokenizer_folder(args, budget: Budget, kind: str, seed: int, output: Path) -
     if kept.get("steps") != budget.tokenizer_steps or any(kept.get(k, DEFAULT_TOKENIZER_RECIPE[k]) != v for k, v in recipe.items()):
         images = args.num_images
         extra = ["--vq-update", "ema"] if kind == "vq" else []  # EMA codebooks reconstruct better here (README)
-        extra += ["--pixel-loss", args.tokenizer_pixel_loss] + (["--initial-logvar", str(args.kl_initial_logvar)] if kind == "kl" else [])
+        extra += [item for key, value in recipe.items() for item in (f"--{key.replace('_', '-')}", str(value))]
         train_tokenizer.main(data_arguments(args) + extra + [
             "--kind", kind, "--steps", str(budget.tokenizer_steps), "--images", str(images),
             "--held-out", str(max(1, min(512, images // 10))), "--output", str(folder), "--seed", str(seed),
