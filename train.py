@@ -112,6 +112,11 @@ def build_parser() -> Parser:
                        help="token head: diffusion loss, or cross-entropy over the codes of a VQ / FSQ --tokenizer")
     model.add_argument("--patch-size", type=POSITIVE, default=4, help="latent patch per token (p x p)")
     model.add_argument("--diffusion-batch-mul", type=POSITIVE, default=4, help="timesteps drawn per z")
+    model.add_argument("--mask-ratio-min", type=number(0.0, 1.0, high_open=True), default=None,
+                       help="lowest training mask ratio (None: the --model config's; mar-micro 0, the other sizes 0.7)")
+    model.add_argument("--mask-ratio-std", type=POSITIVE_NUMBER, default=None,
+                       help="std of the mask-ratio law, a normal of mean 1 truncated to [--mask-ratio-min, 1] "
+                            "(None: the config's; mar-micro 0.5, the other sizes 0.25; 1000 is uniform)")
     model.add_argument("--init-from", type=text, default=None, help="checkpoint whose weights start training (its config must match)")
     model.add_argument("--grad-checkpointing", action="store_true", help="recompute block activations in the backward pass")
     opt = add("optimisation (None: from the recipe of --model, see mar/recipes.py)")
@@ -252,6 +257,12 @@ def check_run_options(args, world: int) -> None:
         fail("--init-from starts a new run from other weights, --resume continues this one; pass only one of them")
 
 
+def mask_law_overrides(args) -> dict:
+    """The mask-ratio law fields the command line sets; the others stay the named size's."""
+    given = {"mask_ratio_min": args.mask_ratio_min, "mask_ratio_std": args.mask_ratio_std}
+    return {name: value for name, value in given.items() if value is not None}
+
+
 def resume_point(args, output: Path):
     """(checkpoint, training state) of the latest checkpoint when --resume finds one, else (None, None)."""
     try:
@@ -319,7 +330,7 @@ def train_run(args, device, output: Path, started: float) -> None:
         args.model, num_classes=len(classes), latent_channels=channels,
         latent_size=args.image_size // stride, patch_size=args.patch_size,
         diffusion_batch_mul=args.diffusion_batch_mul, num_sampling_steps=args.diffusion_steps,
-        head=args.head, codebook_size=tokenizer.codebook_size if args.head == "categorical" else 0,
+        **mask_law_overrides(args), head=args.head, codebook_size=tokenizer.codebook_size if args.head == "categorical" else 0,
         compat=args.compat or "default",  # recorded in the config: a resume with another one is refused
     )
     train_timesteps = config.head_config().num_train_timesteps if args.head == "diffusion" else 0
