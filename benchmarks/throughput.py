@@ -108,6 +108,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--model", default="mar-tiny", choices=list(NAMED_SIZES))
     parser.add_argument("--data", default="glyphs32", choices=list(GEOMETRIES), help="latent geometry and classes")
+    parser.add_argument("--patch-size", type=int, default=None, help="latent patch per token (default: the geometry's)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=64, help="training images per step")
     parser.add_argument("--steps", type=int, default=10, help="timed training steps")
@@ -121,6 +122,12 @@ def main(argv=None) -> None:
     device = pick_device(args.device)
     args.precision = resolve_precision(args.amp, device)
     classes, channels, side, patch = GEOMETRIES[args.data]
+    patch = args.patch_size or patch
+    if patch < 1 or side % patch:
+        parser.error(f"--patch-size {patch} does not divide the latent side {side}; use one of "
+                     f"{[p for p in range(1, side + 1) if side % p == 0]}")
+    if not 1 <= args.num_iter <= (side // patch) ** 2:
+        parser.error(f"--num-iter {args.num_iter} must lie in [1, {(side // patch) ** 2}], the tokens per image at patch {patch}")
     config = named_config(args.model, num_classes=classes, latent_channels=channels, latent_size=side, patch_size=patch)
     torch.manual_seed(0)
     model = MARGenerator(config).to(device)
