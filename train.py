@@ -112,6 +112,10 @@ def build_parser() -> Parser:
                        help="token head: diffusion loss, or cross-entropy over the codes of a VQ / FSQ --tokenizer")
     model.add_argument("--patch-size", type=POSITIVE, default=4, help="latent patch per token (p x p)")
     model.add_argument("--diffusion-batch-mul", type=POSITIVE, default=4, help="timesteps drawn per z")
+    model.add_argument("--head-width", type=POSITIVE, default=None,
+                       help="width of the token head (None: the --model config's; mar-micro 128)")
+    model.add_argument("--head-depth", type=POSITIVE, default=None,
+                       help="residual blocks of the diffusion head (None: the --model config's; mar-micro 3)")
     model.add_argument("--mask-ratio-min", type=number(0.0, 1.0, high_open=True), default=None,
                        help="lowest training mask ratio (None: the --model config's; mar-micro 0, the other sizes 0.7)")
     model.add_argument("--mask-ratio-std", type=POSITIVE_NUMBER, default=None,
@@ -257,9 +261,11 @@ def check_run_options(args, world: int) -> None:
         fail("--init-from starts a new run from other weights, --resume continues this one; pass only one of them")
 
 
-def mask_law_overrides(args) -> dict:
-    """The mask-ratio law fields the command line sets; the others stay the named size's."""
-    given = {"mask_ratio_min": args.mask_ratio_min, "mask_ratio_std": args.mask_ratio_std}
+def config_overrides(args) -> dict:
+    """The config fields of the head's size and the mask-ratio law that the command line sets; the others stay the
+    named size's."""
+    given = {"head_width": args.head_width, "head_depth": args.head_depth,
+             "mask_ratio_min": args.mask_ratio_min, "mask_ratio_std": args.mask_ratio_std}
     return {name: value for name, value in given.items() if value is not None}
 
 
@@ -330,7 +336,7 @@ def train_run(args, device, output: Path, started: float) -> None:
         args.model, num_classes=len(classes), latent_channels=channels,
         latent_size=args.image_size // stride, patch_size=args.patch_size,
         diffusion_batch_mul=args.diffusion_batch_mul, num_sampling_steps=args.diffusion_steps,
-        **mask_law_overrides(args), head=args.head, codebook_size=tokenizer.codebook_size if args.head == "categorical" else 0,
+        **config_overrides(args), head=args.head, codebook_size=tokenizer.codebook_size if args.head == "categorical" else 0,
         compat=args.compat or "default",  # recorded in the config: a resume with another one is refused
     )
     train_timesteps = config.head_config().num_train_timesteps if args.head == "diffusion" else 0

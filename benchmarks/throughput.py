@@ -109,6 +109,7 @@ def main(argv=None) -> None:
     parser.add_argument("--model", default="mar-tiny", choices=list(NAMED_SIZES))
     parser.add_argument("--data", default="glyphs32", choices=list(GEOMETRIES), help="latent geometry and classes")
     parser.add_argument("--patch-size", type=int, default=None, help="latent patch per token (default: the geometry's)")
+    parser.add_argument("--head-depth", type=int, default=None, help="diffusion head blocks (default: the model's)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=64, help="training images per step")
     parser.add_argument("--steps", type=int, default=10, help="timed training steps")
@@ -128,7 +129,10 @@ def main(argv=None) -> None:
                      f"{[p for p in range(1, side + 1) if side % p == 0]}")
     if not 1 <= args.num_iter <= (side // patch) ** 2:
         parser.error(f"--num-iter {args.num_iter} must lie in [1, {(side // patch) ** 2}], the tokens per image at patch {patch}")
-    config = named_config(args.model, num_classes=classes, latent_channels=channels, latent_size=side, patch_size=patch)
+    if args.head_depth is not None and args.head_depth < 1:
+        parser.error(f"--head-depth {args.head_depth} must be at least 1")
+    depth = {} if args.head_depth is None else {"head_depth": args.head_depth}
+    config = named_config(args.model, num_classes=classes, latent_channels=channels, latent_size=side, patch_size=patch, **depth)
     torch.manual_seed(0)
     model = MARGenerator(config).to(device)
     params = sum(p.numel() for p in model.parameters()) / 1e6

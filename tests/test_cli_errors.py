@@ -233,6 +233,8 @@ CASES = [
     ("train", T + ["--tokenizer-initial-logvar=nan"], "--tokenizer-initial-logvar: nan", None),
     ("train", T + ["--tokenizer-stride", "3"], "--tokenizer-stride 3", None),
     ("train", T + ["--diffusion-batch-mul", "0"], "--diffusion-batch-mul: 0", None),
+    ("train", T + ["--head-width", "0"], "--head-width: 0", None),
+    ("train", T + ["--head-depth", "0"], "--head-depth: 0", None),
     ("train", T + ["--mask-ratio-min", "1"], "--mask-ratio-min: 1", None),
     ("train", T + ["--mask-ratio-std", "0"], "--mask-ratio-std: 0", None),
     ("train", T + ["--model", "mar-giant"], "mar-giant", None),

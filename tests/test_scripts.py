@@ -147,11 +147,14 @@ def test_resume_refuses_another_config_naming_the_fields(trained, capsys):
     assert "patch_size: 1 != 4" in message and "start a new --output" in message
 
 
-def test_mask_law_options_reach_the_config(trained, capsys):
-    """--mask-ratio-min / --mask-ratio-std replace mar-micro's law (0, 0.5) in the config, as a resume's refusal shows."""
-    message = one_line_error(capsys, train.main, TOY + ["--output", str(trained), "--resume", "--mask-ratio-min", "0.3",
-                                                       "--mask-ratio-std", "1000", "--cache-dir", str(trained / "cache")])
-    assert "mask_ratio_min: 0.3 != 0.0" in message and "mask_ratio_std: 1000.0 != 0.5" in message
+def test_head_and_mask_law_options_reach_the_config(trained, capsys):
+    """--head-width / --head-depth and --mask-ratio-min / --mask-ratio-std replace mar-micro's (128 x 3; 0, 0.5) in the
+    config, as a resume's refusal shows."""
+    message = one_line_error(capsys, train.main, TOY + [
+        "--output", str(trained), "--resume", "--head-width", "64", "--head-depth", "2", "--mask-ratio-min", "0.3",
+        "--mask-ratio-std", "1000", "--cache-dir", str(trained / "cache")])
+    for difference in ("head_width: 64 != 128", "head_depth: 2 != 3", "mask_ratio_min: 0.3 != 0.0", "mask_ratio_std: 1000.0 != 0.5"):
+        assert difference in message
 
 
 def test_reported_grid_accuracy_is_the_classifiers_on_the_saved_grid(trained_run, monkeypatch):
