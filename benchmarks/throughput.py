@@ -1,11 +1,15 @@
 """Training and sampling throughput of a named MAR size, and the share of time in the backbone vs the head.
 
+Several --patch-size or --head-depth values build one model each; their training steps and sampling draws are
+timed in alternating rounds in one run, and each rate is printed with its ratio to the first variant's.
+
 Examples:
     python benchmarks/throughput.py                                   # mar-tiny, embedded-default geometry, CPU
+    python benchmarks/throughput.py --model mar-micro --batch-size 32 --head-depth 3 2 --rounds 4
     python benchmarks/throughput.py --model mar-base --data imagenet256 --device cuda --batch-size 64 --amp bf16
 """
-import argparse
 import contextlib
+import itertools
 import time
 from dataclasses import dataclass
 
@@ -13,7 +17,7 @@ import torch
 
 from mar import NAMED_SIZES, MARGenerator, named_config, sample_latents
 from mar.cli import pick_device
-from mar.options import HelpFormatter
+from mar.options import NON_NEGATIVE, POSITIVE, Parser, number, text
 from mar.tokens import patchify
 from mar.training import autocast, resolve_precision
 
@@ -41,109 +45,167 @@ class Timer:
         self.seconds += time.perf_counter() - start
 
 
-def bench_training(model, args, device) -> dict:
-    config = model.config
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    latents = torch.randn(args.batch_size, config.latent_channels, config.latent_size, config.latent_size, device=device)
-    labels = torch.randint(0, config.num_classes, (args.batch_size,), device=device)
-    generator = torch.Generator(device).manual_seed(0)
-    full, backbone, head = Timer(device), Timer(device), Timer(device)
-    for step in range(args.warmup + args.steps):
-        timed = step >= args.warmup
-        with full() if timed else contextlib.nullcontext():
-            with autocast(device, args.precision):
-                loss = model.loss(latents, labels, generator)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        if not timed:
-            continue
-        # The two parts alone, forward and backward, on the same masked batch.
-        tokens = patchify(latents, config.patch_size)
-        mask = model.training_mask(args.batch_size, device, generator).bool()
-        with backbone(), autocast(device, args.precision):
-            z = model.backbone(tokens, labels, mask)
-            z[mask].float().square().mean().backward()
-        z_masked = z[mask].detach().requires_grad_()
-        with head(), autocast(device, args.precision):
-            model.head.loss(z_masked, tokens[mask], generator=generator).backward()
-        model.zero_grad(set_to_none=True)
-    parts = backbone.seconds + head.seconds
-    return {
-        "train images/s": args.batch_size * args.steps / full.seconds,
-        "train backbone share": backbone.seconds / parts,
-        "train head share": head.seconds / parts,
-    }
+class TrainingBench:
+    """Times training steps of one model: whole steps, and the backbone and head alone on the same masked batch."""
+
+    def __init__(self, model, batch_size: int, precision, device):
+        config = model.config
+        self.model, self.batch_size, self.precision, self.device = model, batch_size, precision, device
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        self.latents = torch.randn(batch_size, config.latent_channels, config.latent_size, config.latent_size, device=device)
+        self.labels = torch.randint(0, config.num_classes, (batch_size,), device=device)
+        self.generator = torch.Generator(device).manual_seed(0)
+        self.full, self.backbone, self.head = Timer(device), Timer(device), Timer(device)
+        self.timed_steps = 0
+
+    def run(self, steps: int, timed: bool = True) -> None:
+        model, device, precision = self.model, self.device, self.precision
+        for _ in range(steps):
+            with self.full() if timed else contextlib.nullcontext():
+                with autocast(device, precision):
+                    loss = model.loss(self.latents, self.labels, self.generator)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+            if not timed:
+                continue
+            self.timed_steps += 1
+            # The two parts alone, forward and backward, on the same masked batch.
+            tokens = patchify(self.latents, model.config.patch_size)
+            mask = model.training_mask(self.batch_size, device, self.generator).bool()
+            with self.backbone(), autocast(device, precision):
+                z = model.backbone(tokens, self.labels, mask)
+                z[mask].float().square().mean().backward()
+            z_masked = z[mask].detach().requires_grad_()
+            with self.head(), autocast(device, precision):
+                model.head.loss(z_masked, tokens[mask], generator=self.generator).backward()
+            model.zero_grad(set_to_none=True)
+
+    def results(self) -> dict:
+        parts = self.backbone.seconds + self.head.seconds
+        return {
+            "train images/s": self.batch_size * self.timed_steps / self.full.seconds,
+            "train backbone share": self.backbone.seconds / parts,
+            "train head share": self.head.seconds / parts,
+        }
 
 
-@torch.no_grad()
-def bench_sampling(model, args, device) -> dict:
-    model.eval()
-    backbone, head = Timer(device), Timer(device)
-    forward, sample = model.backbone.forward, model.head.sample
+class SamplingBench:
+    """Times whole sampling draws of one model, and the share of them spent in the backbone and in the head."""
 
-    def timed(timer, fn):
-        def wrapper(*a, **k):
-            with timer():
-                return fn(*a, **k)
-        return wrapper
+    def __init__(self, model, args, device):
+        self.model, self.args, self.device = model, args, device
+        self.labels = torch.randint(0, model.config.num_classes, (args.sample_batch_size,), device=device)
+        self.generator = torch.Generator(device).manual_seed(0)
+        self.total, self.backbone, self.head = Timer(device), Timer(device), Timer(device)
+        self.draws = 0
 
-    labels = torch.randint(0, model.config.num_classes, (args.sample_batch_size,), device=device)
-    kwargs = dict(num_iter=args.num_iter, diffusion_steps=args.diffusion_steps, cfg=args.cfg, generator=torch.Generator(device).manual_seed(0))
-    with autocast(device, args.precision):
-        sample_latents(model, labels, **kwargs)  # warm-up
-        model.backbone.forward, model.head.sample = timed(backbone, forward), timed(head, sample)
-        total = Timer(device)
-        with total():
-            sample_latents(model, labels, **kwargs)
-    del model.backbone.forward, model.head.sample
-    return {
-        "sample images/s": args.sample_batch_size / total.seconds,
-        "sample backbone share": backbone.seconds / total.seconds,
-        "sample head share": head.seconds / total.seconds,
-    }
+    @torch.no_grad()
+    def run(self, timed: bool = True) -> None:
+        model, args = self.model.eval(), self.args
+        kwargs = dict(num_iter=args.num_iter, diffusion_steps=args.diffusion_steps, cfg=args.cfg, generator=self.generator)
+        forward, sample = model.backbone.forward, model.head.sample
+
+        def timed_call(timer, fn):
+            def wrapper(*a, **k):
+                with timer():
+                    return fn(*a, **k)
+            return wrapper
+
+        if timed:
+            model.backbone.forward, model.head.sample = timed_call(self.backbone, forward), timed_call(self.head, sample)
+        try:
+            with self.total() if timed else contextlib.nullcontext(), autocast(self.device, args.precision):
+                sample_latents(model, self.labels, **kwargs)
+        finally:
+            if timed:
+                del model.backbone.forward, model.head.sample
+        self.draws += timed
+
+    def results(self) -> dict:
+        return {
+            "sample images/s": self.args.sample_batch_size * self.draws / self.total.seconds,
+            "sample backbone share": self.backbone.seconds / self.total.seconds,
+            "sample head share": self.head.seconds / self.total.seconds,
+        }
+
+
+def variant_name(patch: int, depth: int | None) -> str:
+    return f"patch {patch}" + ("" if depth is None else f", head depth {depth}")
+
+
+def print_results(results: dict[str, dict], rate: str) -> None:
+    """One block per variant; with several, each one's rate as a ratio of the first's."""
+    first = next(iter(results.values()))[rate]
+    for name, values in results.items():
+        if len(results) > 1:
+            print(f"  {name}")
+        for key, value in values.items():
+            print(f"  {key:24s} {value:10.2f}")
+        if len(results) > 1:
+            print(f"  {'vs the first':24s} {values[rate] / first:9.2f}x")
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    parser = Parser(description=__doc__)
     parser.add_argument("--model", default="mar-tiny", choices=list(NAMED_SIZES))
     parser.add_argument("--data", default="glyphs32", choices=list(GEOMETRIES), help="latent geometry and classes")
-    parser.add_argument("--patch-size", type=int, default=None, help="latent patch per token (default: the geometry's)")
-    parser.add_argument("--head-depth", type=int, default=None, help="diffusion head blocks (default: the model's)")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--batch-size", type=int, default=64, help="training images per step")
-    parser.add_argument("--steps", type=int, default=10, help="timed training steps")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed training steps first")
-    parser.add_argument("--sample-batch-size", type=int, default=64, help="images sampled at once")
-    parser.add_argument("--num-iter", type=int, default=16, help="autoregressive steps K")
-    parser.add_argument("--diffusion-steps", type=int, default=100, help="DDPM steps per token")
-    parser.add_argument("--cfg", type=float, default=3.0, help="guidance scale (1 = none, half the backbone work)")
+    parser.add_argument("--patch-size", type=POSITIVE, nargs="+", default=None,
+                        help="latent patch per token; several are timed in alternation (default: the geometry's)")
+    parser.add_argument("--head-depth", type=POSITIVE, nargs="+", default=None,
+                        help="diffusion head blocks; several are timed in alternation (default: the model's)")
+    parser.add_argument("--device", type=text, default="auto")
+    parser.add_argument("--batch-size", type=POSITIVE, default=64, help="training images per step")
+    parser.add_argument("--steps", type=POSITIVE, default=10, help="timed training steps per variant and round")
+    parser.add_argument("--warmup", type=NON_NEGATIVE, default=3, help="untimed training steps first")
+    parser.add_argument("--rounds", type=POSITIVE, default=2,
+                        help="rounds over the variants, each timing --steps training steps and one sampling draw of every variant")
+    parser.add_argument("--sample-batch-size", type=POSITIVE, default=64, help="images sampled at once")
+    parser.add_argument("--num-iter", type=POSITIVE, default=16, help="autoregressive steps K")
+    parser.add_argument("--diffusion-steps", type=POSITIVE, default=100, help="DDPM steps per token")
+    parser.add_argument("--cfg", type=number(1.0), default=3.0, help="guidance scale (1 = none, half the backbone work)")
     parser.add_argument("--amp", default="none", choices=["auto", "none", "bf16"], help="autocast dtype")
     args = parser.parse_args(argv)
     device = pick_device(args.device)
     args.precision = resolve_precision(args.amp, device)
-    classes, channels, side, patch = GEOMETRIES[args.data]
-    patch = args.patch_size or patch
-    if patch < 1 or side % patch:
-        parser.error(f"--patch-size {patch} does not divide the latent side {side}; use one of "
-                     f"{[p for p in range(1, side + 1) if side % p == 0]}")
-    if not 1 <= args.num_iter <= (side // patch) ** 2:
-        parser.error(f"--num-iter {args.num_iter} must lie in [1, {(side // patch) ** 2}], the tokens per image at patch {patch}")
-    if args.head_depth is not None and args.head_depth < 1:
-        parser.error(f"--head-depth {args.head_depth} must be at least 1")
-    depth = {} if args.head_depth is None else {"head_depth": args.head_depth}
-    config = named_config(args.model, num_classes=classes, latent_channels=channels, latent_size=side, patch_size=patch, **depth)
-    torch.manual_seed(0)
-    model = MARGenerator(config).to(device)
-    params = sum(p.numel() for p in model.parameters()) / 1e6
-    print(f"{args.model} ({params:.1f}M parameters), {args.data}: {config.seq_len} tokens x {config.token_dim} channels, "
-          f"device {device}, amp {args.amp}, {torch.get_num_threads()} CPU threads")
-    print(f"training: batch {args.batch_size}, {args.steps} timed steps")
-    for name, value in bench_training(model, args, device).items():
-        print(f"  {name:24s} {value:10.2f}")
-    print(f"sampling: batch {args.sample_batch_size}, K={args.num_iter}, {args.diffusion_steps} diffusion steps, cfg={args.cfg}")
-    for name, value in bench_sampling(model, args, device).items():
-        print(f"  {name:24s} {value:10.2f}")
+    classes, channels, side, default_patch = GEOMETRIES[args.data]
+    patches = args.patch_size or [default_patch]
+    for patch in patches:
+        if side % patch:
+            parser.error(f"--patch-size {patch} does not divide the latent side {side}; use one of "
+                         f"{[p for p in range(1, side + 1) if side % p == 0]}")
+        if args.num_iter > (side // patch) ** 2:
+            parser.error(f"--num-iter {args.num_iter} must lie in [1, {(side // patch) ** 2}], the tokens per image at patch {patch}")
+    depths = args.head_depth or [None]
+    models = {}
+    for patch, depth in itertools.product(patches, depths):
+        config = named_config(args.model, num_classes=classes, latent_channels=channels, latent_size=side, patch_size=patch,
+                              **({} if depth is None else {"head_depth": depth}))
+        torch.manual_seed(0)
+        models[variant_name(patch, depth)] = MARGenerator(config).to(device)
+    for name, model in models.items():
+        params = sum(p.numel() for p in model.parameters()) / 1e6
+        print(f"{args.model}, {name} ({params:.1f}M parameters), {args.data}: {model.config.seq_len} tokens x "
+              f"{model.config.token_dim} channels, device {device}, amp {args.amp}, {torch.get_num_threads()} CPU threads")
+
+    training = {name: TrainingBench(model, args.batch_size, args.precision, device) for name, model in models.items()}
+    for bench in training.values():
+        bench.run(args.warmup, timed=False)
+    for _ in range(args.rounds):
+        for bench in training.values():
+            bench.run(args.steps)
+    print(f"training: batch {args.batch_size}, {args.steps} timed steps x {args.rounds} rounds per variant, alternated")
+    print_results({name: bench.results() for name, bench in training.items()}, "train images/s")
+
+    sampling = {name: SamplingBench(model, args, device) for name, model in models.items()}
+    for bench in sampling.values():
+        bench.run(timed=False)  # warm-up
+    for _ in range(args.rounds):
+        for bench in sampling.values():
+            bench.run()
+    print(f"sampling: batch {args.sample_batch_size}, K={args.num_iter}, {args.diffusion_steps} diffusion steps, "
+          f"cfg={args.cfg}, {args.rounds} draws per variant, alternated")
+    print_results({name: bench.results() for name, bench in sampling.items()}, "sample images/s")
 
 
 if __name__ == "__main__":
