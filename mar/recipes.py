@@ -34,9 +34,10 @@ RECIPES = {
 }
 
 # A CPU without native bf16 (AVX2 only) trains in fp32 at about half the speed of one with it. mar-micro there
-# trains in steps of 32 (at equal images, 32 beat 64 on the same seed) for 24 epochs, which drew 0.94 and 0.95 of
-# its grid with training seeds 0 and 1; 22 drew 0.91-0.92 at one thread but 0.89 at two, and 14, which the AVX2
-# reckoning fits in 15 minutes, 0.76-0.84 (README, "Results on this repository's default").
+# trains in steps of 32 (at equal images, 32 beat 64 on the same seed) for 24 epochs: on an AVX2-only EPYC that took
+# 13.7 minutes and drew 0.91 and 0.97 of its grid with training seeds 0 and 1 (0.94 and 0.95 on the AMX Xeon in
+# fp32); 22 drew 0.91-0.92 at one thread but 0.89 at two, and 14 drew 0.76-0.84 (README, "Results on this
+# repository's default").
 CPU_FP32_RECIPES = {
     "mar-micro": Recipe(blr=4e-3, batch_per_process=32, epochs=24, warmup_epochs=1, lr_schedule="cosine", ema_decay=0.999),
     "mar-tiny": Recipe(blr=4e-3, batch_per_process=64, epochs=6, warmup_epochs=1, lr_schedule="cosine", ema_decay=0.999),
