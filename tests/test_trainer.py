@@ -146,7 +146,8 @@ def test_sigkill_while_writing_leaves_the_previous_checkpoint_loadable(tmp_path,
 
 TOY = ["--num-images", "120", "--tokenizer-steps", "3", "--tokenizer-images", "120", "--batch-size", "24",
        "--warmup-epochs", "0.5", "--samples-per-class", "1", "--num-iter", "2", "--diffusion-steps", "2",
-       "--no-progress", "--log-every", "1", "--device", "cpu", "--amp", "none"]
+       "--no-progress", "--log-every", "1", "--device", "cpu", "--amp", "none",
+       "--grid-accuracy", "off"]  # these tests are about training; scoring the grid would train a classifier per test
 
 
 def train_process(args, **kwargs):
