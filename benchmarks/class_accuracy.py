@@ -61,6 +61,7 @@ def build_parser() -> Parser:
     parser.add_argument("--cache-dir", type=text, default="data_cache", help="where the glyphs and their classifier are kept")
     parser.add_argument("--device", type=text, default="auto", help="auto, cpu, cuda or mps")
     parser.add_argument("--amp", default="auto", choices=["auto", "bf16", "fp16", "none"], help="autocast while sampling")
+    parser.add_argument("--no-ema", action="store_true", help="score the trained weights instead of their EMA")
     return parser
 
 
@@ -141,7 +142,7 @@ def score_checkpoint(args, classifier, device, judges: list) -> tuple:
         checkpoint = load_checkpoint(args.checkpoint, device)
     except (FileNotFoundError, ValueError) as error:
         fail(str(error))
-    model, tokenizer = checkpoint.sampling_model, checkpoint.tokenizer
+    model, tokenizer = checkpoint.model if args.no_ema else checkpoint.sampling_model, checkpoint.tokenizer
     if args.contexts and tokenizer.discrete:
         fail("--contexts completes continuous tokens; this checkpoint's tokenizer is discrete")
     if args.contexts and max(args.contexts) >= model.config.seq_len:
@@ -152,7 +153,8 @@ def score_checkpoint(args, classifier, device, judges: list) -> tuple:
                                           diffusion_steps_last=None), model.config.seq_len, model.config.head, train_timesteps)
     precision = resolve_precision(args.amp, device)
     classes = list(range(model.config.num_classes))
-    print(f"\n{args.checkpoint} (step {checkpoint.step}), {args.head_sampler} {args.diffusion_steps} steps, cfg {args.cfg_schedule}, "
+    weights = "trained weights" if model is checkpoint.model else "EMA weights"
+    print(f"\n{args.checkpoint} (step {checkpoint.step}, {weights}), {args.head_sampler} {args.diffusion_steps} steps, cfg {args.cfg_schedule}, "
           f"cfg refresh {args.cfg_refresh}, "
           f"{args.samples_per_class * len(classes)} samples x {args.seeds} seeds per setting, "
           f"{'fp32' if precision is None else str(precision).removeprefix('torch.')}\n")

@@ -154,6 +154,10 @@ def main(argv=None) -> None:
                         help="latent patch per token; several are timed in alternation (default: the geometry's)")
     parser.add_argument("--head-depth", type=POSITIVE, nargs="+", default=None,
                         help="diffusion head blocks; several are timed in alternation (default: the model's)")
+    parser.add_argument("--mask-ratio-min", type=number(0.0, 1.0, high_open=True), default=None,
+                        help="lowest training mask ratio (default: the model's)")
+    parser.add_argument("--mask-ratio-std", type=number(0.0, low_open=True), default=None,
+                        help="std of the training mask-ratio law, a normal of mean 1 truncated to [--mask-ratio-min, 1] (default: the model's)")
     parser.add_argument("--device", type=text, default="auto")
     parser.add_argument("--batch-size", type=POSITIVE, default=64, help="training images per step")
     parser.add_argument("--steps", type=POSITIVE, default=10, help="timed training steps per variant and round")
@@ -179,8 +183,9 @@ def main(argv=None) -> None:
     depths = args.head_depth or [None]
     models = {}
     for patch, depth in itertools.product(patches, depths):
+        given = {"head_depth": depth, "mask_ratio_min": args.mask_ratio_min, "mask_ratio_std": args.mask_ratio_std}
         config = named_config(args.model, num_classes=classes, latent_channels=channels, latent_size=side, patch_size=patch,
-                              **({} if depth is None else {"head_depth": depth}))
+                              **{name: value for name, value in given.items() if value is not None})
         torch.manual_seed(0)
         models[variant_name(patch, depth)] = MARGenerator(config).to(device)
     for name, model in models.items():
