@@ -17,7 +17,7 @@ import torch
 
 from mar import NAMED_SIZES, MARGenerator, named_config, sample_latents
 from mar.cli import pick_device
-from mar.options import NON_NEGATIVE, POSITIVE, Parser, number, text
+from mar.options import NON_NEGATIVE, POSITIVE, POSITIVE_NUMBER, Parser, number, text
 from mar.tokens import patchify
 from mar.training import autocast, resolve_precision
 
@@ -90,6 +90,14 @@ class TrainingBench:
         }
 
 
+def timed_call(timer: Timer, fn):
+    """fn, with each call's time added to timer."""
+    def wrapper(*a, **k):
+        with timer():
+            return fn(*a, **k)
+    return wrapper
+
+
 class SamplingBench:
     """Times whole sampling draws of one model, and the share of them spent in the backbone and in the head."""
 
@@ -105,13 +113,6 @@ class SamplingBench:
         model, args = self.model.eval(), self.args
         kwargs = dict(num_iter=args.num_iter, diffusion_steps=args.diffusion_steps, cfg=args.cfg, generator=self.generator)
         forward, sample = model.backbone.forward, model.head.sample
-
-        def timed_call(timer, fn):
-            def wrapper(*a, **k):
-                with timer():
-                    return fn(*a, **k)
-            return wrapper
-
         if timed:
             model.backbone.forward, model.head.sample = timed_call(self.backbone, forward), timed_call(self.head, sample)
         try:
@@ -156,7 +157,7 @@ def main(argv=None) -> None:
                         help="diffusion head blocks; several are timed in alternation (default: the model's)")
     parser.add_argument("--mask-ratio-min", type=number(0.0, 1.0, high_open=True), default=None,
                         help="lowest training mask ratio (default: the model's)")
-    parser.add_argument("--mask-ratio-std", type=number(0.0, low_open=True), default=None,
+    parser.add_argument("--mask-ratio-std", type=POSITIVE_NUMBER, default=None,
                         help="std of the training mask-ratio law, a normal of mean 1 truncated to [--mask-ratio-min, 1] (default: the model's)")
     parser.add_argument("--device", type=text, default="auto")
     parser.add_argument("--batch-size", type=POSITIVE, default=64, help="training images per step")
