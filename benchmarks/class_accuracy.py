@@ -1,6 +1,6 @@
 """What limits class accuracy on the glyphs: tokenizer reconstructions, and a generator's samples over settings.
 
-Both are scored by the glyph set's feature classifier (the one train.py and compare.py keep in --cache-dir,
+Both are scored by the glyph set's feature classifier (the one train.py and mar compare keep in --cache-dir,
 trained once): tokenizers by the share of the 1000 held-out glyphs (render seed 1) whose reconstruction is still
 classified right, the ceiling any generator on that tokenizer can reach; a checkpoint by the class accuracy of
 its samples for every temperature x cfg x K given, averaged over --seeds.
@@ -25,15 +25,27 @@ import time
 
 import torch
 
-from mar.checkpoint import load_checkpoint
-from mar.classifier import classifier_for, predict
-from mar.cli import HEAD_SAMPLERS, class_samples, dataset_name, open_dataset, pick_device
+from mar.cli.common import dataset_name, open_dataset, pick_device
+from mar.cli.options import (
+    NON_NEGATIVE,
+    NON_NEGATIVE_NUMBER,
+    POSITIVE,
+    POSITIVE_NUMBER,
+    SEED,
+    Parser,
+    check_sampling,
+    fail,
+    text,
+)
+from mar.eval.classifier import classifier_for, predict
 from mar.eval.reference_data import CLASSIFIER_STEPS, classifier_folder, dataset_classifier
-from mar.masking import mask_from_orders, random_orders
-from mar.sampling import sample_latents
-from mar.tokens import patchify
-from mar.options import NON_NEGATIVE, NON_NEGATIVE_NUMBER, POSITIVE, POSITIVE_NUMBER, SEED, Parser, check_sampling, fail, text
-from mar.training import autocast, resolve_precision
+from mar.model.masking import mask_from_orders, random_orders
+from mar.model.tokens import patchify
+from mar.precision import autocast, resolve_precision
+from mar.sampling.config import HEAD_SAMPLERS, SamplingConfig
+from mar.sampling.grids import class_samples
+from mar.sampling.loop import sample_latents
+from mar.train.checkpoint import load_checkpoint
 from vae import load_tokenizer, psnr
 from vae.train import reconstruct
 
@@ -165,9 +177,11 @@ def score_checkpoint(args, classifier, device, judges: list) -> tuple:
         for seed in range(args.seed, args.seed + args.seeds):
             with autocast(device, precision):
                 images, labels = class_samples(
-                    model, tokenizer, classes, args.samples_per_class, generator=torch.Generator(device).manual_seed(seed),
-                    num_iter=num_iter, diffusion_steps=args.diffusion_steps, cfg=cfg, cfg_schedule=args.cfg_schedule,
-                    temperature=temperature, head_sampler=args.head_sampler, cfg_refresh=args.cfg_refresh)
+                    model, tokenizer, classes, args.samples_per_class,
+                    SamplingConfig(num_iter=num_iter, diffusion_steps=args.diffusion_steps, cfg=cfg,
+                                   cfg_schedule=args.cfg_schedule, temperature=temperature,
+                                   head_sampler=args.head_sampler, cfg_refresh=args.cfg_refresh),
+                    generator=torch.Generator(device).manual_seed(seed))
             scores.append((predict(classifier, images.float())[1] == labels.cpu()).float().mean().item())
             first = first or (images.float(), labels.cpu())
         print(f"| {temperature:g} | {cfg:g} | {num_iter} | {statistics.mean(scores):.3f} | "

@@ -16,13 +16,13 @@ from pathlib import Path
 import torch
 
 from mar import sample_latents
-from mar.checkpoint import load_checkpoint
-from mar.classifier import classifier_for
-from mar.cli import pick_device
-from mar.configs import COMPAT
-from mar.data import glyph_dataset
-from mar.evaluation import reference_set, sample_metrics
-from mar.options import NON_NEGATIVE_NUMBER, POSITIVE, SEED, Parser, fail, text
+from mar.cli.common import pick_device
+from mar.cli.options import NON_NEGATIVE_NUMBER, POSITIVE, SEED, Parser, fail, text
+from mar.data.glyphs import glyph_dataset
+from mar.eval.classifier import classifier_for
+from mar.eval.quality import reference_set, sample_metrics
+from mar.model.config import COMPAT
+from mar.train.checkpoint import load_checkpoint
 
 
 def build_parser() -> Parser:

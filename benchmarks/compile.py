@@ -12,13 +12,13 @@ import copy
 import time
 
 import torch
+from shared import OFFICIAL_MIRROR
 
 from mar import MARGenerator, sample_latents
-from mar.cli import pick_device
-from mar.options import POSITIVE, Parser, text
-from mar.training import make_optimizer, resolve_precision
-
-from speed import OFFICIAL_MIRROR
+from mar.cli.common import pick_device
+from mar.cli.options import POSITIVE, Parser, text
+from mar.precision import resolve_precision
+from mar.train.optim import make_optimizer
 
 
 def synchronize(device: torch.device) -> None:

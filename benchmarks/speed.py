@@ -28,25 +28,22 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from shared import OFFICIAL_MIRROR
 
-from mar import MARConfig, MARGenerator, sample_latents
-from mar.checkpoint import load_checkpoint
-from mar.classifier import classifier_for
-from mar.cli import pick_device
-from mar.data import glyph_dataset
-from mar.ema import EMA
-from mar.evaluation import reference_set, sample_metrics
-from mar.latents import LatentSet
-from mar.options import NON_NEGATIVE_NUMBER, POSITIVE, SEED, Parser, fail, text
-from mar.run_log import draw_curve
-from mar.trainer import TrainSettings, fit
-from mar.training import resolve_precision
+from mar import MARGenerator, sample_latents
+from mar.cli.common import pick_device
+from mar.cli.options import NON_NEGATIVE_NUMBER, POSITIVE, SEED, Parser, fail, text
+from mar.data.glyphs import glyph_dataset
+from mar.data.latents import LatentSet
+from mar.eval.classifier import classifier_for
+from mar.eval.quality import reference_set, sample_metrics
+from mar.precision import resolve_precision
+from mar.train.checkpoint import load_checkpoint
+from mar.train.ema import EMA
+from mar.train.loop import TrainSettings, fit
+from mar.train.run_log import draw_curve
 from vae import KLTokenizer, small_autoencoder
 
-OFFICIAL_MIRROR = MARConfig(
-    width=256, encoder_depth=4, decoder_depth=4, num_heads=4, buffer_size=64, attn_dropout=0.1, proj_dropout=0.1,
-    num_classes=10, latent_channels=16, latent_size=8, patch_size=1, head_width=256, head_depth=3, diffusion_batch_mul=4,
-)
 DEFAULT_SETTINGS = ["ddpm:100", "ddpm:25", "ddim:25", "dpm++:20", "dpm++:10", "dpm++:5", "ddpm:100-10", "dpm++:20-5"]
 
 

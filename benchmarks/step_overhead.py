@@ -12,16 +12,16 @@ import argparse
 import tempfile
 
 import torch
+from shared import GEOMETRIES, Timer
 
 from mar import NAMED_SIZES, MARGenerator, named_config
-from mar.checkpoint import TrainingState, save_training_checkpoint
-from mar.cli import pick_device
-from mar.options import HelpFormatter
-from mar.ema import EMA
-from mar.training import autocast, make_optimizer, resolve_precision
+from mar.cli.common import pick_device
+from mar.cli.options import HelpFormatter
+from mar.precision import autocast, resolve_precision
+from mar.train.checkpoint import TrainingState, save_training_checkpoint
+from mar.train.ema import EMA
+from mar.train.optim import make_optimizer
 from vae import KLTokenizer, small_autoencoder
-
-from throughput import GEOMETRIES, Timer
 
 
 def main() -> None:

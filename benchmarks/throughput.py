@@ -10,39 +10,15 @@ Examples:
 """
 import contextlib
 import itertools
-import time
-from dataclasses import dataclass
 
 import torch
+from shared import GEOMETRIES, Timer
 
 from mar import NAMED_SIZES, MARGenerator, named_config, sample_latents
-from mar.cli import pick_device
-from mar.options import NON_NEGATIVE, POSITIVE, POSITIVE_NUMBER, Parser, number, text
-from mar.tokens import patchify
-from mar.training import autocast, resolve_precision
-
-# Data geometry: classes, latent channels, latent side, patch size.
-GEOMETRIES = {"glyphs32": (10, 4, 8, 2), "glyphs64": (10, 4, 16, 2), "imagenet256": (1000, 16, 16, 1)}
-
-
-@dataclass
-class Timer:
-    """Accumulates wall time of the wrapped calls, synchronising the device so GPU time is counted."""
-
-    device: torch.device
-    seconds: float = 0.0
-
-    def sync(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-
-    @contextlib.contextmanager
-    def __call__(self):
-        self.sync()
-        start = time.perf_counter()
-        yield
-        self.sync()
-        self.seconds += time.perf_counter() - start
+from mar.cli.common import pick_device
+from mar.cli.options import NON_NEGATIVE, POSITIVE, POSITIVE_NUMBER, Parser, number, text
+from mar.model.tokens import patchify
+from mar.precision import autocast, resolve_precision
 
 
 class TrainingBench:

@@ -10,15 +10,14 @@ Examples:
 import time
 
 import torch
+from shared import OFFICIAL_MIRROR
 
 from mar import MARGenerator
-from mar.cli import pick_device
-from mar.ema import EMA
-from mar.options import POSITIVE, Parser, text
-from mar.tokens import patchify
-from mar.training import make_optimizer
-
-from speed import OFFICIAL_MIRROR
+from mar.cli.common import pick_device
+from mar.cli.options import POSITIVE, Parser, text
+from mar.model.tokens import patchify
+from mar.train.ema import EMA
+from mar.train.optim import make_optimizer
 
 
 def timed_step(model, optimizer, ema, x, y, generator, step: int) -> torch.Tensor:

@@ -8,7 +8,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in the suite may reach a
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
     """A run folder of train.py at the toy budget, shared by the script tests (which must not change it)."""
-    import train
+    from mar.cli import train
 
     from .toy import TOY
 

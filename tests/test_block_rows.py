@@ -6,8 +6,8 @@ import torch
 from timm.models.vision_transformer import Block
 from torch import nn
 
-from mar.block_rows import block_at_rows
-from mar.model import MAR
+from mar.model.backbone import MARBackbone
+from mar.model.block_rows import block_at_rows
 
 from .test_model import TINY
 
@@ -35,7 +35,7 @@ def test_block_at_rows_equals_the_block_at_those_rows(qkv_bias):
 @pytest.mark.parametrize("count", [1, 5, 16])
 def test_backbone_z_at_wanted_positions_equals_the_full_z_there(count):
     torch.manual_seed(0)
-    backbone = MAR(TINY).eval()
+    backbone = MARBackbone(TINY).eval()
     with torch.no_grad():
         for p in backbone.parameters():
             p.normal_(std=0.1)

@@ -1,7 +1,7 @@
 """The categorical head of the discrete baselines: cross-entropy that can overfit, softmax sampling, guidance."""
 import torch
 
-from mar.categorical import CategoricalConfig, CategoricalHead
+from mar.model.categorical import CategoricalConfig, CategoricalHead
 
 CODEBOOK = torch.randn(12, 3, generator=torch.Generator().manual_seed(0))
 
@@ -71,7 +71,7 @@ def test_guidance_at_scale_one_equals_unguided_sampling():
 def test_indices_follow_the_patch_layout_of_the_generator_tokens():
     from einops import rearrange
 
-    from mar.tokens import patchify
+    from mar.model.tokens import patchify
 
     indices = torch.randint(0, 12, (2, 4, 4), generator=torch.Generator().manual_seed(8))  # (b, h, w)
     latents = CODEBOOK[indices].permute(0, 3, 1, 2)  # (b, e, h, w)

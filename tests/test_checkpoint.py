@@ -1,12 +1,12 @@
 """Checkpoints: a round trip reproduces the samples; bad files and other configs are refused clearly."""
 from dataclasses import replace
 
+import mar.checkpoint as checkpoint_module
 import pytest
 import torch
 
-import mar.checkpoint as checkpoint_module
 from mar import sample_latents
-from mar.checkpoint import load_checkpoint, save_weights
+from mar.train.checkpoint import load_checkpoint, save_weights
 from vae import KLTokenizer, small_autoencoder
 
 from .test_model import TINY, untrained_but_responsive

@@ -1,12 +1,12 @@
 """The feature classifier behind the offline metrics: it learns the classes, is trained once and reused, and the
 metrics in its feature space rank real images above damaged ones."""
+import mar.classifier as classifier_module
 import pytest
 import torch
 
-import mar.classifier as classifier_module
-from mar.classifier import classifier_for, predict
-from mar.data import glyph_dataset
-from mar.evaluation import reference_set, sample_metrics
+from mar.data.glyphs import glyph_dataset
+from mar.eval.classifier import classifier_for, predict
+from mar.eval.quality import reference_set, sample_metrics
 
 DEVICE = torch.device("cpu")
 

@@ -14,17 +14,19 @@ from pathlib import Path
 
 import pytest
 
-import cache_latents
-import compare
-import convert_official
-import export_hub
-import make_textures
-import sample
-import sample_at_scale
-import score
-import train
-import train_tokenizer
-from mar.options import untyped_options
+from mar.cli import (
+    cache_latents,
+    compare,
+    convert_official,
+    export_hub,
+    make_textures,
+    sample,
+    sample_at_scale,
+    score,
+    train,
+    train_tokenizer,
+)
+from mar.cli.options import untyped_options
 
 from .toy import TOY
 
@@ -415,11 +417,12 @@ def test_every_option_has_a_checked_type(script):
 
 @pytest.mark.parametrize("script, argv", [
     ("train.py", ["--epochs", "0"]), ("sample.py", ["--checkpoint", "nowhere", "--cfg", "nan"]),
-    ("train_tokenizer.py", ["--stride", "0"]), ("cache_latents.py", ["--tokenizer", "t", "--out", "o", "--shard-size", "-1"]),
-    ("compare.py", ["--budget", "none"]),
+    ("train-tokenizer", ["--stride", "0"]), ("cache-latents", ["--tokenizer", "t", "--out", "o", "--shard-size", "-1"]),
+    ("compare", ["--budget", "none"]),
 ])
 def test_the_real_command_line_prints_one_line_and_exits_2(script, argv, tmp_path):
-    result = subprocess.run([sys.executable, str(ROOT / script), *argv], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    command = [str(ROOT / script)] if script.endswith(".py") else ["-m", "mar", script]
+    result = subprocess.run([sys.executable, *command, *argv], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert result.returncode == 2 and result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("error: "), result.stderr
     assert list(tmp_path.iterdir()) == []

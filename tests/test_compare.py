@@ -5,9 +5,7 @@ import math
 import pytest
 from PIL import Image
 
-import compare
-import train
-import train_tokenizer
+from mar.cli import compare, train, train_tokenizer
 from mar.eval.intervals import Interval, mean_interval
 
 VARIANTS = ["kl-diffusion", "fsq-ce"]
@@ -81,7 +79,7 @@ def test_markdown_table_is_well_formed(compared):
     body = lines[lines.index(header) + 2 : lines.index(header) + 2 + 1 + 2 * len(VARIANTS)]
     assert lines[lines.index(header) + 1] == "|" + "---|" * (width - 1)
     assert all(line.count("|") == width for line in body) and "[" in body[1]
-    assert "Command: `python compare.py --budget tiny" in lines[0]
+    assert "Command: `mar compare --budget tiny" in lines[0]
     assert sum(line.startswith("- cfg ") for line in lines) == 4
 
 

@@ -2,7 +2,8 @@
 import torch
 from PIL import Image
 
-from mar.data import ImageFolderDataset, center_crop, glyph_dataset
+from mar.data.glyphs import glyph_dataset
+from mar.data.image_folder import ImageFolderDataset, center_crop
 
 
 def test_glyphs_are_seeded_balanced_and_sized(tmp_path):

@@ -13,18 +13,18 @@ import pytest
 import torch
 from PIL import Image
 
-import sample
 from mar import MARGenerator, named_config
-from mar.checkpoint import Checkpoint, load_checkpoint
+from mar.cli import sample
+from mar.cli.options import untyped_options
+from mar.data.images import grid_image
 from mar.demo.frames import partial_images
 from mar.demo.generation import generate, shown_steps
 from mar.demo.launch import build_parser
 from mar.demo.settings import SettingsError, checked_classes, checked_count, checked_sampling, default_sampling
-from mar.images import grid_image
-from mar.masking import unmasking_schedule
-from mar.options import untyped_options
-from mar.sampling import sample_latents
-from mar.tokens import patchify, unpatchify
+from mar.model.masking import unmasking_schedule
+from mar.model.tokens import patchify, unpatchify
+from mar.sampling.loop import sample_latents
+from mar.train.checkpoint import Checkpoint, load_checkpoint
 from vae import DiscreteConfig, DiscreteTokenizer, FSQConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -167,7 +167,7 @@ def test_the_page_keeps_the_command_line_defaults_and_checks_its_own_values():
 
 # ---- the script ----------------------------------------------------------------------------------------------------------
 def test_no_checkpoint_says_how_to_make_one_in_one_line():
-    done = subprocess.run([sys.executable, "demo.py"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-m", "mar", "demo"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and done.stdout == "" and len(lines) == 1
     assert lines[0].startswith("error: ") and "python train.py" in lines[0]

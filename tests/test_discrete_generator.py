@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mar import MARGenerator, named_config, sample_latents
-from mar.checkpoint import load_checkpoint, save_weights
+from mar.train.checkpoint import load_checkpoint, save_weights
 from vae import DiscreteConfig, DiscreteTokenizer, FSQConfig
 
 LABELS = torch.tensor([0, 1, 2, 1])

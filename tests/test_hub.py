@@ -8,10 +8,9 @@ import sys
 import pytest
 import torch
 
-import export_hub
-import sample
-from mar.checkpoint import load_checkpoint
+from mar.cli import export_hub, sample
 from mar.interop.hub import PretrainedMAR, open_checkpoint, run_record
+from mar.train.checkpoint import load_checkpoint
 
 REPO = "test-org/mar-toy"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

@@ -10,9 +10,9 @@ pytest.importorskip("torch_fidelity")
 from torch_fidelity import feature_extractor_inceptionv3 as fidelity_inception  # noqa: E402
 from torch_fidelity.metric_isc import isc_features_to_metric  # noqa: E402
 
-from mar.images import to_uint8  # noqa: E402
-from mar.inception import InceptionUnavailable, inception_metrics  # noqa: E402
-from mar.metrics import feature_statistics  # noqa: E402
+from mar.data.images import to_uint8  # noqa: E402
+from mar.eval.inception import InceptionUnavailable, inception_metrics  # noqa: E402
+from mar.eval.metrics import feature_statistics  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from mar.data import glyph_dataset
-from mar.latents import LatentCacheMismatch, check_latent_cache, encode_views, read_latent_cache, write_latent_cache
+from mar.data.glyphs import glyph_dataset
+from mar.data.latents import (
+    LatentCacheMismatch,
+    check_latent_cache,
+    encode_views,
+    read_latent_cache,
+    write_latent_cache,
+)
 from vae import DiscreteConfig, DiscreteTokenizer, KLTokenizer, small_autoencoder
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,8 +73,8 @@ def test_torchrun_with_two_processes_writes_the_same_cache(tmp_path, tokenizer):
     tokenizer.save(tmp_path / "tokenizer")
     common = ["--tokenizer", str(tmp_path / "tokenizer"), "--num-images", "40", "--image-size", "16", "--shard-size", "8",
               "--cache-dir", str(tmp_path / "data"), "--device", "cpu", "--no-progress"]
-    single = [sys.executable, str(ROOT / "cache_latents.py")]
-    double = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(ROOT / "cache_latents.py")]
+    single = [sys.executable, "-m", "mar", "cache-latents"]
+    double = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "mar", "cache-latents"]
     for command, out in [(single, "one"), (double, "two")]:
         # torchrun gives each process one thread; the single process gets the same, so the arithmetic matches exactly
         env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -6,7 +6,7 @@ import pytest
 import torch
 from scipy import stats
 
-from mar.masking import (
+from mar.model.masking import (
     annealed_steps,
     cfg_at,
     draw_mask_ratio,

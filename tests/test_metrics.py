@@ -2,7 +2,7 @@
 import numpy as np
 from scipy import linalg
 
-from mar.metrics import feature_statistics, fid_from_features, frechet_distance, precision_recall
+from mar.eval.metrics import feature_statistics, fid_from_features, frechet_distance, precision_recall
 
 
 def test_a_set_against_itself_scores_zero_and_a_shifted_set_more():

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from mar import NAMED_SIZES, MARGenerator, named_config, sample_latents
-from mar import sampling as sampling_module
-from mar.tokens import patchify, unpatchify
+from mar.model.tokens import patchify, unpatchify
+from mar.sampling import loop as sampling_module
 
 TINY = named_config(
     "mar-tiny", num_classes=5, latent_channels=4, latent_size=8, patch_size=2,

@@ -13,16 +13,20 @@ from timm.models.vision_transformer import Block
 from torch import nn
 from torch.nn import functional as F
 
-import convert_official
-import sample
-import train
 from diffloss import DiffLoss, DiffLossConfig
 from diffloss.diffusion import GaussianDiffusion, discretized_gaussian_nll
 from mar import MARConfig, MARGenerator, named_config, sample_latents
-from mar.checkpoint import load_checkpoint
-from mar.interop.official import OfficialCheckpointError, convert_state_dict, load_official, official_config, read_official
-from mar.masking import cfg_at, unmasked_fraction, unmasking_schedule
-from mar.options import untyped_options
+from mar.cli import convert_official, sample, train
+from mar.cli.options import untyped_options
+from mar.interop.official import (
+    OfficialCheckpointError,
+    convert_state_dict,
+    load_official,
+    official_config,
+    read_official,
+)
+from mar.model.masking import cfg_at, unmasked_fraction, unmasking_schedule
+from mar.train.checkpoint import load_checkpoint
 from vae import KLTokenizer, small_autoencoder
 
 from .toy import TOY

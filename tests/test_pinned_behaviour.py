@@ -45,7 +45,7 @@ def same_machine_kind() -> bool:
 
 
 def draw(name: str, out: Path) -> Path:
-    from sample import main as sample_main
+    from mar.cli.sample import main as sample_main
 
     sample_main(["--checkpoint", str(CHECKPOINT), "--device", "cpu", "--out", str(out), *DRAWS[name]])
     return out
@@ -63,7 +63,7 @@ def weight_summary(path: Path) -> dict:
 
 
 def toy_run_weights(out: Path) -> Path:
-    from train import main as train_main
+    from mar.cli.train import main as train_main
 
     train_main(TOY_RUN + ["--output", str(out / "run"), "--cache-dir", str(out / "cache")])
     latest = (out / "run" / "checkpoints" / "latest").read_text().strip()
@@ -98,7 +98,7 @@ def record() -> None:
 
     if not CHECKPOINT.exists():
         from mar import MARGenerator, named_config
-        from mar.checkpoint import save_weights
+        from mar.train.checkpoint import save_weights
         from vae import KLTokenizer, small_autoencoder
 
         torch.manual_seed(0)

@@ -1,8 +1,8 @@
 """--model auto: the named size train.py picks for the device, and the recipe for the machine's precision."""
 import torch
 
-import train
-from mar.recipes import default_model
+from mar.cli import train
+from mar.train.recipes import default_model
 
 
 def test_auto_picks_mar_micro_on_a_cpu_only():

@@ -9,12 +9,18 @@ import sys
 import pytest
 import torch
 
-import train
-from mar.checkpoint import TrainingState, latest_checkpoint, load_checkpoint, load_training_state, save_training_checkpoint
-from mar.ema import EMA
-from mar.run_folder import LOCK, RunFolderError, RunLock, check_fresh_start
-from mar.trainer import StopSignals
-from mar.training import resolve_precision
+from mar.cli import train
+from mar.precision import resolve_precision
+from mar.train.checkpoint import (
+    TrainingState,
+    latest_checkpoint,
+    load_checkpoint,
+    load_training_state,
+    save_training_checkpoint,
+)
+from mar.train.ema import EMA
+from mar.train.loop import StopSignals
+from mar.train.run_folder import LOCK, RunFolderError, RunLock, check_fresh_start
 from vae import KLTokenizer, small_autoencoder
 
 from .test_model import tiny_model

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-import sample_at_scale
+from mar.cli import sample_at_scale
 from mar.eval.sample_set import SamplePlan
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,7 +36,7 @@ def test_one_and_two_gloo_processes_write_identical_files(trained_run, tmp_path)
         sample_at_scale.main([*args, "--out", str(tmp_path / "one")])
     finally:
         torch.set_num_threads(threads)
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "sample_at_scale.py",
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "mar", "sample-at-scale",
                     *args, "--out", str(tmp_path / "two")], cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"},
                    check=True, capture_output=True)
     one, two = files(tmp_path / "one"), files(tmp_path / "two")

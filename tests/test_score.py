@@ -9,11 +9,12 @@ from PIL import Image
 pytest.importorskip("torch_fidelity")
 from torch_fidelity.metric_isc import isc_features_to_metric  # noqa: E402
 
-import score  # noqa: E402
+from mar.cli import score  # noqa: E402
+from mar.eval.inception import WEIGHTS_NAME  # noqa: E402
+from mar.eval.metrics import feature_statistics  # noqa: E402
 from mar.eval.npz import read_npz_rows, write_npz_rows  # noqa: E402
-from mar.eval.scoring import image_blocks, score as score_images  # noqa: E402
-from mar.inception import WEIGHTS_NAME  # noqa: E402
-from mar.metrics import feature_statistics  # noqa: E402
+from mar.eval.scoring import image_blocks  # noqa: E402
+from mar.eval.scoring import score as score_images
 from tests.random_inception import random_inception  # noqa: E402
 
 COUNT = 8

@@ -9,10 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-import sample
-import train
-from mar.classifier import predict
-from mar.cli import open_dataset
+from mar.cli import sample, train
+from mar.cli.common import open_dataset
+from mar.eval.classifier import predict
 
 from .toy import TOY
 
@@ -92,7 +91,7 @@ def test_train_errors_name_the_value_and_the_fix(trained, capsys, tmp_path):
 
 
 def test_train_on_an_image_folder(tmp_path, capsys):
-    for k, colour in enumerate(["red", "blue"]):
+    for colour in ["red", "blue"]:
         (tmp_path / "data" / colour).mkdir(parents=True)
         for i in range(6):
             Image.new("RGB", (40 + 5 * i, 48), colour).save(tmp_path / "data" / colour / f"{i}.png")
@@ -101,9 +100,10 @@ def test_train_on_an_image_folder(tmp_path, capsys):
     assert Image.open(tmp_path / "run" / "samples.png").height == 2 * 32 * 2
 
 
-@pytest.mark.parametrize("script", ["train.py", "sample.py", "train_tokenizer.py", "cache_latents.py"])
+@pytest.mark.parametrize("script", ["train.py", "sample.py", "train-tokenizer", "cache-latents"])
 def test_help_lists_options_with_defaults(script):
-    text = subprocess.run([sys.executable, str(ROOT / script), "--help"], capture_output=True, text=True, check=True).stdout
+    command = [str(ROOT / script)] if script.endswith(".py") else ["-m", "mar", script]
+    text = subprocess.run([sys.executable, *command, "--help"], capture_output=True, text=True, check=True).stdout
     assert "Examples:" in text and "default" in text
     if script in ("train.py", "sample.py"):
         assert "--num-iter" in text and "--temperature" in text and "--cfg" in text
@@ -123,7 +123,7 @@ def test_train_reuses_a_matching_latent_cache_and_refuses_another(trained, capsy
 def test_train_tokenizer_script_writes_a_loadable_tokenizer_and_metrics(trained, tmp_path, capsys):
     import json
 
-    import train_tokenizer
+    from mar.cli import train_tokenizer
     from vae import load_tokenizer
 
     toy = ["--num-images", "60", "--images", "60", "--held-out", "10", "--steps", "2", "--batch-size", "8", "--no-progress",
@@ -159,9 +159,10 @@ def test_head_and_mask_law_options_reach_the_config(trained, capsys):
 
 def test_reported_grid_accuracy_is_the_classifiers_on_the_saved_grid(trained_run, monkeypatch):
     import mar.classifier
-    from mar.cli import dataset_name
+
+    from mar.cli.common import dataset_name
+    from mar.data.images import grid_cells
     from mar.eval.reference_data import dataset_classifier
-    from mar.images import grid_cells
 
     metrics = json.loads((trained_run / "metrics.json").read_text())
     args = train.parse_args(TOY + ["--cache-dir", str(trained_run / "cache")])

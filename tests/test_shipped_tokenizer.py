@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-import train
-from mar.checkpoint import latest_checkpoint, load_checkpoint
-from mar.data import glyph_dataset
+from mar.cli import train
+from mar.data.glyphs import glyph_dataset
+from mar.train.checkpoint import latest_checkpoint, load_checkpoint
 from vae import fingerprint, load_tokenizer, reconstruction_psnr
 from vae.embedded import GLYPH_TOKENIZER, GLYPH_TOKENIZER_IMAGE_SIZE
 

@@ -5,7 +5,7 @@ import numpy as np
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from mar.run_log import read_rows
+from mar.train.run_log import read_rows
 
 
 def test_training_writes_scalars_and_grids_tensorboard_reads(trained_run):

@@ -4,9 +4,9 @@ import hashlib
 import numpy as np
 import pytest
 
-import compare
-from mar.data import ImageFolderDataset
-from mar.textures import TEXTURE_CLASSES, render_texture, write_texture_folder
+from mar.cli import compare
+from mar.data.image_folder import ImageFolderDataset
+from mar.data.textures import TEXTURE_CLASSES, render_texture, write_texture_folder
 
 
 def digests(root):

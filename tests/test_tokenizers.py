@@ -3,10 +3,19 @@
 import pytest
 import torch
 
-from mar.data import glyph_dataset
+from mar.data.glyphs import glyph_dataset
 from vae import (
-    DiscreteConfig, DiscreteTokenizer, KLTokenizer, TokenizerNotFound, VQConfig, evaluate_tokenizer, fingerprint,
-    load_tokenizer, pixel_loss, small_autoencoder, train_tokenizer,
+    DiscreteConfig,
+    DiscreteTokenizer,
+    KLTokenizer,
+    TokenizerNotFound,
+    VQConfig,
+    evaluate_tokenizer,
+    fingerprint,
+    load_tokenizer,
+    pixel_loss,
+    small_autoencoder,
+    train_tokenizer,
 )
 
 

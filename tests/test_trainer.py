@@ -11,11 +11,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from mar.checkpoint import latest_checkpoint, load_checkpoint, load_training_state
-from mar.ema import EMA
-from mar.latents import LatentSet
-from mar.run_log import read_rows
-from mar.trainer import TrainingStopped, TrainSettings, fit
+from mar.data.latents import LatentSet
+from mar.train.checkpoint import latest_checkpoint, load_checkpoint, load_training_state
+from mar.train.ema import EMA
+from mar.train.loop import TrainingStopped, TrainSettings, fit
+from mar.train.run_log import read_rows
 from vae import KLTokenizer, small_autoencoder
 
 from .test_model import tiny_model

@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-from mar.training import lr_factor, make_optimizer, resolve_precision
+from mar.precision import resolve_precision
+from mar.train.optim import lr_factor, make_optimizer
 
 from .test_model import tiny_model
 
@@ -39,7 +40,7 @@ def test_precision_choice():
 
 
 def test_ema_decay_warms_up_so_a_short_run_forgets_the_initial_weights():
-    from mar.ema import EMA
+    from mar.train.ema import EMA
 
     model = torch.nn.Linear(3, 3)
     ema = EMA(model, decay=0.999)

@@ -51,7 +51,7 @@ def _from_folder(directory: Path) -> Tokenizer:
     except Exception as error:  # a damaged or edited file: JSON, config, weights (diffusers and torch raise many types)
         raise TokenizerNotFound(
             f"tokenizer folder {directory} is damaged or was edited ({type(error).__name__}: "
-            f"{' '.join(str(error).split())[:200]}); train it again (train_tokenizer.py) or pass another --tokenizer"
+            f"{' '.join(str(error).split())[:200]}); train it again (mar train-tokenizer) or pass another --tokenizer"
         ) from None
 
 
@@ -61,7 +61,7 @@ def _read_folder(directory: Path) -> Tokenizer:
         return DiscreteTokenizer.load(directory, marker)
     if not (directory / "config.json").exists():
         raise TokenizerNotFound(f"tokenizer folder {directory} has no config.json; pass a folder written by train.py or "
-                                "train_tokenizer.py, or a diffusers AutoencoderKL folder")
+                                "mar train-tokenizer, or a diffusers AutoencoderKL folder")
     tokenizer = KLTokenizer.from_autoencoder(AutoencoderKL.from_pretrained(directory, low_cpu_mem_usage=False))
     if "scale" in marker:
         tokenizer.scale, tokenizer.shift = marker["scale"], marker["shift"]

@@ -1,6 +1,6 @@
-"""``python -m mar.demo``: the same as ``python demo.py``."""
+"""``python -m mar.demo``: the same as ``mar demo``."""
 import sys
 
-from .launch import main
+from mar.demo.launch import main
 
 sys.exit(main())

@@ -4,12 +4,17 @@ import gradio as gr
 import torch
 
 from diffloss.samplers import FIRST_SOLVER_TIMESTEP
-
-from ..checkpoint import Checkpoint
-from .generation import MAX_FRAMES, generate
-from .settings import (
-    SettingsError, checked_classes, checked_count, checked_sampling, checked_seed, default_sampling, sampling_choices,
+from mar.demo.generation import MAX_FRAMES, generate
+from mar.demo.settings import (
+    SettingsError,
+    checked_classes,
+    checked_count,
+    checked_sampling,
+    checked_seed,
+    default_sampling,
+    sampling_choices,
 )
+from mar.train.checkpoint import Checkpoint
 
 # System fonts: the default theme fetches its font from Google, which an offline machine cannot reach.
 THEME = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])

@@ -1,10 +1,9 @@
 """Pictures of a sample mid-way: the tokens drawn so far, decoded, with the ones still masked painted gray."""
 import torch
 
+from mar.model.config import MARConfig
+from mar.model.tokens import unpatchify
 from vae import Tokenizer
-
-from ..configs import MARConfig
-from ..tokens import unpatchify
 
 
 @torch.no_grad()

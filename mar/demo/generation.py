@@ -6,13 +6,12 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
+from mar.cli.common import sampling_options
+from mar.data.images import grid_image
+from mar.demo.frames import partial_images
+from mar.model.generator import MARGenerator
+from mar.sampling.loop import sample_latents
 from vae import Tokenizer
-
-from ..cli import sampling_options
-from ..generator import MARGenerator
-from ..images import grid_image
-from ..sampling import sample_latents
-from .frames import partial_images
 
 MAX_FRAMES = 32  # pictures of the unmasking per request; with more steps, evenly spaced ones (the last always)
 
@@ -62,8 +61,8 @@ def generate(model: MARGenerator, tokenizer: Tokenizer, class_ids: list[int], ro
 
     _finish(device)
     started = time.perf_counter()
-    latents = sample_latents(model, labels, generator=torch.Generator(device).manual_seed(seed), on_step=picture,
-                             **sampling_options(sampling))  # (n, c, h, w)
+    latents = sample_latents(model, labels, sampling_options(sampling), generator=torch.Generator(device).manual_seed(seed),
+                             on_step=picture)  # (n, c, h, w)
     images = tokenizer.decode_latents(latents)  # (n, 3, s, s)
     _finish(device)
     seconds = time.perf_counter() - started - frame_seconds

@@ -3,14 +3,14 @@ sampler and steps, temperature, guidance and seed; see the grid, the time taken 
 by step. Needs the demo extra: pip install -e ".[demo]".
 
 Examples:
-    python demo.py --checkpoint runs/default
+    mar demo --checkpoint runs/default
     python -m mar.demo --checkpoint runs/default/checkpoints/step-00002028 --port 8000 --device cpu
 """
 import socket
 
-from ..cli import add_checkpoint_argument, pick_device
-from ..interop.hub import open_checkpoint
-from ..options import Parser, fail, integer, text
+from mar.cli.common import add_checkpoint_argument, pick_device
+from mar.cli.options import Parser, fail, integer, text
+from mar.interop.hub import open_checkpoint
 
 
 def build_parser() -> Parser:
@@ -38,9 +38,9 @@ def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
     if args.checkpoint is None:
         fail("no --checkpoint given: train one with `python train.py` (it writes runs/default), then run "
-             "`python demo.py --checkpoint runs/default`")
+             "`mar demo --checkpoint runs/default`")
     try:
-        from .app import build_app, serve
+        from mar.demo.app import build_app, serve
     except ModuleNotFoundError as error:
         if error.name != "gradio":
             raise

@@ -8,8 +8,8 @@ import argparse
 import contextlib
 import io
 
-from ..cli import add_sampling_arguments
-from ..options import SEED, check_sampling, integer
+from mar.cli.common import add_sampling_arguments
+from mar.cli.options import SEED, check_sampling, integer
 
 
 class SettingsError(ValueError):

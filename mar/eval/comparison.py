@@ -1,8 +1,8 @@
-"""compare.py's report: per-seed scores gathered into means with 95% intervals, one verdict line per claim, markdown."""
+"""mar compare's report: per-seed scores gathered into means with 95% intervals, one verdict line per claim, markdown."""
 import json
 import math
 
-from .intervals import Interval, mean_interval, verdict
+from mar.eval.intervals import Interval, mean_interval, verdict
 
 METRICS = ("fid", "accuracy", "precision", "recall", "psnr", "rfid", "usage", "images_per_s", "inception_fid", "inception_score")
 LOWER_IS_BETTER = {"fid": True, "accuracy": False}  # the metrics a claim is made on

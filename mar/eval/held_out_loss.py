@@ -6,7 +6,7 @@ seeded generator, so every candidate recipe is scored on the same draws.
 """
 import torch
 
-from mar.latents import encode_views, latent_set
+from mar.data.latents import encode_views, latent_set
 
 
 @torch.no_grad()

@@ -2,7 +2,7 @@
 
 For the embedded glyph set the held-out images are glyphs rendered from the next seed; for an ImageFolder a seeded
 draw is split into training and held-out images. The classifier is kept under ``<cache dir>/classifiers/``, one
-folder per dataset, image size and training length, so train.py and compare.py train it once and reuse it.
+folder per dataset, image size and training length, so train.py and mar compare train it once and reuse it.
 """
 import hashlib
 import json
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import torch
 
-from mar.classifier import FeatureClassifier, classifier_for
-from mar.data import glyph_dataset
+from mar.data.glyphs import glyph_dataset
+from mar.eval.classifier import FeatureClassifier, classifier_for
 
 CLASSIFIER_STEPS = 600  # enough for test accuracy 1.000 on held-out glyphs (README)
 CLASSIFIER_SEED = 0  # one classifier per dataset, whatever the seed of the run it scores

@@ -16,9 +16,10 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from ..images import to_uint8
-from ..sampling import sample_latents
-from .npz import write_npz_rows
+from mar.data.images import to_uint8
+from mar.eval.npz import write_npz_rows
+from mar.sampling.config import SamplingConfig
+from mar.sampling.loop import sample_latents
 
 MANIFEST = "sample_set.json"
 
@@ -93,12 +94,12 @@ def sample_set_record(plan: SamplePlan, checkpoint: str, sampling: dict, ema: bo
 
 
 @torch.no_grad()
-def draw_chunk(model, tokenizer, plan: SamplePlan, chunk: int, precision, **sampling) -> np.ndarray:
+def draw_chunk(model, tokenizer, plan: SamplePlan, chunk: int, precision, sampling: SamplingConfig | None = None) -> np.ndarray:
     """The chunk's images, uint8 (n, s, s, 3)."""
     device = next(model.parameters()).device
     generator = torch.Generator(device).manual_seed(plan.generator_seed(chunk))
     with torch.autocast(device.type, dtype=precision or torch.float32, enabled=precision is not None):
-        latents = sample_latents(model, plan.labels(chunk).to(device), generator=generator, **sampling)
+        latents = sample_latents(model, plan.labels(chunk).to(device), sampling, generator=generator)
         images = tokenizer.decode_latents(latents.float())
     return to_uint8(images).numpy()
 
@@ -112,14 +113,14 @@ def write_chunk(folder: Path, plan: SamplePlan, chunk: int, images: np.ndarray) 
 
 
 def draw_sample_set(model, tokenizer, plan: SamplePlan, folder: Path, rank: int = 0, world: int = 1, precision=None,
-                    progress: bool = True, **sampling) -> int:
+                    progress: bool = True, sampling: SamplingConfig | None = None) -> int:
     """Draws this process's unfinished chunks into ``folder``; returns how many images it drew."""
     mine = [k for k in range(rank, plan.num_chunks, world) if not chunk_done(folder, plan, k)]
     drawn = 0
     with tqdm(total=sum(len(plan.indices(k)) for k in mine) * world, desc="sampling", unit="img", disable=not progress or rank != 0,
               smoothing=0.1) as bar:  # rank 0 stands for all: its share times the process count
         for chunk in mine:
-            images = draw_chunk(model, tokenizer, plan, chunk, precision, **sampling)
+            images = draw_chunk(model, tokenizer, plan, chunk, precision, sampling)
             write_chunk(folder, plan, chunk, images)
             drawn += len(images)
             bar.update(len(images) * world)

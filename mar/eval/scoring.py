@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..inception import check_inception, open_extractor, reference_statistics
-from ..metrics import frechet_distance, precision_recall
-from .npz import npz_shape, read_npz_rows
+from mar.eval.inception import check_inception, open_extractor, reference_statistics
+from mar.eval.metrics import frechet_distance, precision_recall
+from mar.eval.npz import npz_shape, read_npz_rows
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 

@@ -18,10 +18,18 @@ import torch
 from huggingface_hub import ModelCard, ModelCardData, ModelHubMixin, snapshot_download
 from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError, OfflineModeIsEnabled
 
+from mar.sampling.config import SamplingConfig
+from mar.sampling.loop import sample_latents
+from mar.train.checkpoint import (
+    HUB_WEIGHTS,
+    RESUME,
+    Checkpoint,
+    load_checkpoint,
+    load_training_state,
+    resolve_weights,
+    save_weights,
+)
 from vae.loading import HUB_ID
-
-from ..checkpoint import HUB_WEIGHTS, RESUME, Checkpoint, load_checkpoint, load_training_state, resolve_weights, save_weights
-from ..sampling import sample_latents
 
 PAPER = "https://arxiv.org/abs/2406.11838"
 GRID = "samples.png"
@@ -47,11 +55,13 @@ class PretrainedMAR(ModelHubMixin, library_name="mar", tags=TAGS, paper_url=PAPE
         self.grid = Path(grid) if grid is not None else None
 
     @torch.no_grad()
-    def generate(self, class_ids: list[int], generator: torch.Generator | None = None, **sampling) -> torch.Tensor:
-        """Images (n, 3, s, s) in [-1, 1] for ``class_ids``, drawn with the EMA weights; ``sampling`` as sample_latents."""
+    def generate(self, class_ids: list[int], generator: torch.Generator | None = None, sampling: SamplingConfig | None = None,
+                 **overrides) -> torch.Tensor:
+        """Images (n, 3, s, s) in [-1, 1] for ``class_ids``, drawn with the EMA weights as ``sampling`` (SamplingConfig's
+        defaults when None) with keyword ``overrides`` of its fields says."""
         model = self.checkpoint.sampling_model
         labels = torch.tensor(class_ids, device=next(model.parameters()).device)
-        return self.checkpoint.tokenizer.decode_latents(sample_latents(model, labels, generator=generator, **sampling))
+        return self.checkpoint.tokenizer.decode_latents(sample_latents(model, labels, sampling, generator=generator, **overrides))
 
     def hub_config(self) -> dict:
         ckpt = self.checkpoint

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import torch
 
-from ..configs import MARConfig
-from ..generator import MARGenerator
+from mar.model.config import MARConfig
+from mar.model.generator import MARGenerator
 
 # The official sizes by name: (width, encoder and decoder depth, attention heads), as models/mar.py builds them.
 OFFICIAL_SIZES = {"mar_base": (768, 12, 12), "mar_large": (1024, 16, 16), "mar_huge": (1280, 20, 16)}

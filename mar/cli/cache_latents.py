@@ -1,0 +1,89 @@
+"""Encode a dataset once with a tokenizer into a latent cache that train.py reads with --latent-cache.
+
+Each image is stored with its horizontal flip (ImageFolder data; mirrored glyphs would not be digits), as the MAR
+recipe caches them. Runs on one process, or on many under torchrun, where each rank encodes every world_size-th
+shard (the output folder must be on storage every rank sees).
+
+Examples:
+    mar cache-latents --tokenizer runs/default/tokenizer --out runs/default/latents
+    mar cache-latents --tokenizer kl16.ckpt --data-path /data/imagenet/train --image-size 256 --out /data/latents/in256
+    torchrun --nproc_per_node=8 -m mar cache-latents --tokenizer kl16.ckpt --data-path /data/imagenet/train \\
+        --image-size 256 --out /data/latents/in256 --num-workers 8
+"""
+import argparse
+import time
+from pathlib import Path
+
+from mar import distributed
+from mar.cli.common import add_data_arguments, dataset_name, open_dataset, open_image_folder, pick_device
+from mar.cli.options import NON_NEGATIVE, POSITIVE, Parser, check_writable_folder, fail, text
+from mar.data.image_folder import BadImage
+from mar.data.latents import LatentCacheMismatch, check_latent_cache, write_latent_cache
+from vae import load_tokenizer
+
+INTERRUPTED = "interrupted; the cache in --out is unfinished (no cache.json) and will be written again"  # printed by the mar command on Ctrl-C
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+def build_parser() -> Parser:
+    parser = Parser(description=__doc__)
+    add_data_arguments(parser)
+    parser.add_argument("--tokenizer", type=text, required=True, help="tokenizer folder, hub id or LDM checkpoint (see train.py --help)")
+    parser.add_argument("--out", type=text, required=True, help="cache folder to write")
+    parser.add_argument("--overwrite", action="store_true", help="replace a cache of other data or another tokenizer in --out")
+    parser.add_argument("--no-flip", action="store_true", help="ImageFolder data: do not add mirrored views")
+    parser.add_argument("--batch-size", type=POSITIVE, default=256, help="images per encoder pass")
+    parser.add_argument("--shard-size", type=POSITIVE, default=8192, help="images per shard file")
+    parser.add_argument("--num-workers", type=NON_NEGATIVE, default=0, help="data loader workers per process")
+    parser.add_argument("--device", type=text, default="auto", help="auto, cpu, cuda or mps (under torchrun: cuda:LOCAL_RANK)")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    return parser
+
+
+def existing_cache_is_current(args, tokenizer, out: Path) -> bool:
+    """True when --out already holds this cache; a folder holding anything else is refused unless --overwrite."""
+    if not out.is_dir() or not any(out.iterdir()):
+        return False
+    flips = args.data_path is not None and not args.no_flip
+    try:
+        check_latent_cache(out, tokenizer, args.image_size, dataset_name(args), flips)
+        return True
+    except (FileNotFoundError, LatentCacheMismatch) as error:
+        if not args.overwrite:
+            fail(f"--out {out} already holds files that are not this cache ({error}); pass --overwrite to replace them, "
+                 "or another --out")
+        return False
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    started = time.time()
+    out = check_writable_folder(args.out, "--out")
+    device = distributed.init_from_environment(pick_device(args.device))
+    try:
+        tokenizer = load_tokenizer(args.tokenizer).to(device)
+    except (FileNotFoundError, ValueError) as error:
+        fail(str(error))
+    if args.image_size % tokenizer.stride:
+        fail(f"image size {args.image_size} is not divisible by the tokenizer stride {tokenizer.stride}; "
+             f"use a multiple of {tokenizer.stride}")
+    folder = open_image_folder(args)
+    if existing_cache_is_current(args, tokenizer, out):
+        print(f"{out} already holds this cache (same tokenizer, data and image size); nothing to do")
+        return
+    dataset, _ = open_dataset(args, folder)
+    try:
+        write_latent_cache(
+            tokenizer, dataset, out, args.image_size, dataset_name(args), flips=args.data_path is not None and not args.no_flip,
+            batch_size=args.batch_size, shard_size=args.shard_size, num_workers=args.num_workers, progress=not args.no_progress,
+        )
+    except (BadImage, ValueError) as error:
+        fail(error.one_line() if isinstance(error, BadImage) else str(error))
+    if distributed.rank() == 0:
+        print(f"cached {len(dataset)} images with the {tokenizer.kind} tokenizer into {out} "
+              f"on {distributed.world_size()} process(es) in {time.time() - started:.1f} s")
+    distributed.shutdown()
+

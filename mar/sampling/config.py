@@ -1,0 +1,38 @@
+"""SamplingConfig: every sampling knob with its default, shared by the library, the command line, train.py's grids,
+the demo and the Hub model (docs/sampling.md)."""
+from dataclasses import dataclass, fields
+
+from mar.model.config import COMPAT
+
+HEAD_SAMPLERS = ("ddpm", "ddim", "dpm++")
+CFG_SCHEDULES = ("linear", "constant")
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    num_iter: int = 16  # autoregressive steps K
+    temperature: float = 0.3  # ddpm: noise scale per step; ddim / dpm++: starting noise; categorical: softmax temperature
+    cfg: float = 2.0  # classifier-free guidance scale; 1 = none
+    cfg_schedule: str = "constant"  # "linear" rises from 1 to cfg with the fraction of tokens drawn
+    head_sampler: str = "ddpm"  # the diffusion head's solver: ddpm (the paper's), ddim or dpm++
+    diffusion_steps: int | None = 100  # head steps per token (at the first step when annealed); None: the model's
+    diffusion_steps_last: int | None = None  # anneal the head's steps linearly down to this at the last step
+    cfg_refresh: int = 1  # run guidance's unconditional half every N steps only (approximate; 1 = exact)
+    compat: str | None = None  # "official": sample as the official MAR code; None: the checkpoint's own
+
+    def __post_init__(self):
+        if self.num_iter < 1:
+            raise ValueError(f"num_iter {self.num_iter} must be at least 1")
+        if self.head_sampler not in HEAD_SAMPLERS:
+            raise ValueError(f"unknown head sampler {self.head_sampler!r}; choose one of {', '.join(HEAD_SAMPLERS)}")
+        if self.cfg_schedule not in CFG_SCHEDULES:
+            raise ValueError(f"unknown cfg schedule {self.cfg_schedule!r}; choose one of {', '.join(CFG_SCHEDULES)}")
+        if self.compat is not None and self.compat not in COMPAT:
+            raise ValueError(f"unknown compat {self.compat!r}; choose one of {', '.join(COMPAT)}")
+        if self.cfg_refresh < 1:
+            raise ValueError(f"cfg_refresh {self.cfg_refresh} must be at least 1 (1 runs the unconditional half at every step)")
+
+    @classmethod
+    def from_namespace(cls, args) -> "SamplingConfig":
+        """The config from parsed command-line options that carry its field names (``add_sampling_arguments``)."""
+        return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})

@@ -1,0 +1,88 @@
+"""Masked autoregressive sampling: K steps on a cosine schedule in a random order per image (docs/sampling.md)."""
+from collections.abc import Callable
+from dataclasses import replace
+
+import torch
+
+from mar.model.generator import MARGenerator
+from mar.model.masking import (
+    annealed_steps,
+    cfg_at,
+    mask_from_orders,
+    random_orders,
+    unmasked_fraction,
+    unmasking_schedule,
+)
+from mar.model.tokens import unpatchify
+from mar.sampling.completion import starting_tokens
+from mar.sampling.config import SamplingConfig
+from mar.sampling.guidance import Conditions
+
+
+def head_steps_per_step(sampling: SamplingConfig, model_default: int) -> list[int | None]:
+    """The head's steps at each of the K steps: constant, or annealed linearly to ``diffusion_steps_last``."""
+    if sampling.diffusion_steps_last is None:
+        return [sampling.diffusion_steps] * sampling.num_iter
+    first = model_default if sampling.diffusion_steps is None else sampling.diffusion_steps
+    return annealed_steps(first, sampling.diffusion_steps_last, sampling.num_iter)
+
+
+@torch.no_grad()
+def sample_latents(
+    model: MARGenerator,
+    labels: torch.Tensor,
+    sampling: SamplingConfig | None = None,
+    *,
+    generator: torch.Generator | None = None,
+    on_step: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
+    known_tokens: torch.Tensor | None = None,
+    known: torch.Tensor | None = None,
+    **overrides,
+) -> torch.Tensor:
+    """Class ids (b,) -> latents (b, c, h, w), drawn as ``sampling`` (SamplingConfig's defaults when None) says.
+
+    Keyword ``overrides`` replace fields of ``sampling``: ``sample_latents(model, labels, cfg=3.0, num_iter=8)``.
+
+    Each step runs the backbone on the tokens drawn so far, then the head draws the tokens that the schedule
+    unmasks at this step; every token is drawn exactly once. With cfg != 1 the backbone also runs with the null
+    class (mar/sampling/guidance.py) and the head is guided at a scale given by ``cfg_schedule``. The categorical
+    head ignores the head-step options. ``compat`` "official" samples as the official MAR code: the ddpm chain
+    respaced as improved DDPM's ``space_timesteps`` and the last step's linear guidance scale read from a clamped
+    count (``unmasked_fraction``).
+
+    ``on_step(step, tokens, mask)``, when given, is called after each step k = 1 ... K with copies of the tokens
+    (b, l, c·p²), zero where not yet drawn, and the mask (b, l), True where still masked; it cannot change the loop.
+
+    ``known_tokens`` (b, l, c·p²) with ``known`` (b, l) bool completes images (mar/sampling/completion.py): the known
+    tokens are kept and visible from the first step; the K steps draw the others, at least K in every row.
+    """
+    sampling = replace(sampling or SamplingConfig(), **overrides)
+    config, head = model.config, model.head
+    official = (config.compat if sampling.compat is None else sampling.compat) == "official"
+    head_options = {"spacing": "iddpm" if official else "leading"} if config.head == "diffusion" else {}
+    if labels.min() < 0 or labels.max() >= config.num_classes:
+        bad = labels[(labels < 0) | (labels >= config.num_classes)][0].item()
+        raise ValueError(f"class id {bad} is out of range: the model has {config.num_classes} classes (0-{config.num_classes - 1})")
+    b, seq_len = labels.shape[0], config.seq_len
+    tokens, mask = starting_tokens(b, seq_len, config.token_dim, labels.device, known_tokens, known)  # (b, l, c), (b, l)
+    orders = random_orders(b, seq_len, generator=generator, device=labels.device, last=known)
+    conditions = Conditions(model.backbone, labels, sampling.cfg, sampling.cfg_refresh)
+    schedule = unmasking_schedule(int(mask[0].sum()), sampling.num_iter)
+    for step, (remaining, steps) in enumerate(zip(schedule, head_steps_per_step(sampling, config.num_sampling_steps)), start=1):
+        next_mask = mask_from_orders(orders, remaining).bool()
+        to_draw = mask & ~next_mask  # (b, l): the same count in every row
+        z, z_uncond = conditions(step, tokens, mask, to_draw)  # (n, d), (n, d) or None
+        tokens[to_draw] = head.sample(
+            z,
+            temperature=sampling.temperature,
+            cfg=cfg_at(sampling.cfg, sampling.cfg_schedule, unmasked_fraction(remaining, seq_len, official)),
+            z_uncond=z_uncond,
+            num_steps=steps,
+            generator=generator,
+            sampler=sampling.head_sampler,
+            **head_options,
+        ).to(tokens.dtype)  # under autocast a head may answer in bf16
+        mask = next_mask
+        if on_step is not None:
+            on_step(step, tokens.clone(), mask.clone())
+    return unpatchify(tokens, config.patch_size, config.grid_size)

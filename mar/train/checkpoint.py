@@ -1,0 +1,221 @@
+"""Checkpoints: weights in one safetensors file with the configs as JSON metadata, resume state in another file.
+
+A training run keeps ``<run>/checkpoints/step-NNNNNNNN/`` folders holding
+- ``weights.safetensors``: the model, its EMA and the tokenizer, with the model config, the tokenizer identity, the
+  class names, image size and step as JSON metadata: everything ``sample.py`` needs, with no flags;
+- ``resume.pt``: optimizer and gradient-scaler state, step, epoch, position in the epoch and the data settings,
+  plain tensors and numbers that load with ``torch.load(weights_only=True)``.
+A folder is written under a temporary name and renamed, then ``checkpoints/latest`` (a one-line text file) is
+replaced to name it, and only then are all but the newest ``keep`` folders removed. A crash at any moment leaves
+``latest`` naming a complete checkpoint.
+"""
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from mar.model.config import MARConfig
+from mar.model.generator import MARGenerator
+from vae import Tokenizer, tokenizer_from_identity
+
+FORMAT = "mar-checkpoint/3"
+WEIGHTS, RESUME, LATEST = "weights.safetensors", "resume.pt", "latest"
+HUB_WEIGHTS = "model.safetensors"  # the same file in a Hugging Face Hub folder (mar/interop/hub.py)
+
+
+@dataclass
+class Checkpoint:
+    model: MARGenerator
+    ema: MARGenerator | None
+    tokenizer: Tokenizer
+    classes: list[str]
+    image_size: int
+    step: int
+
+    @property
+    def sampling_model(self) -> MARGenerator:
+        """The EMA weights when the checkpoint has them (they sample better), else the trained weights."""
+        return self.ema if self.ema is not None else self.model
+
+
+@dataclass
+class TrainingState:
+    step: int
+    epoch: int
+    position: int  # optimizer steps done within the epoch
+    optimizer: dict
+    scaler: dict
+    data: dict  # number of images, global batch size and seed: resuming with others would not be exact
+    bad_steps_in_row: int = 0
+
+
+def _prefixed(prefix: str, module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {f"{prefix}.{name}": t.detach().contiguous().cpu() for name, t in module.state_dict().items()}
+
+
+def save_weights(path: str | Path, model: MARGenerator, tokenizer: Tokenizer, classes, image_size: int, step: int,
+                 ema: MARGenerator | None = None) -> Path:
+    """One safetensors file, written to a temporary name in the same folder and renamed over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    metadata = {
+        "format": FORMAT,
+        "mar_config": json.dumps(model.config.to_dict()),
+        "tokenizer": json.dumps(tokenizer.identity()),
+        "classes": json.dumps(list(classes)),
+        "image_size": str(image_size),
+        "step": str(step),
+    }
+    tensors = _prefixed("model", model) | _prefixed("tokenizer", tokenizer) | (_prefixed("ema", ema) if ema is not None else {})
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def save_training_checkpoint(run_dir: str | Path, model: MARGenerator, ema, tokenizer: Tokenizer, state: TrainingState,
+                             classes, image_size: int, keep: int = 2) -> Path:
+    """Writes ``checkpoints/step-N/`` (weights and resume state), points ``latest`` at it, keeps the newest ``keep``."""
+    root = Path(run_dir) / "checkpoints"
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step-{state.step:08d}"
+    tmp = root / f".tmp-{final.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    save_weights(tmp / WEIGHTS, model, tokenizer, classes, image_size, state.step, ema=ema.module)
+    torch.save(asdict(state), tmp / RESUME)
+    if final.exists():  # the same step saved again (e.g. a SIGTERM right after a periodic save): keep the first
+        shutil.rmtree(tmp)
+    else:
+        os.replace(tmp, final)
+    pointer = root / f".{LATEST}.tmp-{os.getpid()}"
+    pointer.write_text(final.name + "\n")
+    os.replace(pointer, root / LATEST)
+    older = sorted(p for p in root.glob("step-*") if p.name < final.name)  # zero-padded: name order is step order
+    for old in older[: max(0, len(older) - (max(1, keep) - 1))]:  # the one just written always stays
+        shutil.rmtree(old)
+    return final
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The folder ``checkpoints/latest`` names in ``run_dir``, or None when the run has none yet.
+
+    Raises FileNotFoundError, naming ``latest`` and the fix, when it names a folder that is not there.
+    """
+    root = Path(run_dir) / "checkpoints"
+    pointer = root / LATEST
+    if not pointer.is_file():
+        return None
+    try:
+        name = pointer.read_text().strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise FileNotFoundError(f"{pointer} is unreadable ({type(error).__name__}); write the name of a checkpoint "
+                                f"folder into it (e.g. `echo step-N > {pointer}`)") from None
+    if not name or "/" in name or not (root / name).is_dir():
+        existing = sorted(p.name for p in root.glob("step-*"))
+        raise FileNotFoundError(
+            f"{pointer} names {name!r}, which is not a folder in {root}; point it at one that exists "
+            f"(`echo {existing[-1] if existing else 'step-N'} > {pointer}`)"
+        )
+    return root / name
+
+
+def resolve_weights(path: str | Path) -> Path:
+    """The weights file of a run folder (its latest checkpoint), a checkpoint folder, a hub folder, or the file itself."""
+    path = Path(path)
+    if path.is_dir() and (path / HUB_WEIGHTS).is_file():
+        path = path / HUB_WEIGHTS
+    elif path.is_dir():
+        latest = latest_checkpoint(path)
+        path = (latest if latest is not None else path) / WEIGHTS
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"checkpoint {path} does not exist; pass a run folder (e.g. runs/default), one of its "
+            "checkpoints/step-N folders, a weights.safetensors file written by `python train.py`, or a hub folder or id"
+        )
+    return path
+
+
+def read_metadata(path: Path) -> dict:
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+    except Exception as error:  # safetensors raises its own error types for files of other formats
+        raise ValueError(f"{path} is not a safetensors checkpoint or is truncated ({type(error).__name__}); "
+                         "pass a file written by train.py") from None
+    if metadata.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a MAR checkpoint of format {FORMAT} (found {metadata.get('format')!r}); "
+                         "pass a checkpoint written by this version of train.py")
+    return metadata
+
+
+def _split(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {name[len(prefix) + 1 :]: t for name, t in tensors.items() if name.startswith(prefix + ".")}
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu", expect: MARConfig | None = None) -> Checkpoint:
+    """Rebuilds the generator, its EMA and the tokenizer from the weights file alone.
+
+    With ``expect``, a checkpoint whose config differs is refused with the differing fields named.
+    """
+    path = resolve_weights(path)
+    metadata = read_metadata(path)
+    try:
+        config = MARConfig.from_dict(json.loads(metadata["mar_config"]))
+        classes, image_size, step = json.loads(metadata["classes"]), int(metadata["image_size"]), int(metadata["step"])
+        identity = json.loads(metadata["tokenizer"])
+        if not isinstance(classes, list) or len(classes) != config.num_classes or not isinstance(identity, dict):
+            raise ValueError("the class names do not match the config's class count, or the tokenizer entry is malformed")
+    except (KeyError, TypeError, ValueError) as error:  # json's decode error is a ValueError
+        raise ValueError(f"checkpoint {path} has damaged or edited metadata ({type(error).__name__}: {error}); "
+                         "use an earlier checkpoint of the run, or train again") from None
+    if expect is not None and (differences := expect.differences(config)):
+        raise ValueError(
+            f"checkpoint {path} was trained with another config (requested != saved): {'; '.join(differences)}; "
+            "match these options or start from scratch"
+        )
+    try:
+        with safe_open(str(path), framework="pt", device=str(device)) as f:
+            tensors = {name: f.get_tensor(name) for name in f.keys()}
+        model = MARGenerator(config).to(device)
+        model.load_state_dict(_split(tensors, "model"))
+        ema = None
+        if any(name.startswith("ema.") for name in tensors):
+            ema = MARGenerator(config).to(device)
+            ema.load_state_dict(_split(tensors, "ema"))
+            ema.eval().requires_grad_(False)
+        tokenizer = tokenizer_from_identity(identity).to(device)
+        tokenizer.load_state_dict(_split(tensors, "tokenizer"))
+    except Exception as error:  # shape or key mismatches (RuntimeError), identity fields (KeyError), safetensors errors
+        raise ValueError(f"checkpoint {path} does not hold the weights its metadata describes "
+                         f"({type(error).__name__}); use an earlier checkpoint of the run, or train again") from None
+    return Checkpoint(
+        model=model.eval(), ema=ema, tokenizer=tokenizer.eval().requires_grad_(False),
+        classes=classes, image_size=image_size, step=step,
+    )
+
+
+def load_training_state(checkpoint_dir: str | Path) -> TrainingState:
+    """The resume state beside a checkpoint's weights; only tensors and plain values are unpickled."""
+    path = Path(checkpoint_dir) / RESUME
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; --resume needs a checkpoint folder written by train.py")
+    fix = (f"point {Path(checkpoint_dir).parent / LATEST} at an earlier step-N folder of the run, or start a new --output")
+    try:
+        # Only tensors and plain values unpickle; anything else (a foreign or malicious pickle) is refused here.
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated zip (RuntimeError), refused pickle (UnpicklingError), garbage (EOFError ...)
+        # torch's own message would suggest weights_only=False, which must never be followed for a file like this
+        raise ValueError(f"resume state {path} is damaged or was not written by train.py ({type(error).__name__}); {fix}") from None
+    try:
+        return TrainingState(**saved)
+    except TypeError:
+        raise ValueError(f"resume state {path} does not hold train.py's fields; {fix}") from None
