@@ -1,7 +1,7 @@
 """Checkpoints: a round trip reproduces the samples; bad files and other configs are refused clearly."""
 from dataclasses import replace
 
-import mar.checkpoint as checkpoint_module
+import mar.train.checkpoint as checkpoint_module
 import pytest
 import torch
 

@@ -1,6 +1,6 @@
 """The feature classifier behind the offline metrics: it learns the classes, is trained once and reused, and the
 metrics in its feature space rank real images above damaged ones."""
-import mar.classifier as classifier_module
+import mar.eval.classifier as classifier_module
 import pytest
 import torch
 

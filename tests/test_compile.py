@@ -19,7 +19,8 @@ def test_compiled_blocks_sample_like_eager():
     assert compiled.state_dict().keys() == eager.state_dict().keys()
     labels = torch.tensor([0, 1, 2, 1])
     for sampler, steps in (("ddpm", 4), ("dpm++", 3)):  # every step has another visible count: dynamic shapes
-        options = {"num_iter": 4, "cfg": 2.0, "head_sampler": sampler, "diffusion_steps": steps}
+        options = {"num_iter": 4, "cfg": 2.0, "cfg_schedule": "linear", "temperature": 1.0, "head_sampler": sampler,
+                   "diffusion_steps": steps}
         want = sample_latents(eager, labels, generator=torch.Generator().manual_seed(1), **options)
         got = sample_latents(compiled, labels, generator=torch.Generator().manual_seed(1), **options)
         assert torch.allclose(got, want, atol=TOLERANCE, rtol=TOLERANCE), (got - want).abs().max()

@@ -34,8 +34,9 @@ def test_samples_are_codebook_entries(setup):
 
 def test_guidance_one_equals_unguided_and_greedy_repeats(setup):
     _, model = setup
-    assert torch.equal(sample(model, cfg=1.0), sample(model))
-    assert not torch.equal(sample(model, cfg=3.0), sample(model))
+    unguided = sample(model, cfg=1.0)  # without guidance, its schedule and refresh change nothing
+    assert torch.equal(unguided, sample(model, cfg=1.0, cfg_schedule="linear", cfg_refresh=3))
+    assert not torch.equal(sample(model, cfg=3.0), unguided)
     assert torch.equal(sample(model, seed=1, temperature=0), sample(model, seed=1, temperature=0))
 
 

@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -96,7 +97,7 @@ def test_sample_py_takes_a_hub_id_from_the_cache(local_cache, tmp_path):
 def test_a_missing_hub_id_is_one_line_naming_the_download(local_cache, tmp_path):
     """A real process (HF_HUB_OFFLINE=1): exit 2, one line, no traceback, and the command that fetches it."""
     run = subprocess.run([sys.executable, "sample.py", "--checkpoint", "test-org/not-there", "--out", str(tmp_path / "x.png")],
-                         capture_output=True, text=True, cwd=export_hub.__file__.rsplit("/", 1)[0],
+                         capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent,
                          env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(local_cache.parent)})
     lines = run.stderr.strip().splitlines()
     assert run.returncode == 2 and len(lines) == 1 and "Traceback" not in run.stderr, run.stderr

@@ -183,7 +183,7 @@ def test_sampler_anneals_head_steps_and_passes_the_head_sampler(monkeypatch, hea
     assert calls == [(7, head_sampler), (5, head_sampler), (3, head_sampler), (1, head_sampler)]
     assert torch.isfinite(annealed).all() and torch.equal(annealed, run(diffusion_steps=7, diffusion_steps_last=1))
     calls.clear()
-    run(diffusion_steps_last=4)  # the first step takes the model's default, num_sampling_steps = 10
+    run(diffusion_steps=None, diffusion_steps_last=4)  # None: the first step takes the model's num_sampling_steps = 10
     assert [steps for steps, _ in calls] == [10, 8, 6, 4]
     calls.clear()
     run(diffusion_steps=3)  # no annealing: the same steps throughout

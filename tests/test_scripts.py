@@ -158,7 +158,7 @@ def test_head_and_mask_law_options_reach_the_config(trained, capsys):
 
 
 def test_reported_grid_accuracy_is_the_classifiers_on_the_saved_grid(trained_run, monkeypatch):
-    import mar.classifier
+    import mar.eval.classifier
 
     from mar.cli.common import dataset_name
     from mar.data.images import grid_cells
@@ -167,7 +167,7 @@ def test_reported_grid_accuracy_is_the_classifiers_on_the_saved_grid(trained_run
     metrics = json.loads((trained_run / "metrics.json").read_text())
     args = train.parse_args(TOY + ["--cache-dir", str(trained_run / "cache")])
     dataset, classes = open_dataset(args)
-    monkeypatch.setattr(mar.classifier, "train_classifier", lambda *a, **k: pytest.fail("the kept classifier was not reused"))
+    monkeypatch.setattr(mar.eval.classifier, "train_classifier", lambda *a, **k: pytest.fail("the kept classifier was not reused"))
     classifier, info, _, _ = dataset_classifier(args, dataset, dataset_name(args), len(classes), "cpu", steps=args.classifier_steps)
     images = grid_cells(Image.open(trained_run / "samples.png"), len(classes), args.image_size)
     labels = torch.arange(len(classes)).repeat_interleave(args.samples_per_class)

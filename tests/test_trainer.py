@@ -109,8 +109,8 @@ def test_repeated_non_finite_losses_stop_training_with_the_last_checkpoint_intac
 KILL_DURING_WRITE = """
 import os, signal, sys, torch
 sys.path.insert(0, {root!r})
-import mar.checkpoint as ckpt
-from mar.ema import EMA
+import mar.train.checkpoint as ckpt
+from mar.train.ema import EMA
 from tests.test_model import tiny_model
 from vae import KLTokenizer, small_autoencoder
 model = tiny_model(seed=1)
