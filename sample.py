@@ -2,6 +2,7 @@
 
 The logic lives in mar/cli/sample.py; ``mar sample`` is the same command.
 """
+
 import sys
 
 from mar.cli.sample import main

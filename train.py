@@ -2,6 +2,7 @@
 
 The logic lives in mar/cli/train.py; ``mar train`` is the same command.
 """
+
 import sys
 
 from mar.cli.train import main

@@ -18,6 +18,7 @@ Examples:
     python benchmarks/class_accuracy.py --checkpoint runs/default --temperatures 1.0 0.7 --cfgs 4 8 --num-iters 8 16
     python benchmarks/class_accuracy.py --checkpoint runs/default --contexts 0 4 8 12 --agreement 2
 """
+
 import argparse
 import itertools
 import statistics
@@ -52,27 +53,54 @@ from vae.train import reconstruct
 
 def build_parser() -> Parser:
     parser = Parser(description=__doc__)
-    parser.add_argument("--tokenizers", type=text, nargs="*", default=[], help="tokenizer folders to score by reconstruction")
-    parser.add_argument("--checkpoint", type=text, default=None, help="run folder or checkpoint to score by its samples")
-    parser.add_argument("--temperatures", type=NON_NEGATIVE_NUMBER, nargs="+", default=[1.0], help="sampling temperatures")
+    parser.add_argument(
+        "--tokenizers", type=text, nargs="*", default=[], help="tokenizer folders to score by reconstruction"
+    )
+    parser.add_argument(
+        "--checkpoint", type=text, default=None, help="run folder or checkpoint to score by its samples"
+    )
+    parser.add_argument(
+        "--temperatures", type=NON_NEGATIVE_NUMBER, nargs="+", default=[1.0], help="sampling temperatures"
+    )
     parser.add_argument("--cfgs", type=POSITIVE_NUMBER, nargs="+", default=[4.0], help="guidance scales")
-    parser.add_argument("--cfg-schedule", default="constant", choices=["constant", "linear"],
-                        help="guidance over the K steps: constant, or rising linearly from 1 (the paper's)")
+    parser.add_argument(
+        "--cfg-schedule",
+        default="constant",
+        choices=["constant", "linear"],
+        help="guidance over the K steps: constant, or rising linearly from 1 (the paper's)",
+    )
     parser.add_argument("--num-iters", type=POSITIVE, nargs="+", default=[16], help="autoregressive steps K")
     parser.add_argument("--head-sampler", default="ddpm", choices=HEAD_SAMPLERS, help="diffusion head's sampler")
     parser.add_argument("--diffusion-steps", type=POSITIVE, default=100, help="head steps")
-    parser.add_argument("--cfg-refresh", type=POSITIVE, default=1,
-                        help="guidance's unconditional half every N autoregressive steps (sample.py's option; 1 = exact)")
+    parser.add_argument(
+        "--cfg-refresh",
+        type=POSITIVE,
+        default=1,
+        help="guidance's unconditional half every N autoregressive steps (sample.py's option; 1 = exact)",
+    )
     parser.add_argument("--samples-per-class", type=POSITIVE, default=30, help="samples per class, setting and seed")
     parser.add_argument("--seeds", type=POSITIVE, default=2, help="sampling seeds per setting")
     parser.add_argument("--seed", type=SEED, default=0, help="first sampling seed")
-    parser.add_argument("--contexts", type=NON_NEGATIVE, nargs="*", default=[],
-                        help="complete held-out glyphs from this many of their own tokens (per class: --samples-per-class)")
-    parser.add_argument("--agreement", type=NON_NEGATIVE, default=0,
-                        help="classifiers of other seeds that also judge the first setting's samples, and their agreement")
-    parser.add_argument("--cache-dir", type=text, default="data_cache", help="where the glyphs and their classifier are kept")
+    parser.add_argument(
+        "--contexts",
+        type=NON_NEGATIVE,
+        nargs="*",
+        default=[],
+        help="complete held-out glyphs from this many of their own tokens (per class: --samples-per-class)",
+    )
+    parser.add_argument(
+        "--agreement",
+        type=NON_NEGATIVE,
+        default=0,
+        help="classifiers of other seeds that also judge the first setting's samples, and their agreement",
+    )
+    parser.add_argument(
+        "--cache-dir", type=text, default="data_cache", help="where the glyphs and their classifier are kept"
+    )
     parser.add_argument("--device", type=text, default="auto", help="auto, cpu, cuda or mps")
-    parser.add_argument("--amp", default="auto", choices=["auto", "bf16", "fp16", "none"], help="autocast while sampling")
+    parser.add_argument(
+        "--amp", default="auto", choices=["auto", "bf16", "fp16", "none"], help="autocast while sampling"
+    )
     parser.add_argument("--no-ema", action="store_true", help="score the trained weights instead of their EMA")
     return parser
 
@@ -85,7 +113,9 @@ def glyph_classifier(args, device):
     data = argparse.Namespace(**vars(GLYPHS), cache_dir=args.cache_dir)
     dataset, classes = open_dataset(data)
     classifier, info, train_set, held_out = dataset_classifier(data, dataset, dataset_name(data), len(classes), device)
-    print(f"feature classifier {info['folder']}: test accuracy {info['test_accuracy']:.3f} on {len(held_out[1])} held-out glyphs")
+    print(
+        f"feature classifier {info['folder']}: test accuracy {info['test_accuracy']:.3f} on {len(held_out[1])} held-out glyphs"
+    )
     return classifier, train_set, held_out
 
 
@@ -96,7 +126,9 @@ def other_classifiers(args, train_set, held_out, count: int, device) -> list:
     found = []
     for seed in range(1, count + 1):
         folder = kept.with_name(f"{kept.name}-seed-{seed}")
-        classifier, info = classifier_for(folder, train_set, held_out, name, 10, CLASSIFIER_STEPS, device, seed=seed, progress=False)
+        classifier, info = classifier_for(
+            folder, train_set, held_out, name, 10, CLASSIFIER_STEPS, device, seed=seed, progress=False
+        )
         print(f"classifier of seed {seed}: test accuracy {info['test_accuracy']:.3f}")
         found.append(classifier)
     return found
@@ -104,7 +136,9 @@ def other_classifiers(args, train_set, held_out, count: int, device) -> list:
 
 def score_tokenizers(args, classifier, held_out, device) -> None:
     images, labels = held_out
-    print("\n| tokenizer | stride | channels | PSNR (dB) | class acc. of reconstructions | worst classes |\n|---|---|---|---|---|---|")
+    print(
+        "\n| tokenizer | stride | channels | PSNR (dB) | class acc. of reconstructions | worst classes |\n|---|---|---|---|---|---|"
+    )
     for folder in args.tokenizers:
         try:
             tokenizer = load_tokenizer(folder).to(device).eval()
@@ -114,39 +148,67 @@ def score_tokenizers(args, classifier, held_out, device) -> None:
         predicted = predict(classifier, reconstructions)[1]
         per_class = [(predicted[labels == k] == k).float().mean().item() for k in range(int(labels.max()) + 1)]
         worst = ", ".join(f"{k}: {a:.2f}" for k, a in sorted(enumerate(per_class), key=lambda p: p[1])[:3])
-        print(f"| {folder} | {tokenizer.stride} | {tokenizer.channels} | {psnr(reconstructions, images.to(device)):.2f} | "
-              f"{(predicted == labels).float().mean().item():.3f} | {worst} |")
+        print(
+            f"| {folder} | {tokenizer.stride} | {tokenizer.channels} | {psnr(reconstructions, images.to(device)):.2f} | "
+            f"{(predicted == labels).float().mean().item():.3f} | {worst} |"
+        )
 
 
 def score_agreement(judges: list, images: torch.Tensor, labels: torch.Tensor) -> None:
     """Each classifier's accuracy on the samples, and the share of samples on which every pair agrees."""
     verdicts = [predict(judge, images)[1] for judge in judges]
     accuracies = ", ".join(f"{(v == labels).float().mean().item():.3f}" for v in verdicts)
-    agree = torch.stack([a == b for i, a in enumerate(verdicts) for b in verdicts[i + 1:]]).all(dim=0).float().mean().item()
-    print(f"\n{len(judges)} classifiers (seed 0 = the kept one, then seeds 1 ...) on the first setting's {len(labels)} "
-          f"samples: class accuracy {accuracies}; all agree on {agree:.3f} of them")
+    agree = (
+        torch.stack([a == b for i, a in enumerate(verdicts) for b in verdicts[i + 1 :]])
+        .all(dim=0)
+        .float()
+        .mean()
+        .item()
+    )
+    print(
+        f"\n{len(judges)} classifiers (seed 0 = the kept one, then seeds 1 ...) on the first setting's {len(labels)} "
+        f"samples: class accuracy {accuracies}; all agree on {agree:.3f} of them"
+    )
 
 
 @torch.no_grad()
 def score_contexts(args, model, tokenizer, classifier, held_out, precision, device) -> None:
     """Class accuracy of held-out glyphs completed from k of their own tokens, for each k of --contexts."""
     images, labels = held_out
-    picks = torch.cat([torch.nonzero(labels == k)[: args.samples_per_class, 0] for k in range(model.config.num_classes)])
+    picks = torch.cat(
+        [torch.nonzero(labels == k)[: args.samples_per_class, 0] for k in range(model.config.num_classes)]
+    )
     images, labels = images[picks].to(device), labels[picks].to(device)
     real = patchify(tokenizer.encode(images), model.config.patch_size)  # (b, l, c)
     seq_len = real.shape[1]
-    print(f"\n{len(labels)} held-out glyphs completed (temperature {args.temperatures[0]:g}, cfg {args.cfgs[0]:g} {args.cfg_schedule}, "
-          f"K = min(--num-iters[0], tokens to draw))\n\n| real tokens given | of | class acc. of completions |\n|---|---|---|")
+    print(
+        f"\n{len(labels)} held-out glyphs completed (temperature {args.temperatures[0]:g}, cfg {args.cfgs[0]:g} {args.cfg_schedule}, "
+        f"K = min(--num-iters[0], tokens to draw))\n\n| real tokens given | of | class acc. of completions |\n|---|---|---|"
+    )
     for context in args.contexts:
         generator = torch.Generator(device).manual_seed(args.seed)
-        known = ~mask_from_orders(random_orders(len(labels), seq_len, generator=generator, device=device), seq_len - context).bool()
+        known = ~mask_from_orders(
+            random_orders(len(labels), seq_len, generator=generator, device=device), seq_len - context
+        ).bool()
         with autocast(device, precision):
-            latents = sample_latents(model, labels, num_iter=min(args.num_iters[0], seq_len - context),
-                                     diffusion_steps=args.diffusion_steps, cfg=args.cfgs[0], cfg_schedule=args.cfg_schedule,
-                                     head_sampler=args.head_sampler, cfg_refresh=args.cfg_refresh,
-                                     temperature=args.temperatures[0], generator=generator, known_tokens=real, known=known)
+            latents = sample_latents(
+                model,
+                labels,
+                num_iter=min(args.num_iters[0], seq_len - context),
+                diffusion_steps=args.diffusion_steps,
+                cfg=args.cfgs[0],
+                cfg_schedule=args.cfg_schedule,
+                head_sampler=args.head_sampler,
+                cfg_refresh=args.cfg_refresh,
+                temperature=args.temperatures[0],
+                generator=generator,
+                known_tokens=real,
+                known=known,
+            )
         completed = tokenizer.decode_latents(latents).float()
-        print(f"| {context} | {seq_len} | {(predict(classifier, completed)[1] == labels.cpu()).float().mean().item():.3f} |")
+        print(
+            f"| {context} | {seq_len} | {(predict(classifier, completed)[1] == labels.cpu()).float().mean().item():.3f} |"
+        )
 
 
 def score_checkpoint(args, classifier, device, judges: list) -> tuple:
@@ -158,18 +220,31 @@ def score_checkpoint(args, classifier, device, judges: list) -> tuple:
     if args.contexts and tokenizer.discrete:
         fail("--contexts completes continuous tokens; this checkpoint's tokenizer is discrete")
     if args.contexts and max(args.contexts) >= model.config.seq_len:
-        fail(f"--contexts {max(args.contexts)} leaves no token to draw: the model has {model.config.seq_len} tokens; give fewer")
+        fail(
+            f"--contexts {max(args.contexts)} leaves no token to draw: the model has {model.config.seq_len} tokens; give fewer"
+        )
     train_timesteps = model.head.config.num_train_timesteps if model.config.head == "diffusion" else 0
     for num_iter in args.num_iters:  # K and the head's steps, as sample.py checks them
-        check_sampling(argparse.Namespace(num_iter=num_iter, head_sampler=args.head_sampler, diffusion_steps=args.diffusion_steps,
-                                          diffusion_steps_last=None), model.config.seq_len, model.config.head, train_timesteps)
+        check_sampling(
+            argparse.Namespace(
+                num_iter=num_iter,
+                head_sampler=args.head_sampler,
+                diffusion_steps=args.diffusion_steps,
+                diffusion_steps_last=None,
+            ),
+            model.config.seq_len,
+            model.config.head,
+            train_timesteps,
+        )
     precision = resolve_precision(args.amp, device)
     classes = list(range(model.config.num_classes))
     weights = "trained weights" if model is checkpoint.model else "EMA weights"
-    print(f"\n{args.checkpoint} (step {checkpoint.step}, {weights}), {args.head_sampler} {args.diffusion_steps} steps, cfg {args.cfg_schedule}, "
-          f"cfg refresh {args.cfg_refresh}, "
-          f"{args.samples_per_class * len(classes)} samples x {args.seeds} seeds per setting, "
-          f"{'fp32' if precision is None else str(precision).removeprefix('torch.')}\n")
+    print(
+        f"\n{args.checkpoint} (step {checkpoint.step}, {weights}), {args.head_sampler} {args.diffusion_steps} steps, cfg {args.cfg_schedule}, "
+        f"cfg refresh {args.cfg_refresh}, "
+        f"{args.samples_per_class * len(classes)} samples x {args.seeds} seeds per setting, "
+        f"{'fp32' if precision is None else str(precision).removeprefix('torch.')}\n"
+    )
     print("| temperature | cfg | K | class acc. (mean over seeds) | per seed | seconds |\n|---|---|---|---|---|---|")
     first = None
     for temperature, cfg, num_iter in itertools.product(args.temperatures, args.cfgs, args.num_iters):
@@ -177,15 +252,27 @@ def score_checkpoint(args, classifier, device, judges: list) -> tuple:
         for seed in range(args.seed, args.seed + args.seeds):
             with autocast(device, precision):
                 images, labels = class_samples(
-                    model, tokenizer, classes, args.samples_per_class,
-                    SamplingConfig(num_iter=num_iter, diffusion_steps=args.diffusion_steps, cfg=cfg,
-                                   cfg_schedule=args.cfg_schedule, temperature=temperature,
-                                   head_sampler=args.head_sampler, cfg_refresh=args.cfg_refresh),
-                    generator=torch.Generator(device).manual_seed(seed))
+                    model,
+                    tokenizer,
+                    classes,
+                    args.samples_per_class,
+                    SamplingConfig(
+                        num_iter=num_iter,
+                        diffusion_steps=args.diffusion_steps,
+                        cfg=cfg,
+                        cfg_schedule=args.cfg_schedule,
+                        temperature=temperature,
+                        head_sampler=args.head_sampler,
+                        cfg_refresh=args.cfg_refresh,
+                    ),
+                    generator=torch.Generator(device).manual_seed(seed),
+                )
             scores.append((predict(classifier, images.float())[1] == labels.cpu()).float().mean().item())
             first = first or (images.float(), labels.cpu())
-        print(f"| {temperature:g} | {cfg:g} | {num_iter} | {statistics.mean(scores):.3f} | "
-              f"{', '.join(f'{s:.3f}' for s in scores)} | {time.perf_counter() - started:.0f} |")
+        print(
+            f"| {temperature:g} | {cfg:g} | {num_iter} | {statistics.mean(scores):.3f} | "
+            f"{', '.join(f'{s:.3f}' for s in scores)} | {time.perf_counter() - started:.0f} |"
+        )
     if judges:
         score_agreement([classifier, *judges], *first)
     return model, tokenizer, precision

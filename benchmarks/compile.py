@@ -8,6 +8,7 @@ Examples:
     python benchmarks/compile.py
     python benchmarks/compile.py --device cuda --amp bf16 --head-steps 100
 """
+
 import copy
 import time
 
@@ -69,8 +70,13 @@ def main(argv=None) -> None:
     print(f"official-code config on {device}{threads}, {'fp32' if precision is None else precision}")
 
     labels = torch.arange(16, device=device) % OFFICIAL_MIRROR.num_classes
-    sampling = {"num_iter": 16, "cfg": 3.0, "cfg_schedule": "linear", "head_sampler": args.head_sampler,
-                "diffusion_steps": args.head_steps}
+    sampling = {
+        "num_iter": 16,
+        "cfg": 3.0,
+        "cfg_schedule": "linear",
+        "head_sampler": args.head_sampler,
+        "diffusion_steps": args.head_steps,
+    }
     x = torch.randn(32, 16, 8, 8, device=device)
     y = torch.randint(0, 10, (32,), device=device)
     optimizers = {id(model): make_optimizer(model, 1e-4) for model in (eager, compiled)}
@@ -87,12 +93,19 @@ def main(argv=None) -> None:
         for path, model in (("eager", eager), ("compiled", compiled)):
             rates[path, "sampling"].append(sampling_rate(model.eval(), labels, precision, round_, **sampling))
             rates[path, "training"].append(
-                training_rate(model.train(), optimizers[id(model)], x, y, precision, 100 * round_, args.train_steps))
+                training_rate(model.train(), optimizers[id(model)], x, y, precision, 100 * round_, args.train_steps)
+            )
     for part in ("sampling", "training"):
         eager_rate, compiled_rate = (sum(rates[path, part]) / args.rounds for path in ("eager", "compiled"))
-        what = f"{args.head_sampler}:{args.head_steps}, batch 16, K=16, cfg 3 linear" if part == "sampling" else "batch 32, AdamW"
-        print(f"  {part:8s} ({what}): eager {eager_rate:7.1f} images/s   compiled {compiled_rate:7.1f} images/s   "
-              f"{compiled_rate / eager_rate:.2f}x")
+        what = (
+            f"{args.head_sampler}:{args.head_steps}, batch 16, K=16, cfg 3 linear"
+            if part == "sampling"
+            else "batch 32, AdamW"
+        )
+        print(
+            f"  {part:8s} ({what}): eager {eager_rate:7.1f} images/s   compiled {compiled_rate:7.1f} images/s   "
+            f"{compiled_rate / eager_rate:.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ Examples:
     python benchmarks/speed.py --checkpoint runs/default --settings ddpm:100 dpm++:10 --samples 200 --seeds 1
     python benchmarks/speed.py --skip-quality --device cuda
 """
+
 import argparse
 import json
 import statistics
@@ -54,12 +55,20 @@ def setting(value: str) -> dict:
         sampler, steps = value.split(":")
         steps, _, refresh = steps.partition("@")
         first, _, last = steps.partition("-")
-        parsed = {"head_sampler": sampler, "diffusion_steps": int(first), "diffusion_steps_last": int(last) if last else None,
-                  "cfg_refresh": int(refresh) if refresh else 1}
+        parsed = {
+            "head_sampler": sampler,
+            "diffusion_steps": int(first),
+            "diffusion_steps_last": int(last) if last else None,
+            "cfg_refresh": int(refresh) if refresh else 1,
+        }
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not SAMPLER:STEPS[-LAST][@N] (e.g. dpm++:10 or dpm++:10@2)") from None
-    if sampler not in ("ddpm", "ddim", "dpm++") or min(parsed["diffusion_steps"], parsed["diffusion_steps_last"] or 1,
-                                                       parsed["cfg_refresh"]) < 1:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not SAMPLER:STEPS[-LAST][@N] (e.g. dpm++:10 or dpm++:10@2)"
+        ) from None
+    if (
+        sampler not in ("ddpm", "ddim", "dpm++")
+        or min(parsed["diffusion_steps"], parsed["diffusion_steps_last"] or 1, parsed["cfg_refresh"]) < 1
+    ):
         raise argparse.ArgumentTypeError(f"{value!r}: the sampler is ddpm, ddim or dpm++ and the steps and N positive")
     return parsed | {"name": value}
 
@@ -69,21 +78,34 @@ setting.validates = True
 
 def build_parser() -> Parser:
     parser = Parser(description=__doc__)
-    parser.add_argument("--checkpoint", type=text, default="runs/default", help="a run folder or checkpoint trained on the glyphs")
-    parser.add_argument("--settings", type=setting, nargs="+", default=[setting(s) for s in DEFAULT_SETTINGS],
-                        help="head sampler settings; the first is the reference the ratios divide by")
+    parser.add_argument(
+        "--checkpoint", type=text, default="runs/default", help="a run folder or checkpoint trained on the glyphs"
+    )
+    parser.add_argument(
+        "--settings",
+        type=setting,
+        nargs="+",
+        default=[setting(s) for s in DEFAULT_SETTINGS],
+        help="head sampler settings; the first is the reference the ratios divide by",
+    )
     parser.add_argument("--samples", type=POSITIVE, default=1000, help="images per setting and seed (quality part)")
     parser.add_argument("--seeds", type=POSITIVE, default=3, help="seeds per setting (quality part)")
     parser.add_argument("--num-iter", type=POSITIVE, default=16, help="autoregressive steps K")
     parser.add_argument("--cfg", type=NON_NEGATIVE_NUMBER, default=3.0, help="guidance scale (linear schedule)")
     parser.add_argument("--batch-size", type=POSITIVE, default=250, help="images sampled at once (quality part)")
-    parser.add_argument("--train-steps", type=POSITIVE, default=30, help="training steps per round and path (speed part)")
+    parser.add_argument(
+        "--train-steps", type=POSITIVE, default=30, help="training steps per round and path (speed part)"
+    )
     parser.add_argument("--rounds", type=POSITIVE, default=3, help="alternating rounds of the two training paths")
     parser.add_argument("--skip-quality", action="store_true", help="only the speed part (no checkpoint needed)")
-    parser.add_argument("--output", type=text, default="runs/speed", help="folder for results.json, the plot and the classifier")
+    parser.add_argument(
+        "--output", type=text, default="runs/speed", help="folder for results.json, the plot and the classifier"
+    )
     parser.add_argument("--seed", type=SEED, default=0, help="first seed")
     parser.add_argument("--device", type=text, default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    parser.add_argument("--amp", default="none", choices=["auto", "bf16", "none"], help="autocast of the quality part's sampling")
+    parser.add_argument(
+        "--amp", default="none", choices=["auto", "bf16", "none"], help="autocast of the quality part's sampling"
+    )
     return parser
 
 
@@ -95,7 +117,9 @@ def timed_draw(model, labels, seed: int, batch_size: int, precision, **sampling)
         torch.cuda.synchronize(device)
     started = time.perf_counter()
     with torch.autocast(device.type, dtype=precision or torch.float32, enabled=precision is not None):
-        latents = torch.cat([sample_latents(model, chunk, generator=generator, **sampling) for chunk in labels.split(batch_size)])
+        latents = torch.cat(
+            [sample_latents(model, chunk, generator=generator, **sampling) for chunk in labels.split(batch_size)]
+        )
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return latents.float(), len(labels) / (time.perf_counter() - started)
@@ -110,25 +134,46 @@ def quality(args, device, precision) -> list[dict]:
     size, classes = checkpoint.image_size, len(checkpoint.classes)
     train_set = glyph_dataset(10_000, size, 0, cache_dir="data_cache").tensors
     held_out = glyph_dataset(1000, size, 1, cache_dir="data_cache").tensors
-    classifier, info = classifier_for(Path(args.output) / "classifier", train_set, held_out, f"glyphs(n=10000, seed=0, size={size})",
-                                      classes, 600, device)
-    print(f"feature classifier: test accuracy {info['test_accuracy']:.3f}; {args.samples} samples x {args.seeds} seeds per setting")
+    classifier, info = classifier_for(
+        Path(args.output) / "classifier",
+        train_set,
+        held_out,
+        f"glyphs(n=10000, seed=0, size={size})",
+        classes,
+        600,
+        device,
+    )
+    print(
+        f"feature classifier: test accuracy {info['test_accuracy']:.3f}; {args.samples} samples x {args.seeds} seeds per setting"
+    )
     reference = reference_set(classifier, held_out[0])
     labels = torch.arange(args.samples, device=device) % classes
     rows = []
     for chosen in args.settings:
-        sampling = {k: v for k, v in chosen.items() if k != "name"} | {"num_iter": args.num_iter, "cfg": args.cfg,
-                                                                        "cfg_schedule": "linear", "temperature": 1.0}
+        sampling = {k: v for k, v in chosen.items() if k != "name"} | {
+            "num_iter": args.num_iter,
+            "cfg": args.cfg,
+            "cfg_schedule": "linear",
+            "temperature": 1.0,
+        }
         runs = []
         for seed in range(args.seed, args.seed + args.seeds):
             latents, rate = timed_draw(model, labels, seed, args.batch_size, precision, **sampling)
             images = torch.cat([tokenizer.decode_latents(chunk) for chunk in latents.split(args.batch_size)])
             runs.append(sample_metrics(classifier, reference, images, labels) | {"images_per_s": rate})
-        row = {"setting": chosen["name"], **{f"{key}_{stat}": fn([r[key] for r in runs]) for key in ("fid", "accuracy", "images_per_s")
-                                             for stat, fn in (("mean", statistics.mean), ("std", spread))}}
+        row = {
+            "setting": chosen["name"],
+            **{
+                f"{key}_{stat}": fn([r[key] for r in runs])
+                for key in ("fid", "accuracy", "images_per_s")
+                for stat, fn in (("mean", statistics.mean), ("std", spread))
+            },
+        }
         rows.append(row)
-        print(f"  {row['setting']:12s} {row['images_per_s_mean']:8.1f} images/s   FID {row['fid_mean']:.3f} ± {row['fid_std']:.3f}   "
-              f"accuracy {row['accuracy_mean']:.3f} ± {row['accuracy_std']:.3f}")
+        print(
+            f"  {row['setting']:12s} {row['images_per_s_mean']:8.1f} images/s   FID {row['fid_mean']:.3f} ± {row['fid_std']:.3f}   "
+            f"accuracy {row['accuracy_mean']:.3f} ± {row['accuracy_std']:.3f}"
+        )
     for row in rows:
         row["ratio"] = row["images_per_s_mean"] / rows[0]["images_per_s_mean"]
     return rows
@@ -145,7 +190,11 @@ def official_sampling(args, device, precision) -> list[dict]:
     labels = torch.arange(16, device=device) % OFFICIAL_MIRROR.num_classes
     rows = []
     for chosen in args.settings:
-        sampling = {k: v for k, v in chosen.items() if k != "name"} | {"num_iter": 16, "cfg": 3.0, "cfg_schedule": "linear"}
+        sampling = {k: v for k, v in chosen.items() if k != "name"} | {
+            "num_iter": 16,
+            "cfg": 3.0,
+            "cfg_schedule": "linear",
+        }
         timed_draw(model, labels, 0, 16, precision, **sampling)  # warm-up
         rates = [timed_draw(model, labels, seed, 16, precision, **sampling)[1] for seed in range(2)]
         rows.append({"setting": chosen["name"], "images_per_s": statistics.mean(rates)})
@@ -159,12 +208,25 @@ def official_training(args, device, precision) -> dict:
     """Training images/s through fit() on the official-code config, the optimised and unoptimised paths alternated."""
     g = torch.Generator().manual_seed(0)
     count = 32 * args.train_steps
-    latents = LatentSet(torch.randn(count, 1, 16, 8, 8, generator=g), 0.05 * torch.ones(count, 1, 16, 8, 8),
-                        torch.randint(0, 10, (count,), generator=g)).to(device)
+    latents = LatentSet(
+        torch.randn(count, 1, 16, 8, 8, generator=g),
+        0.05 * torch.ones(count, 1, 16, 8, 8),
+        torch.randint(0, 10, (count,), generator=g),
+    ).to(device)
     torch.manual_seed(0)
     tokenizer = KLTokenizer(small_autoencoder(16, 4, 32)).to(device)  # only its latent scale is used by the draws
-    base = TrainSettings(epochs=1, batch_size=32, lr=1e-4, warmup_steps=0, weight_decay=0.02, ema_decay=0.999, precision=precision,
-                         save_every=10**9, log_every=10**9, progress=False)
+    base = TrainSettings(
+        epochs=1,
+        batch_size=32,
+        lr=1e-4,
+        warmup_steps=0,
+        weight_decay=0.02,
+        ema_decay=0.999,
+        precision=precision,
+        save_every=10**9,
+        log_every=10**9,
+        progress=False,
+    )
     paths = {"unoptimised": replace(base, optimised=False), "optimised": base}
     seconds = {name: 0.0 for name in paths}
     with tempfile.TemporaryDirectory() as folder:
@@ -173,20 +235,38 @@ def official_training(args, device, precision) -> dict:
                 torch.manual_seed(0)
                 model = MARGenerator(OFFICIAL_MIRROR).to(device)
                 started = time.perf_counter()
-                fit(model, EMA(model, 0.999), latents, tokenizer, settings, device, Path(folder) / name, {"classes": list("0123456789"), "image_size": 32})
+                fit(
+                    model,
+                    EMA(model, 0.999),
+                    latents,
+                    tokenizer,
+                    settings,
+                    device,
+                    Path(folder) / name,
+                    {"classes": list("0123456789"), "image_size": 32},
+                )
                 if round_:
                     seconds[name] += time.perf_counter() - started
     rates = {name: 32 * args.train_steps * args.rounds / s for name, s in seconds.items()}
-    print(f"  unoptimised {rates['unoptimised']:8.1f} images/s   optimised {rates['optimised']:8.1f} images/s   "
-          f"{rates['optimised'] / rates['unoptimised']:.2f}x")
+    print(
+        f"  unoptimised {rates['unoptimised']:8.1f} images/s   optimised {rates['optimised']:8.1f} images/s   "
+        f"{rates['optimised'] / rates['unoptimised']:.2f}x"
+    )
     return rates | {"ratio": rates["optimised"] / rates["unoptimised"]}
 
 
 def plot(rows: list[dict], path: Path) -> None:
     points = sorted((row["images_per_s_mean"], row["fid_mean"]) for row in rows)
     labels = [row["setting"] for row in sorted(rows, key=lambda r: r["images_per_s_mean"])]
-    draw_curve(points, path, (720, 420), "FID (y) against sampling images/s (x), one point per setting", x_label="images/s",
-               markers=True, labels=labels)
+    draw_curve(
+        points,
+        path,
+        (720, 420),
+        "FID (y) against sampling images/s (x), one point per setting",
+        x_label="images/s",
+        markers=True,
+        labels=labels,
+    )
 
 
 def main(argv=None) -> None:

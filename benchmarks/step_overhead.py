@@ -8,6 +8,7 @@ Examples:
     python benchmarks/step_overhead.py
     python benchmarks/step_overhead.py --model mar-base --data imagenet256 --device cuda --amp bf16
 """
+
 import argparse
 import tempfile
 
@@ -31,7 +32,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=30, help="timed training steps (after 3 warm-up steps)")
     parser.add_argument("--saves", type=int, default=5, help="timed checkpoint writes")
-    parser.add_argument("--save-every", type=int, default=1000, help="steps between checkpoints, for the amortised cost")
+    parser.add_argument(
+        "--save-every", type=int, default=1000, help="steps between checkpoints, for the amortised cost"
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--amp", default="auto", choices=["auto", "bf16", "none"])
     args = parser.parse_args()
@@ -66,19 +69,26 @@ def main() -> None:
     tokenizer = KLTokenizer(small_autoencoder(channels, 4)).to(device)
     with tempfile.TemporaryDirectory() as run_dir:
         for i in range(args.saves):
-            state = TrainingState(step=i + 1, epoch=0, position=i + 1, optimizer=optimizer.state_dict(), scaler={}, data={})
+            state = TrainingState(
+                step=i + 1, epoch=0, position=i + 1, optimizer=optimizer.state_dict(), scaler={}, data={}
+            )
             with save_timer():
-                save_training_checkpoint(run_dir, model, ema, tokenizer, state, classes=[str(k) for k in range(classes)],
-                                         image_size=side * 4)
+                save_training_checkpoint(
+                    run_dir, model, ema, tokenizer, state, classes=[str(k) for k in range(classes)], image_size=side * 4
+                )
     step = step_timer.seconds / args.steps
     ema_cost, save_cost = ema_timer.seconds / args.steps, save_timer.seconds / args.saves
-    print(f"{args.model}, {args.data}, batch {args.batch_size}, {device}, "
-          f"{'fp32' if precision is None else str(precision).removeprefix('torch.')}, "
-          f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters")
+    print(
+        f"{args.model}, {args.data}, batch {args.batch_size}, {device}, "
+        f"{'fp32' if precision is None else str(precision).removeprefix('torch.')}, "
+        f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters"
+    )
     print(f"training step:        {1000 * step:8.1f} ms")
     print(f"EMA update:           {1000 * ema_cost:8.2f} ms  ({ema_cost / step:.2%} of a step)")
-    print(f"checkpoint write:     {1000 * save_cost:8.1f} ms  ({save_cost / step:.2f} steps; "
-          f"{save_cost / args.save_every / step:.3%} per step at one every {args.save_every} steps)")
+    print(
+        f"checkpoint write:     {1000 * save_cost:8.1f} ms  ({save_cost / step:.2f} steps; "
+        f"{save_cost / args.save_every / step:.3%} per step at one every {args.save_every} steps)"
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ Examples:
     python benchmarks/throughput.py --model mar-micro --batch-size 32 --head-depth 3 2 --rounds 4
     python benchmarks/throughput.py --model mar-base --data imagenet256 --device cuda --batch-size 64 --amp bf16
 """
+
 import contextlib
 import itertools
 
@@ -28,7 +29,9 @@ class TrainingBench:
         config = model.config
         self.model, self.batch_size, self.precision, self.device = model, batch_size, precision, device
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-        self.latents = torch.randn(batch_size, config.latent_channels, config.latent_size, config.latent_size, device=device)
+        self.latents = torch.randn(
+            batch_size, config.latent_channels, config.latent_size, config.latent_size, device=device
+        )
         self.labels = torch.randint(0, config.num_classes, (batch_size,), device=device)
         self.generator = torch.Generator(device).manual_seed(0)
         self.full, self.backbone, self.head = Timer(device), Timer(device), Timer(device)
@@ -68,9 +71,11 @@ class TrainingBench:
 
 def timed_call(timer: Timer, fn):
     """fn, with each call's time added to timer."""
+
     def wrapper(*a, **k):
         with timer():
             return fn(*a, **k)
+
     return wrapper
 
 
@@ -87,10 +92,15 @@ class SamplingBench:
     @torch.no_grad()
     def run(self, timed: bool = True) -> None:
         model, args = self.model.eval(), self.args
-        kwargs = dict(num_iter=args.num_iter, diffusion_steps=args.diffusion_steps, cfg=args.cfg, generator=self.generator)
+        kwargs = dict(
+            num_iter=args.num_iter, diffusion_steps=args.diffusion_steps, cfg=args.cfg, generator=self.generator
+        )
         forward, sample = model.backbone.forward, model.head.sample
         if timed:
-            model.backbone.forward, model.head.sample = timed_call(self.backbone, forward), timed_call(self.head, sample)
+            model.backbone.forward, model.head.sample = (
+                timed_call(self.backbone, forward),
+                timed_call(self.head, sample),
+            )
         try:
             with self.total() if timed else contextlib.nullcontext(), autocast(self.device, args.precision):
                 sample_latents(model, self.labels, **kwargs)
@@ -127,24 +137,48 @@ def main(argv=None) -> None:
     parser = Parser(description=__doc__)
     parser.add_argument("--model", default="mar-tiny", choices=list(NAMED_SIZES))
     parser.add_argument("--data", default="glyphs32", choices=list(GEOMETRIES), help="latent geometry and classes")
-    parser.add_argument("--patch-size", type=POSITIVE, nargs="+", default=None,
-                        help="latent patch per token; several are timed in alternation (default: the geometry's)")
-    parser.add_argument("--head-depth", type=POSITIVE, nargs="+", default=None,
-                        help="diffusion head blocks; several are timed in alternation (default: the model's)")
-    parser.add_argument("--mask-ratio-min", type=number(0.0, 1.0, high_open=True), default=None,
-                        help="lowest training mask ratio (default: the model's)")
-    parser.add_argument("--mask-ratio-std", type=POSITIVE_NUMBER, default=None,
-                        help="std of the training mask-ratio law, a normal of mean 1 truncated to [--mask-ratio-min, 1] (default: the model's)")
+    parser.add_argument(
+        "--patch-size",
+        type=POSITIVE,
+        nargs="+",
+        default=None,
+        help="latent patch per token; several are timed in alternation (default: the geometry's)",
+    )
+    parser.add_argument(
+        "--head-depth",
+        type=POSITIVE,
+        nargs="+",
+        default=None,
+        help="diffusion head blocks; several are timed in alternation (default: the model's)",
+    )
+    parser.add_argument(
+        "--mask-ratio-min",
+        type=number(0.0, 1.0, high_open=True),
+        default=None,
+        help="lowest training mask ratio (default: the model's)",
+    )
+    parser.add_argument(
+        "--mask-ratio-std",
+        type=POSITIVE_NUMBER,
+        default=None,
+        help="std of the training mask-ratio law, a normal of mean 1 truncated to [--mask-ratio-min, 1] (default: the model's)",
+    )
     parser.add_argument("--device", type=text, default="auto")
     parser.add_argument("--batch-size", type=POSITIVE, default=64, help="training images per step")
     parser.add_argument("--steps", type=POSITIVE, default=10, help="timed training steps per variant and round")
     parser.add_argument("--warmup", type=NON_NEGATIVE, default=3, help="untimed training steps first")
-    parser.add_argument("--rounds", type=POSITIVE, default=2,
-                        help="rounds over the variants, each timing --steps training steps and one sampling draw of every variant")
+    parser.add_argument(
+        "--rounds",
+        type=POSITIVE,
+        default=2,
+        help="rounds over the variants, each timing --steps training steps and one sampling draw of every variant",
+    )
     parser.add_argument("--sample-batch-size", type=POSITIVE, default=64, help="images sampled at once")
     parser.add_argument("--num-iter", type=POSITIVE, default=16, help="autoregressive steps K")
     parser.add_argument("--diffusion-steps", type=POSITIVE, default=100, help="DDPM steps per token")
-    parser.add_argument("--cfg", type=number(1.0), default=3.0, help="guidance scale (1 = none, half the backbone work)")
+    parser.add_argument(
+        "--cfg", type=number(1.0), default=3.0, help="guidance scale (1 = none, half the backbone work)"
+    )
     parser.add_argument("--amp", default="none", choices=["auto", "none", "bf16"], help="autocast dtype")
     args = parser.parse_args(argv)
     device = pick_device(args.device)
@@ -153,22 +187,34 @@ def main(argv=None) -> None:
     patches = args.patch_size or [default_patch]
     for patch in patches:
         if side % patch:
-            parser.error(f"--patch-size {patch} does not divide the latent side {side}; use one of "
-                         f"{[p for p in range(1, side + 1) if side % p == 0]}")
+            parser.error(
+                f"--patch-size {patch} does not divide the latent side {side}; use one of "
+                f"{[p for p in range(1, side + 1) if side % p == 0]}"
+            )
         if args.num_iter > (side // patch) ** 2:
-            parser.error(f"--num-iter {args.num_iter} must lie in [1, {(side // patch) ** 2}], the tokens per image at patch {patch}")
+            parser.error(
+                f"--num-iter {args.num_iter} must lie in [1, {(side // patch) ** 2}], the tokens per image at patch {patch}"
+            )
     depths = args.head_depth or [None]
     models = {}
     for patch, depth in itertools.product(patches, depths):
         given = {"head_depth": depth, "mask_ratio_min": args.mask_ratio_min, "mask_ratio_std": args.mask_ratio_std}
-        config = named_config(args.model, num_classes=classes, latent_channels=channels, latent_size=side, patch_size=patch,
-                              **{name: value for name, value in given.items() if value is not None})
+        config = named_config(
+            args.model,
+            num_classes=classes,
+            latent_channels=channels,
+            latent_size=side,
+            patch_size=patch,
+            **{name: value for name, value in given.items() if value is not None},
+        )
         torch.manual_seed(0)
         models[variant_name(patch, depth)] = MARGenerator(config).to(device)
     for name, model in models.items():
         params = sum(p.numel() for p in model.parameters()) / 1e6
-        print(f"{args.model}, {name} ({params:.1f}M parameters), {args.data}: {model.config.seq_len} tokens x "
-              f"{model.config.token_dim} channels, device {device}, amp {args.amp}, {torch.get_num_threads()} CPU threads")
+        print(
+            f"{args.model}, {name} ({params:.1f}M parameters), {args.data}: {model.config.seq_len} tokens x "
+            f"{model.config.token_dim} channels, device {device}, amp {args.amp}, {torch.get_num_threads()} CPU threads"
+        )
 
     training = {name: TrainingBench(model, args.batch_size, args.precision, device) for name, model in models.items()}
     for bench in training.values():
@@ -185,8 +231,10 @@ def main(argv=None) -> None:
     for _ in range(args.rounds):
         for bench in sampling.values():
             bench.run()
-    print(f"sampling: batch {args.sample_batch_size}, K={args.num_iter}, {args.diffusion_steps} diffusion steps, "
-          f"cfg={args.cfg}, {args.rounds} draws per variant, alternated")
+    print(
+        f"sampling: batch {args.sample_batch_size}, K={args.num_iter}, {args.diffusion_steps} diffusion steps, "
+        f"cfg={args.cfg}, {args.rounds} draws per variant, alternated"
+    )
     print_results({name: bench.results() for name, bench in sampling.items()}, "sample images/s")
 
 

@@ -7,6 +7,7 @@ Examples:
     python benchmarks/train_step.py
     python benchmarks/train_step.py --steps 10 --device cuda
 """
+
 import time
 
 import torch
@@ -57,8 +58,10 @@ def main(argv=None) -> None:
     print(f"official-code config, batch 32, fp32, {torch.get_num_threads()} threads, device {device}; ms per step:")
     for name, total in totals.items():
         forward, backward, update, average = (total / (args.steps * args.rounds) * 1000).tolist()
-        print(f"  {name:12s} forward {forward:7.1f}  backward {backward:7.1f}  clip + AdamW {update:6.1f}  EMA {average:5.1f}  "
-              f"-> {32000 / (forward + backward + update + average):.1f} images/s")
+        print(
+            f"  {name:12s} forward {forward:7.1f}  backward {backward:7.1f}  clip + AdamW {update:6.1f}  EMA {average:5.1f}  "
+            f"-> {32000 / (forward + backward + update + average):.1f} images/s"
+        )
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
         for step in range(3):
             timed_step(model, optimizers["fused AdamW"], ema, x, y, generator, step)
@@ -75,8 +78,11 @@ def main(argv=None) -> None:
                 optimizers["fused AdamW"].step()
             seconds[name] += (time.perf_counter() - started) if round_ else 0
     rates = {name: 32 * args.steps * args.rounds / s for name, s in seconds.items()}
-    print("whole steps (forward, backward, fused AdamW): " + ", ".join(f"{n} {r:.1f} images/s" for n, r in rates.items())
-          + f"; {rates['z at masked rows'] / rates['z everywhere']:.2f}x")
+    print(
+        "whole steps (forward, backward, fused AdamW): "
+        + ", ".join(f"{n} {r:.1f} images/s" for n, r in rates.items())
+        + f"; {rates['z at masked rows'] / rates['z everywhere']:.2f}x"
+    )
 
 
 def loss_with_full_z(model, latents, labels, generator):

@@ -2,6 +2,7 @@
 
 Axis letters: n = tokens flattened over the batch, c = token channels, w = MLP width, d = condition width.
 """
+
 import math
 
 import torch

@@ -13,6 +13,7 @@ Two conventions of the official MAR code are options here (``mar.configs.COMPAT`
 - the loss at t = 0: the continuous Gaussian likelihood of x0 (ours) or, with ``discretized_decoder``, the likelihood of
   x0's bin of width 2 / 255 on [-1, 1], open-ended at both edges (improved DDPM's image decoder; the official code's).
 """
+
 import math
 from dataclasses import dataclass
 from functools import partial
@@ -64,7 +65,9 @@ def extract(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 
 
 def normal_kl(mean1, log_var1, mean2, log_var2) -> torch.Tensor:
-    return 0.5 * (-1.0 + log_var2 - log_var1 + torch.exp(log_var1 - log_var2) + (mean1 - mean2) ** 2 * torch.exp(-log_var2))
+    return 0.5 * (
+        -1.0 + log_var2 - log_var1 + torch.exp(log_var1 - log_var2) + (mean1 - mean2) ** 2 * torch.exp(-log_var2)
+    )
 
 
 def gaussian_nll(x, mean, log_var) -> torch.Tensor:

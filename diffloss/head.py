@@ -1,4 +1,5 @@
 """DiffLoss: the token head that models p(x | z) with a small diffusion model."""
+
 from dataclasses import dataclass
 
 import torch

@@ -24,6 +24,7 @@ so the draw equals the unguided one exactly.
 
 Axis letters: n = tokens, c = token channels, d = condition width.
 """
+
 from functools import partial
 
 import numpy as np
@@ -42,7 +43,9 @@ def guided_output(denoiser, x, t, z, z_uncond, cfg, channels) -> torch.Tensor:
     return torch.cat([eps_c + (cfg - 1) * (eps_c - eps_u), out_c[:, channels:]], dim=-1)
 
 
-def ddpm(diffusion, denoiser, z, channels, num_steps, temperature, cfg, z_uncond, generator, spacing="leading") -> torch.Tensor:
+def ddpm(
+    diffusion, denoiser, z, channels, num_steps, temperature, cfg, z_uncond, generator, spacing="leading"
+) -> torch.Tensor:
     """Ancestral sampling down the chain respaced by ``spacing``, with the learned variance; ``temperature`` scales
     each added noise."""
     chain = diffusion.sampling_chain(num_steps, z.device, spacing)
@@ -69,7 +72,9 @@ def solver_timesteps(num_steps: int) -> list[int]:
     return np.linspace(0, FIRST_SOLVER_TIMESTEP, num_steps + 1).round()[:0:-1].astype(np.int64).tolist()
 
 
-def dpm_solver(diffusion, denoiser, z, channels, num_steps, temperature, cfg, z_uncond, generator, order) -> torch.Tensor:
+def dpm_solver(
+    diffusion, denoiser, z, channels, num_steps, temperature, cfg, z_uncond, generator, order
+) -> torch.Tensor:
     """DPM-Solver++ of the given order from x_T = temperature * N(0, I); no noise is added after the start."""
     scheduler = DPMSolverMultistepScheduler(  # a fresh one per draw: a multistep solver keeps state between steps
         num_train_timesteps=diffusion.num_train_timesteps,

@@ -2,6 +2,7 @@
 
 The public names: import them from ``mar`` so that user code survives moves inside the package.
 """
+
 from mar.interop.hub import PretrainedMAR, open_checkpoint
 from mar.model.backbone import MARBackbone
 from mar.model.config import NAMED_SIZES, MARConfig, named_config
@@ -11,6 +12,15 @@ from mar.sampling.loop import sample_latents
 from mar.train.checkpoint import Checkpoint, load_checkpoint
 
 __all__ = [
-    "NAMED_SIZES", "Checkpoint", "MARBackbone", "MARConfig", "MARGenerator", "PretrainedMAR", "SamplingConfig",
-    "load_checkpoint", "named_config", "open_checkpoint", "sample_latents",
+    "NAMED_SIZES",
+    "Checkpoint",
+    "MARBackbone",
+    "MARConfig",
+    "MARGenerator",
+    "PretrainedMAR",
+    "SamplingConfig",
+    "load_checkpoint",
+    "named_config",
+    "open_checkpoint",
+    "sample_latents",
 ]

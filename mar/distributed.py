@@ -1,4 +1,5 @@
 """Process-group helpers that are no-ops in a single process, so scripts run the same with or without torchrun."""
+
 import os
 
 import torch

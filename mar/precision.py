@@ -1,4 +1,5 @@
 """Precision: what ``--amp`` resolves to on a device, and autocast for it."""
+
 import torch
 
 

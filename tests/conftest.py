@@ -13,7 +13,9 @@ def trained_run(tmp_path_factory):
     from .toy import TOY
 
     out = tmp_path_factory.mktemp("run")
-    train.main(TOY + ["--output", str(out), "--cache-dir", str(out / "cache"), "--sample-every", "5", "--log-every", "2"])
+    train.main(
+        TOY + ["--output", str(out), "--cache-dir", str(out / "cache"), "--sample-every", "5", "--log-every", "2"]
+    )
     return out
 
 

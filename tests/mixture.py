@@ -1,5 +1,6 @@
 """A known 2-D mixture per condition, its exact noise predictor, and a small diffusion head trained on it: the data the
 head tests sample against."""
+
 import math
 
 import torch
@@ -70,14 +71,20 @@ def exact_denoiser(alphas_cumprod: torch.Tensor):
 def train_head() -> DiffLoss:
     """A one-hot-conditioned head fitted to the mixture (about a minute on one CPU thread)."""
     torch.manual_seed(0)
-    head = DiffLoss(DiffLossConfig(token_channels=2, cond_channels=3, width=128, depth=3, diffusion_batch_mul=4, num_sampling_steps=50))
+    head = DiffLoss(
+        DiffLossConfig(
+            token_channels=2, cond_channels=3, width=128, depth=3, diffusion_batch_mul=4, num_sampling_steps=50
+        )
+    )
     optimizer = torch.optim.AdamW(head.parameters(), lr=2e-3)
     generator = torch.Generator().manual_seed(0)
     steps = 1500
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1 - s / steps)
     for _ in range(steps):
         condition = torch.randint(0, 3, (256,), generator=generator)
-        loss = head.loss(torch.nn.functional.one_hot(condition, 3).float(), draw_targets(condition, generator), generator=generator)
+        loss = head.loss(
+            torch.nn.functional.one_hot(condition, 3).float(), draw_targets(condition, generator), generator=generator
+        )
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -1,4 +1,5 @@
 """torch-fidelity's Inception with seeded random weights, saved to a file: Inception metrics offline, no download."""
+
 from pathlib import Path
 
 import pytest

@@ -1,4 +1,5 @@
 """A block at some rows only, and the backbone's z at wanted positions, equal the full computation there."""
+
 from functools import partial
 
 import pytest

@@ -1,4 +1,5 @@
 """The categorical head of the discrete baselines: cross-entropy that can overfit, softmax sampling, guidance."""
+
 import torch
 
 from mar.model.categorical import CategoricalConfig, CategoricalHead
@@ -12,7 +13,9 @@ def head(seed: int = 0, groups: int = 4) -> CategoricalHead:
 
 
 def tokens_of(indices: torch.Tensor) -> torch.Tensor:
-    return CODEBOOK[indices].transpose(1, 2).flatten(1)  # (n, g) -> (n, e * g), channels first as patchify lays tokens out
+    return (
+        CODEBOOK[indices].transpose(1, 2).flatten(1)
+    )  # (n, g) -> (n, e * g), channels first as patchify lays tokens out
 
 
 def test_target_vectors_map_back_to_their_indices():
@@ -45,8 +48,13 @@ def test_temperature_zero_is_greedy_and_low_temperature_approaches_it():
     model, z = head(), torch.randn(200, 16, generator=torch.Generator().manual_seed(3))
     greedy = model.indices(model.sample(z, temperature=0))
     assert torch.equal(greedy, model.logits(z).argmax(-1))
-    agreement = {t: (model.indices(model.sample(z, temperature=t, generator=torch.Generator().manual_seed(4))) == greedy)
-                 .float().mean().item() for t in (1.0, 0.1, 1e-3)}
+    agreement = {
+        t: (model.indices(model.sample(z, temperature=t, generator=torch.Generator().manual_seed(4))) == greedy)
+        .float()
+        .mean()
+        .item()
+        for t in (1.0, 0.1, 1e-3)
+    }
     assert agreement[1.0] < agreement[0.1] < agreement[1e-3] and agreement[1e-3] > 0.98
 
 
@@ -65,7 +73,9 @@ def test_guidance_at_scale_one_equals_unguided_sampling():
     z, z_uncond = torch.randn(40, 16), torch.randn(40, 16)
     guided = model.sample(z, cfg=1.0, z_uncond=z_uncond, generator=torch.Generator().manual_seed(7))
     assert torch.equal(guided, model.sample(z, generator=torch.Generator().manual_seed(7)))
-    assert not torch.equal(model.sample(z, cfg=3.0, z_uncond=z_uncond, generator=torch.Generator().manual_seed(7)), guided)
+    assert not torch.equal(
+        model.sample(z, cfg=3.0, z_uncond=z_uncond, generator=torch.Generator().manual_seed(7)), guided
+    )
 
 
 def test_indices_follow_the_patch_layout_of_the_generator_tokens():

@@ -1,10 +1,11 @@
 """Checkpoints: a round trip reproduces the samples; bad files and other configs are refused clearly."""
+
 from dataclasses import replace
 
-import mar.train.checkpoint as checkpoint_module
 import pytest
 import torch
 
+import mar.train.checkpoint as checkpoint_module
 from mar import sample_latents
 from mar.train.checkpoint import load_checkpoint, save_weights
 from vae import KLTokenizer, small_autoencoder
@@ -23,8 +24,14 @@ def saved(tmp_path):
 
 def images(model, tokenizer):
     with torch.no_grad():
-        latents = sample_latents(model, torch.tensor([0, 3, 4]), num_iter=3, cfg=2.0, diffusion_steps=4,
-                                 generator=torch.Generator().manual_seed(11))
+        latents = sample_latents(
+            model,
+            torch.tensor([0, 3, 4]),
+            num_iter=3,
+            cfg=2.0,
+            diffusion_steps=4,
+            generator=torch.Generator().manual_seed(11),
+        )
         return tokenizer.decode(latents)
 
 

@@ -1,9 +1,10 @@
 """The feature classifier behind the offline metrics: it learns the classes, is trained once and reused, and the
 metrics in its feature space rank real images above damaged ones."""
-import mar.eval.classifier as classifier_module
+
 import pytest
 import torch
 
+import mar.eval.classifier as classifier_module
 from mar.data.glyphs import glyph_dataset
 from mar.eval.classifier import classifier_for, predict
 from mar.eval.quality import reference_set, sample_metrics
@@ -14,13 +15,17 @@ DEVICE = torch.device("cpu")
 @pytest.fixture(scope="module")
 def glyphs(tmp_path_factory):
     cache = tmp_path_factory.mktemp("glyphs")
-    return glyph_dataset(600, 32, seed=0, cache_dir=cache).tensors, glyph_dataset(200, 32, seed=1, cache_dir=cache).tensors
+    return glyph_dataset(600, 32, seed=0, cache_dir=cache).tensors, glyph_dataset(
+        200, 32, seed=1, cache_dir=cache
+    ).tensors
 
 
 @pytest.fixture(scope="module")
 def trained(glyphs, tmp_path_factory):
     folder = tmp_path_factory.mktemp("classifier")
-    classifier, info = classifier_for(folder, glyphs[0], glyphs[1], "glyphs-test", 10, steps=150, device=DEVICE, progress=False)
+    classifier, info = classifier_for(
+        folder, glyphs[0], glyphs[1], "glyphs-test", 10, steps=150, device=DEVICE, progress=False
+    )
     return folder, classifier, info
 
 
@@ -34,7 +39,9 @@ def test_learns_the_classes_and_reports_its_test_accuracy(glyphs, trained):
 
 def test_is_trained_once_and_reused(glyphs, trained, monkeypatch):
     folder, classifier, info = trained
-    monkeypatch.setattr(classifier_module, "train_classifier", lambda *a, **k: pytest.fail("retrained a kept classifier"))
+    monkeypatch.setattr(
+        classifier_module, "train_classifier", lambda *a, **k: pytest.fail("retrained a kept classifier")
+    )
     again, info_again = classifier_for(folder, glyphs[0], glyphs[1], "glyphs-test", 10, steps=150, device=DEVICE)
     assert info_again == info
     assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), classifier.state_dict().values()))

@@ -5,6 +5,7 @@ Each case is (script, arguments, what the message must contain, optional setup).
 and {copy} (a copy of the run that the setup may damage). Before and after each case every file under the shared
 run and the case's folder is hashed: a refused command must leave them as they were.
 """
+
 import hashlib
 import pickle
 import shutil
@@ -31,9 +32,18 @@ from mar.cli.options import untyped_options
 from .toy import TOY
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPTS = {"train": train, "sample": sample, "train_tokenizer": train_tokenizer, "cache_latents": cache_latents, "compare": compare,
-           "convert_official": convert_official, "export_hub": export_hub, "sample_at_scale": sample_at_scale, "score": score,
-           "make_textures": make_textures}
+SCRIPTS = {
+    "train": train,
+    "sample": sample,
+    "train_tokenizer": train_tokenizer,
+    "cache_latents": cache_latents,
+    "compare": compare,
+    "convert_official": convert_official,
+    "export_hub": export_hub,
+    "sample_at_scale": sample_at_scale,
+    "score": score,
+    "make_textures": make_textures,
+}
 
 
 # ---- setups: each gets (case folder, the copy of the run) and damages or prepares something -----------------------------
@@ -180,9 +190,32 @@ RUN = ["--output", "{tmp}/out", "--cache-dir", "{run}/cache"]
 T = TOY + RUN
 TOK = ["--tokenizer", "{tokenizer}"]
 RESUME = TOY + ["--cache-dir", "{run}/cache", "--output", "{copy}", "--resume"]
-TT = ["--num-images", "60", "--images", "60", "--held-out", "10", "--steps", "2", "--no-progress", "--cache-dir", "{run}/cache",
-      "--output", "{tmp}/tok"]
-CL = ["--num-images", "120", "--cache-dir", "{run}/cache", "--tokenizer", "{tokenizer}", "--out", "{tmp}/cache", "--no-progress"]
+TT = [
+    "--num-images",
+    "60",
+    "--images",
+    "60",
+    "--held-out",
+    "10",
+    "--steps",
+    "2",
+    "--no-progress",
+    "--cache-dir",
+    "{run}/cache",
+    "--output",
+    "{tmp}/tok",
+]
+CL = [
+    "--num-images",
+    "120",
+    "--cache-dir",
+    "{run}/cache",
+    "--tokenizer",
+    "{tokenizer}",
+    "--out",
+    "{tmp}/cache",
+    "--no-progress",
+]
 S = ["--checkpoint", "{run}", "--out", "{tmp}/s.png"]
 
 CASES = [
@@ -259,13 +292,33 @@ CASES = [
     ("train", T + ["--tokenizer", "{copy}/tokenizer"], "{copy}/tokenizer is damaged", broken_tokenizer),
     ("train", T + ["--data-path", "{tmp}/nodata"], "nodata does not exist", None),
     ("train", T + ["--data-path", "{tmp}/data"], "{tmp}/data/green holds no images", empty_class),
-    ("train", T + ["--data-path", "{tmp}/data", "--batch-size", "2"], "{tmp}/data/red/1.png cannot be read", truncated_image),
-    ("train", T + ["--data-path", "{tmp}/data", "--batch-size", "2"] + TOK, "{tmp}/data/red/1.png cannot be read", truncated_image),
-    ("train", T + ["--data-path", "{tmp}/data", "--batch-size", "2"] + TOK, "{tmp}/data/blue/notes.jpg cannot be read", text_named_jpg),
+    (
+        "train",
+        T + ["--data-path", "{tmp}/data", "--batch-size", "2"],
+        "{tmp}/data/red/1.png cannot be read",
+        truncated_image,
+    ),
+    (
+        "train",
+        T + ["--data-path", "{tmp}/data", "--batch-size", "2"] + TOK,
+        "{tmp}/data/red/1.png cannot be read",
+        truncated_image,
+    ),
+    (
+        "train",
+        T + ["--data-path", "{tmp}/data", "--batch-size", "2"] + TOK,
+        "{tmp}/data/blue/notes.jpg cannot be read",
+        text_named_jpg,
+    ),
     ("train", T + ["--head", "categorical"], "needs a discrete --tokenizer", None),
     ("train", T + ["--head", "categorical"] + TOK, "continuous kl tokenizer", None),
     ("train", T + TOK + ["--latent-cache", "{run}/latents", "--num-images", "100"], "n=100", None),
-    ("train", T + TOK + ["--latent-cache", "{copy}/latents"], "{copy}/latents/cache.json is unreadable", edited_cache_manifest),
+    (
+        "train",
+        T + TOK + ["--latent-cache", "{copy}/latents"],
+        "{copy}/latents/cache.json is unreadable",
+        edited_cache_manifest,
+    ),
     ("train", T + TOK + ["--latent-cache", "{copy}/latents"], "cache.json is damaged", manifest_missing_fields),
     ("train", T + TOK + ["--latent-cache", "{copy}/latents"], "shard-00000.safetensors is damaged", truncated_shard),
     # train.py: the run folder, resuming and starting from checkpoints
@@ -276,7 +329,12 @@ CASES = [
     ("train", RESUME + ["--seed", "3"], "seed: 0 != 3", None),
     ("train", RESUME + ["--batch-size", "12"], "batch_size: 24 != 12", None),
     ("train", RESUME + ["--patch-size", "1"], "patch_size: 1 != 4", None),
-    ("train", RESUME + ["--tokenizer", "{tmp}/other-tokenizer"], "is not the tokenizer of the run being resumed", other_tokenizer),
+    (
+        "train",
+        RESUME + ["--tokenizer", "{tmp}/other-tokenizer"],
+        "is not the tokenizer of the run being resumed",
+        other_tokenizer,
+    ),
     ("train", RESUME + ["--init-from", "{run}"], "pass only one of them", None),
     ("train", RESUME, "latest names 'step-99999999'", latest_names_missing),
     ("train", RESUME, "resume.pt is damaged", garbage_resume),
@@ -300,7 +358,12 @@ CASES = [
     ("sample", S + ["--num-iter", "17"], "--num-iter 17", None),
     ("sample", S + ["--diffusion-steps", "1000"], "--diffusion-steps 1000", None),
     ("sample", S + ["--head-sampler", "euler"], "'euler'", None),
-    ("sample", S + ["--head-sampler", "dpm++", "--diffusion-steps", "995"], "--diffusion-steps 995 must lie in [1, 990]", None),
+    (
+        "sample",
+        S + ["--head-sampler", "dpm++", "--diffusion-steps", "995"],
+        "--diffusion-steps 995 must lie in [1, 990]",
+        None,
+    ),
     ("sample", S + ["--diffusion-steps-last", "0"], "--diffusion-steps-last: 0", None),
     ("sample", S + ["--diffusion-steps-last", "1500"], "--diffusion-steps-last 1500", None),
     ("sample", S + ["--temperature", "nan"], "--temperature: nan", None),
@@ -314,7 +377,12 @@ CASES = [
     ("sample", S + ["--cfg-refresh", "0"], "--cfg-refresh: 0", None),
     ("sample", S + ["--device", "cuda:7"], "cuda:7", None),
     ("sample", ["--checkpoint", "{run}", "--out", "{tmp}/x.txt"], "x.txt", None),
-    ("sample", ["--checkpoint", "{run}", "--out", "{tmp}/folder.png"], "{tmp}/folder.png is a folder", a_folder_named_png),
+    (
+        "sample",
+        ["--checkpoint", "{run}", "--out", "{tmp}/folder.png"],
+        "{tmp}/folder.png is a folder",
+        a_folder_named_png,
+    ),
     ("sample", ["--checkpoint", "{run}", "--out", "{tmp}/file/s.png"], "{tmp}/file is a file", a_file),
     # train_tokenizer.py
     ("train_tokenizer", TT + ["--kind", "vq", "--codebook-size", "0"], "--codebook-size: 0", None),
@@ -327,7 +395,12 @@ CASES = [
     ("train_tokenizer", TT + ["--held-out", "0"], "--held-out: 0", None),
     ("train_tokenizer", TT + ["--held-out", "60"], "--held-out 60", None),
     ("train_tokenizer", TT + ["--images", "1"], "--images: 1", None),
-    ("train_tokenizer", TT + ["--images", "500", "--held-out", "100"], "--held-out 100 must lie below the 60 images", None),
+    (
+        "train_tokenizer",
+        TT + ["--images", "500", "--held-out", "100"],
+        "--held-out 100 must lie below the 60 images",
+        None,
+    ),
     ("train_tokenizer", TT + ["--steps", "0"], "--steps: 0", None),
     ("train_tokenizer", TT + ["--batch-size", "0"], "--batch-size: 0", None),
     ("train_tokenizer", TT + ["--lr", "0"], "--lr: 0", None),
@@ -343,14 +416,24 @@ CASES = [
     ("train_tokenizer", TT + ["--output", "{tmp}/file"], "{tmp}/file is a file", a_file),
     ("train_tokenizer", TT, "--output {tmp}/tok already holds files", tokenizer_in_output),
     ("train_tokenizer", TT + ["--data-path", "{tmp}/data"], "{tmp}/data/green holds no images", empty_class),
-    ("train_tokenizer", TT + ["--data-path", "{tmp}/data", "--images", "6", "--held-out", "1"], "cannot be read", truncated_image),
+    (
+        "train_tokenizer",
+        TT + ["--data-path", "{tmp}/data", "--images", "6", "--held-out", "1"],
+        "cannot be read",
+        truncated_image,
+    ),
     # cache_latents.py
     ("cache_latents", ["--tokenizer", "{tokenizer}"], "--out", None),
     ("cache_latents", CL + ["--tokenizer", "{tmp}/nowhere"], "nowhere does not exist", None),
     ("cache_latents", CL + ["--tokenizer", "{copy}/tokenizer"], "{copy}/tokenizer is damaged", broken_tokenizer),
     ("cache_latents", CL + ["--out", "{tmp}/file"], "{tmp}/file is a file", a_file),
     ("cache_latents", CL, "--out {tmp}/cache already holds files that are not this cache", other_files_in_out),
-    ("cache_latents", CL + ["--out", "{copy}/latents", "--num-images", "100"], "already holds files that are not this cache", None),
+    (
+        "cache_latents",
+        CL + ["--out", "{copy}/latents", "--num-images", "100"],
+        "already holds files that are not this cache",
+        None,
+    ),
     ("cache_latents", CL + ["--batch-size", "0"], "--batch-size: 0", None),
     ("cache_latents", CL + ["--shard-size", "0"], "--shard-size: 0", None),
     ("cache_latents", CL + ["--num-workers", "-1"], "--num-workers: -1", None),
@@ -379,7 +462,10 @@ CASES = [
 def fingerprints(*folders: Path) -> dict[str, str]:
     return {
         str(path): hashlib.sha256(path.read_bytes()).hexdigest()
-        for folder in folders if folder.exists() for path in sorted(folder.rglob("*")) if path.is_file()
+        for folder in folders
+        if folder.exists()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
     }
 
 
@@ -394,7 +480,12 @@ def test_bad_input_gets_one_line_and_changes_nothing(case, trained_run, tmp_path
     copy = tmp_path / "copy"
     if any("{copy}" in a for a in argv):  # the setups damage only a copy the arguments name
         shutil.copytree(trained_run, copy, ignore=shutil.ignore_patterns("cache"))
-    places = {"run": str(trained_run), "tmp": str(tmp_path), "tokenizer": str(trained_run / "tokenizer"), "copy": str(copy)}
+    places = {
+        "run": str(trained_run),
+        "tmp": str(tmp_path),
+        "tokenizer": str(trained_run / "tokenizer"),
+        "copy": str(copy),
+    }
     if setup is not None:
         setup(tmp_path, copy)
     before = fingerprints(trained_run, tmp_path)
@@ -415,14 +506,21 @@ def test_every_option_has_a_checked_type(script):
     assert untyped_options(SCRIPTS[script].build_parser()) == []
 
 
-@pytest.mark.parametrize("script, argv", [
-    ("train.py", ["--epochs", "0"]), ("sample.py", ["--checkpoint", "nowhere", "--cfg", "nan"]),
-    ("train-tokenizer", ["--stride", "0"]), ("cache-latents", ["--tokenizer", "t", "--out", "o", "--shard-size", "-1"]),
-    ("compare", ["--budget", "none"]),
-])
+@pytest.mark.parametrize(
+    "script, argv",
+    [
+        ("train.py", ["--epochs", "0"]),
+        ("sample.py", ["--checkpoint", "nowhere", "--cfg", "nan"]),
+        ("train-tokenizer", ["--stride", "0"]),
+        ("cache-latents", ["--tokenizer", "t", "--out", "o", "--shard-size", "-1"]),
+        ("compare", ["--budget", "none"]),
+    ],
+)
 def test_the_real_command_line_prints_one_line_and_exits_2(script, argv, tmp_path):
     command = [str(ROOT / script)] if script.endswith(".py") else ["-m", "mar", script]
-    result = subprocess.run([sys.executable, *command, *argv], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    result = subprocess.run(
+        [sys.executable, *command, *argv], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
     assert result.returncode == 2 and result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("error: "), result.stderr
     assert list(tmp_path.iterdir()) == []

@@ -1,4 +1,5 @@
 """compare.py end to end at the tiny budget with 2 seeds: recipe sweeps, intervals, claims, kept work reused."""
+
 import json
 import math
 
@@ -14,7 +15,17 @@ VARIANTS = ["kl-diffusion", "fsq-ce"]
 @pytest.fixture(scope="module")
 def compared(tmp_path_factory):
     out = tmp_path_factory.mktemp("compare")
-    args = ["--budget", "tiny", "--variants", *VARIANTS, "--output", str(out), "--cache-dir", str(out / "cache"), "--no-progress"]
+    args = [
+        "--budget",
+        "tiny",
+        "--variants",
+        *VARIANTS,
+        "--output",
+        str(out),
+        "--cache-dir",
+        str(out / "cache"),
+        "--no-progress",
+    ]
     return out, args, compare.main(args)
 
 
@@ -23,7 +34,8 @@ def test_rows_hold_intervals_over_two_seeds(compared):
     rows, seed_rows = results["rows"], results["seed_rows"]
     assert results["seeds"] == [0, 1]
     assert [(r["variant"], r["cfg"]) for r in rows] == [("real images (training set)", None)] + [
-        (v, cfg) for v in VARIANTS for cfg in (1.0, compare.BUDGETS["tiny"].cfg)]
+        (v, cfg) for v in VARIANTS for cfg in (1.0, compare.BUDGETS["tiny"].cfg)
+    ]
     for row in rows[1:]:
         assert row["seeds"] == [0, 1]
         for metric in ("fid", "accuracy", "precision", "recall", "psnr"):
@@ -61,13 +73,20 @@ def test_each_variant_trains_with_the_recipe_its_own_sweep_chose(compared):
         assert len(chosen) == 1 and chosen[0]["held_out_loss"] == min(p["held_out_loss"] for p in points)
         for seed in (0, 1):
             settings = json.loads((out / "runs" / name / f"seed-{seed}" / "compare.json").read_text())
-            assert (settings["lr"], settings["warmup_epochs"], settings["seed"]) == (chosen[0]["lr"], chosen[0]["warmup_epochs"], seed)
+            assert (settings["lr"], settings["warmup_epochs"], settings["seed"]) == (
+                chosen[0]["lr"],
+                chosen[0]["warmup_epochs"],
+                seed,
+            )
         assert all(row["lr"] == chosen[0]["lr"] for row in results["rows"] if row["variant"] == name)
 
 
 def test_each_seed_trains_its_own_tokenizer(compared):
     out, _, _ = compared
-    weights = [(out / "tokenizers" / "kl" / f"seed-{seed}" / "diffusion_pytorch_model.safetensors").read_bytes() for seed in (0, 1)]
+    weights = [
+        (out / "tokenizers" / "kl" / f"seed-{seed}" / "diffusion_pytorch_model.safetensors").read_bytes()
+        for seed in (0, 1)
+    ]
     assert weights[0] != weights[1]
 
 
@@ -109,8 +128,17 @@ def test_a_run_folder_of_other_settings_stops_instead_of_being_relabelled(tmp_pa
     (run / "compare.json").write_text(json.dumps({"lr": 2e-3}))
     args = compare.parse_args(["--budget", "tiny", "--output", str(tmp_path)])
     with pytest.raises(SystemExit):
-        compare.train_variant(args, compare.BUDGETS["tiny"], "kl", "diffusion", 0, {"lr": 1e-3, "warmup_epochs": 0.0},
-                              tmp_path, run, epochs=1)
+        compare.train_variant(
+            args,
+            compare.BUDGETS["tiny"],
+            "kl",
+            "diffusion",
+            0,
+            {"lr": 1e-3, "warmup_epochs": 0.0},
+            tmp_path,
+            run,
+            epochs=1,
+        )
     assert "holds a run of other settings" in capsys.readouterr().err
     assert json.loads((run / "compare.json").read_text()) == {"lr": 2e-3}
 
@@ -120,10 +148,14 @@ def test_a_kept_run_of_another_budget_stops_before_any_work(tmp_path, capsys):
     run = tmp_path / "runs" / "kl-diffusion" / "seed-1"
     run.mkdir(parents=True)
     recipe = {"lr": 1e-3, "warmup_epochs": 0.0}  # any recipe: the sweep has not chosen one yet when this is checked
-    tiny = compare.run_settings(args, compare.BUDGETS["tiny"], "kl", "diffusion", 1, recipe, compare.BUDGETS["tiny"].epochs)
+    tiny = compare.run_settings(
+        args, compare.BUDGETS["tiny"], "kl", "diffusion", 1, recipe, compare.BUDGETS["tiny"].epochs
+    )
     (run / "compare.json").write_text(json.dumps(tiny))
     compare.check_kept_runs(args, compare.BUDGETS["tiny"], tmp_path)
-    small = compare.run_settings(args, compare.BUDGETS["small"], "kl", "diffusion", 1, recipe, compare.BUDGETS["small"].epochs)
+    small = compare.run_settings(
+        args, compare.BUDGETS["small"], "kl", "diffusion", 1, recipe, compare.BUDGETS["small"].epochs
+    )
     (run / "compare.json").write_text(json.dumps(small))
     with pytest.raises(SystemExit):
         compare.main(["--budget", "tiny", "--output", str(tmp_path), "--cache-dir", str(tmp_path / "cache")])
@@ -135,8 +167,20 @@ def test_a_kept_run_of_another_budget_stops_before_any_work(tmp_path, capsys):
 
 def test_bad_inception_files_fail_before_any_training(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        compare.main(["--budget", "tiny", "--output", str(tmp_path), "--cache-dir", str(tmp_path / "cache"),
-                      "--inception-weights", str(tmp_path / "missing.pth"), "--inception-reference", str(tmp_path / "ref.npz")])
+        compare.main(
+            [
+                "--budget",
+                "tiny",
+                "--output",
+                str(tmp_path),
+                "--cache-dir",
+                str(tmp_path / "cache"),
+                "--inception-weights",
+                str(tmp_path / "missing.pth"),
+                "--inception-reference",
+                str(tmp_path / "ref.npz"),
+            ]
+        )
     assert exit_info.value.code == 2
     message = capsys.readouterr().err.strip()
     assert "missing.pth not found" in message and "\n" not in message
@@ -145,6 +189,7 @@ def test_bad_inception_files_fail_before_any_training(tmp_path, capsys):
 
 def test_interval_cells_print_bounds_and_single_values_print_the_mean():
     from mar.eval.comparison import cell
+
     assert cell(Interval(1.0, 0.5, 1.5, 2)) == "1.000 [0.500, 1.500]"
     assert cell(Interval(1.0, -math.inf, math.inf, 1)) == "1.000"
 
@@ -153,14 +198,17 @@ def test_a_kept_tokenizer_of_another_pixel_loss_is_retrained_and_its_runs_refuse
     budget = compare.BUDGETS["tiny"]
     folder = tmp_path / "tokenizers" / "kl" / "seed-0"
     folder.mkdir(parents=True)
-    (folder / "metrics.json").write_text(json.dumps({"steps": budget.tokenizer_steps}))  # before the options: l1, logvar 0
+    (folder / "metrics.json").write_text(
+        json.dumps({"steps": budget.tokenizer_steps})
+    )  # before the options: l1, logvar 0
     calls = []
     monkeypatch.setattr(train_tokenizer, "main", calls.append)
     default = compare.parse_args(["--budget", "tiny", "--output", str(tmp_path)])
     compare.tokenizer_folder(default, budget, "kl", 0, tmp_path)
     assert calls == []  # the kept one is of the default recipe
-    mse = compare.parse_args(["--budget", "tiny", "--output", str(tmp_path), "--tokenizer-pixel-loss", "mse",
-                              "--kl-initial-logvar", "-8"])
+    mse = compare.parse_args(
+        ["--budget", "tiny", "--output", str(tmp_path), "--tokenizer-pixel-loss", "mse", "--kl-initial-logvar", "-8"]
+    )
     compare.tokenizer_folder(mse, budget, "kl", 0, tmp_path)
     given = calls[0]
     assert given[given.index("--pixel-loss") + 1] == "mse" and float(given[given.index("--initial-logvar") + 1]) == -8

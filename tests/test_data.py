@@ -1,4 +1,5 @@
 """The embedded glyph set and the ImageFolder loader."""
+
 import torch
 from PIL import Image
 

@@ -1,6 +1,7 @@
 """The web demo: the step hook leaves samples as they were, the unmasking pictures show exactly the drawn tokens, the
 page refuses what sample.py refuses in the same words, the page driven in headless Chromium draws the grid, and the
 same endpoint answers gradio_client with the pixels a direct call gives."""
+
 import io
 import shutil
 import socket
@@ -29,8 +30,17 @@ from vae import DiscreteConfig, DiscreteTokenizer, FSQConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-PAGE = dict(classes=["1", "7"], per_class=3, num_iter=4, head_sampler="dpm++", diffusion_steps=3, temperature=1.0,
-            cfg=2.0, cfg_schedule="linear", seed=5)  # what the browser and the client ask for
+PAGE = dict(
+    classes=["1", "7"],
+    per_class=3,
+    num_iter=4,
+    head_sampler="dpm++",
+    diffusion_steps=3,
+    temperature=1.0,
+    cfg=2.0,
+    cfg_schedule="linear",
+    seed=5,
+)  # what the browser and the client ask for
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +52,24 @@ def checkpoint(trained_run):
 def categorical():
     """An untrained generator with a categorical head on an FSQ tokenizer: the page must serve it too."""
     torch.manual_seed(0)
-    tokenizer = DiscreteTokenizer(DiscreteConfig(kind="fsq", stride=4, width=16, fsq=FSQConfig(levels=(3, 2, 2)))).eval()
-    config = named_config("mar-tiny", width=32, encoder_depth=1, decoder_depth=1, num_heads=2, num_classes=3, buffer_size=1,
-                          latent_channels=3, latent_size=4, patch_size=2, head="categorical", codebook_size=12, head_width=32)
+    tokenizer = DiscreteTokenizer(
+        DiscreteConfig(kind="fsq", stride=4, width=16, fsq=FSQConfig(levels=(3, 2, 2)))
+    ).eval()
+    config = named_config(
+        "mar-tiny",
+        width=32,
+        encoder_depth=1,
+        decoder_depth=1,
+        num_heads=2,
+        num_classes=3,
+        buffer_size=1,
+        latent_channels=3,
+        latent_size=4,
+        patch_size=2,
+        head="categorical",
+        codebook_size=12,
+        head_width=32,
+    )
     model = MARGenerator(config, tokenizer.latent_codebook()).eval()
     return Checkpoint(model=model, ema=None, tokenizer=tokenizer, classes=["a", "b", "c"], image_size=16, step=0)
 
@@ -81,8 +106,13 @@ def test_the_step_hook_changes_no_sample_and_sees_every_step(checkpoint, cfg):
     model, labels, seen = checkpoint.sampling_model, torch.tensor([0, 3, 9]), []
     run = dict(num_iter=5, diffusion_steps=2, cfg=cfg)
     plain = sample_latents(model, labels, generator=torch.Generator().manual_seed(1), **run)
-    hooked = sample_latents(model, labels, generator=torch.Generator().manual_seed(1), **run,
-                            on_step=lambda step, tokens, mask: seen.append((step, tokens, mask)))
+    hooked = sample_latents(
+        model,
+        labels,
+        generator=torch.Generator().manual_seed(1),
+        **run,
+        on_step=lambda step, tokens, mask: seen.append((step, tokens, mask)),
+    )
     assert torch.equal(plain, hooked)
     assert [step for step, _, _ in seen] == [1, 2, 3, 4, 5]
     assert [int(mask[0].sum()) for _, _, mask in seen] == unmasking_schedule(16, 5)
@@ -138,13 +168,16 @@ def test_the_page_of_a_categorical_checkpoint_greys_out_the_diffusion_controls(c
 
 
 # ---- the page's checks are the command line's ----------------------------------------------------------------------------
-@pytest.mark.parametrize("bad, argv", [
-    (dict(num_iter=17), ["--num-iter", "17"]),
-    (dict(head_sampler="dpm++", diffusion_steps=995), ["--head-sampler", "dpm++", "--diffusion-steps", "995"]),
-    (dict(head_sampler="ddpm", diffusion_steps=1000), ["--diffusion-steps", "1000"]),
-    (dict(temperature=-0.5), ["--temperature", "-0.5"]),
-    (dict(num_iter=2.5), ["--num-iter", "2.5"]),
-])
+@pytest.mark.parametrize(
+    "bad, argv",
+    [
+        (dict(num_iter=17), ["--num-iter", "17"]),
+        (dict(head_sampler="dpm++", diffusion_steps=995), ["--head-sampler", "dpm++", "--diffusion-steps", "995"]),
+        (dict(head_sampler="ddpm", diffusion_steps=1000), ["--diffusion-steps", "1000"]),
+        (dict(temperature=-0.5), ["--temperature", "-0.5"]),
+        (dict(num_iter=2.5), ["--num-iter", "2.5"]),
+    ],
+)
 def test_the_page_refuses_what_sample_py_refuses_in_its_words(trained_run, capsys, tmp_path, bad, argv):
     with pytest.raises(SettingsError) as refused:
         checked_sampling(bad, 16, "diffusion", 1000)
@@ -157,7 +190,9 @@ def test_the_page_refuses_what_sample_py_refuses_in_its_words(trained_run, capsy
 def test_the_page_keeps_the_command_line_defaults_and_checks_its_own_values():
     assert vars(checked_sampling({}, 16, "diffusion", 1000)) == vars(default_sampling())
     assert checked_sampling({"num_iter": 16.0}, 16, "diffusion", 1000).num_iter == 16  # a slider's float
-    assert checked_sampling({"head_sampler": "dpm++", "diffusion_steps": 995}, 16, "categorical", 0).diffusion_steps == 995
+    assert (
+        checked_sampling({"head_sampler": "dpm++", "diffusion_steps": 995}, 16, "categorical", 0).diffusion_steps == 995
+    )
     with pytest.raises(SettingsError, match="pick at least one class"):
         checked_classes([], ["a", "b"])
     assert checked_classes(["b", "a"], ["a", "b"]) == [1, 0]
@@ -175,7 +210,9 @@ def test_no_checkpoint_says_how_to_make_one_in_one_line():
 
 
 # ---- the page in a real browser, and its endpoint through gradio_client --------------------------------------------------
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH: apt-get install -y chromium (.ci/run does where apt-get exists)")
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="no chromium on PATH: apt-get install -y chromium (.ci/run does where apt-get exists)"
+)
 def test_the_page_in_headless_chromium(server, checkpoint, tmp_path):
     from playwright.sync_api import sync_playwright  # the dev extra's: a missing one fails rather than skips
 
@@ -203,7 +240,9 @@ def test_the_page_in_headless_chromium(server, checkpoint, tmp_path):
         page.locator("#diffusion-steps input[type=range]").fill(str(PAGE["diffusion_steps"]))
         page.locator("#generate").click()
         status = page.locator("#status textarea")
-        page.wait_for_function("() => document.querySelector('#status textarea').value.includes('images/s')", timeout=60_000)
+        page.wait_for_function(
+            "() => document.querySelector('#status textarea').value.includes('images/s')", timeout=60_000
+        )
         answer = page.request.get(page.locator("#grid img").get_attribute("src"))
         grid = Image.open(io.BytesIO(answer.body()))
         shot = tmp_path / "demo.png"
@@ -227,8 +266,16 @@ def test_the_endpoint_through_gradio_client_gives_the_direct_pixels(server, chec
     grid_file, status, frames = client.predict(*PAGE.values(), api_name="/generate")
     grid = Image.open(grid_file)
     sampling = checked_sampling({k: PAGE[k] for k in list(PAGE)[2:-1]}, 16, "diffusion", 1000)
-    direct = generate(checkpoint.sampling_model, checkpoint.tokenizer, [1, 7], ["1", "7"], PAGE["per_class"], sampling,
-                      PAGE["seed"], zoom=4)
+    direct = generate(
+        checkpoint.sampling_model,
+        checkpoint.tokenizer,
+        [1, 7],
+        ["1", "7"],
+        PAGE["per_class"],
+        sampling,
+        PAGE["seed"],
+        zoom=4,
+    )
     assert np.array_equal(np.asarray(grid.convert("RGB")), np.asarray(direct.grid))
     assert len(frames) == PAGE["num_iter"] and status.startswith("6 images in ")
     with pytest.raises(AppError, match=r"pick fewer classes or images"):

@@ -1,4 +1,5 @@
 """The diffusion head alone: it learns a known 2-D mixture per condition, and its sampling knobs behave."""
+
 import pytest
 import torch
 

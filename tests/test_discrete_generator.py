@@ -1,5 +1,6 @@
 """The generator with a categorical head: it samples codebook entries only, guidance at scale 1 changes nothing,
 greedy sampling repeats, and a checkpoint carries the codebook."""
+
 import pytest
 import torch
 
@@ -13,9 +14,24 @@ LABELS = torch.tensor([0, 1, 2, 1])
 @pytest.fixture(scope="module")
 def setup():
     torch.manual_seed(0)
-    tokenizer = DiscreteTokenizer(DiscreteConfig(kind="fsq", stride=4, width=16, fsq=FSQConfig(levels=(3, 2, 2)))).eval()
-    config = named_config("mar-tiny", width=32, encoder_depth=1, decoder_depth=1, num_heads=2, num_classes=3, buffer_size=1,
-                          latent_channels=3, latent_size=4, patch_size=2, head="categorical", codebook_size=12, head_width=32)
+    tokenizer = DiscreteTokenizer(
+        DiscreteConfig(kind="fsq", stride=4, width=16, fsq=FSQConfig(levels=(3, 2, 2)))
+    ).eval()
+    config = named_config(
+        "mar-tiny",
+        width=32,
+        encoder_depth=1,
+        decoder_depth=1,
+        num_heads=2,
+        num_classes=3,
+        buffer_size=1,
+        latent_channels=3,
+        latent_size=4,
+        patch_size=2,
+        head="categorical",
+        codebook_size=12,
+        head_width=32,
+    )
     model = MARGenerator(config, tokenizer.latent_codebook()).eval()
     return tokenizer, model
 

@@ -1,4 +1,5 @@
 """Finite scalar quantisation: the implicit codebook, the grid, and straight-through rounding."""
+
 import math
 
 import pytest

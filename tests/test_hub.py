@@ -1,4 +1,5 @@
 """Hub folders and hub ids, offline: save / load round trips, the model card, a local cache layout, and the errors."""
+
 import json
 import os
 import shutil
@@ -48,12 +49,20 @@ def assert_same_weights(a, b):
 
 
 def test_folder_round_trip_keeps_every_tensor_and_samples_the_same(trained_run, hub_folder):
-    assert sorted(p.name for p in hub_folder.iterdir()) == ["README.md", "config.json", "model.safetensors", "samples.png"]
+    assert sorted(p.name for p in hub_folder.iterdir()) == [
+        "README.md",
+        "config.json",
+        "model.safetensors",
+        "samples.png",
+    ]
     original = load_checkpoint(trained_run)
     loaded = PretrainedMAR.from_pretrained(hub_folder)
     assert_same_weights(original, loaded.checkpoint)
     assert (loaded.checkpoint.classes, loaded.checkpoint.image_size, loaded.checkpoint.step) == (
-        original.classes, original.image_size, original.step)
+        original.classes,
+        original.image_size,
+        original.step,
+    )
     options = {"num_iter": 2, "diffusion_steps": 3, "cfg": 2.0}
     again = PretrainedMAR(original).generate([0, 3], generator=torch.Generator().manual_seed(7), **options)
     drawn = loaded.generate([0, 3], generator=torch.Generator().manual_seed(7), **options)
@@ -61,14 +70,20 @@ def test_folder_round_trip_keeps_every_tensor_and_samples_the_same(trained_run, 
     # saving what was loaded writes the same weights and the same facts
     loaded.save_pretrained(hub_folder.parent / "again")
     assert_same_weights(loaded.checkpoint, load_checkpoint(hub_folder.parent / "again"))
-    assert json.loads((hub_folder.parent / "again" / "config.json").read_text()) == json.loads((hub_folder / "config.json").read_text())
+    assert json.loads((hub_folder.parent / "again" / "config.json").read_text()) == json.loads(
+        (hub_folder / "config.json").read_text()
+    )
 
 
 def test_config_and_model_card_hold_what_the_run_recorded(trained_run, hub_folder):
     config = json.loads((hub_folder / "config.json").read_text())
     training, metrics, grid = run_record(trained_run)
     run_metrics = json.loads((trained_run / "metrics.json").read_text())
-    assert training["dataset"] == "glyphs(n=120, seed=0)" and training["batch_size"] == 24 and training["num_images"] == 120
+    assert (
+        training["dataset"] == "glyphs(n=120, seed=0)"
+        and training["batch_size"] == 24
+        and training["num_images"] == 120
+    )
     assert metrics["final_loss"] == run_metrics["final_loss"] and metrics["steps"] == 5 and "tokenizer_psnr" in metrics
     assert config["training"] == training and config["metrics"] == metrics and config["step"] == 5
     assert config["classes"] == load_checkpoint(trained_run).classes and config["mar_config"]["head"] == "diffusion"
@@ -77,9 +92,15 @@ def test_config_and_model_card_hold_what_the_run_recorded(trained_run, hub_folde
     card = (hub_folder / "README.md").read_text()
     header = card.split("---")[1]
     assert "library_name: mar" in header and "- masked-autoregressive" in header
-    for fact in ("glyphs(n=120, seed=0)", f"final_loss: {metrics['final_loss']:.4g}", "tokenizer_psnr",
-                 f"{len(config['classes'])}: 0, 1, 2", "![samples](samples.png)", "training step | 5",
-                 "python sample.py --checkpoint ORG/NAME"):
+    for fact in (
+        "glyphs(n=120, seed=0)",
+        f"final_loss: {metrics['final_loss']:.4g}",
+        "tokenizer_psnr",
+        f"{len(config['classes'])}: 0, 1, 2",
+        "![samples](samples.png)",
+        "training step | 5",
+        "python sample.py --checkpoint ORG/NAME",
+    ):
         assert fact in card, fact
 
 
@@ -90,15 +111,21 @@ def test_a_hub_id_in_the_local_cache_opens_like_a_folder(hub_folder, local_cache
 
 def test_sample_py_takes_a_hub_id_from_the_cache(local_cache, tmp_path):
     out = tmp_path / "grid.png"
-    sample.main(["--checkpoint", REPO, "--out", str(out), "--per-class", "1", "--num-iter", "2", "--diffusion-steps", "2"])
+    sample.main(
+        ["--checkpoint", REPO, "--out", str(out), "--per-class", "1", "--num-iter", "2", "--diffusion-steps", "2"]
+    )
     assert out.is_file()
 
 
 def test_a_missing_hub_id_is_one_line_naming_the_download(local_cache, tmp_path):
     """A real process (HF_HUB_OFFLINE=1): exit 2, one line, no traceback, and the command that fetches it."""
-    run = subprocess.run([sys.executable, "sample.py", "--checkpoint", "test-org/not-there", "--out", str(tmp_path / "x.png")],
-                         capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent,
-                         env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(local_cache.parent)})
+    run = subprocess.run(
+        [sys.executable, "sample.py", "--checkpoint", "test-org/not-there", "--out", str(tmp_path / "x.png")],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(local_cache.parent)},
+    )
     lines = run.stderr.strip().splitlines()
     assert run.returncode == 2 and len(lines) == 1 and "Traceback" not in run.stderr, run.stderr
     assert "test-org/not-there" in lines[0] and "hf download test-org/not-there" in lines[0]

@@ -1,4 +1,5 @@
 """Inception FID / IS through torch-fidelity, offline, with a random-weight Inception the tests save themselves."""
+
 import math
 import sys
 

@@ -1,4 +1,5 @@
 """Intervals over seeds: their coverage on known normal samples, and the verdict lines built on them."""
+
 import math
 
 import numpy as np
@@ -11,8 +12,10 @@ from mar.eval.intervals import Interval, mean_interval, verdict
 def test_mean_interval_covers_the_true_mean_at_the_stated_rate(n):
     rng = np.random.default_rng(n)
     draws = 4000
-    covered = sum(interval.low <= 2.0 <= interval.high
-                  for interval in (mean_interval(rng.normal(2.0, 1.5, n)) for _ in range(draws)))
+    covered = sum(
+        interval.low <= 2.0 <= interval.high
+        for interval in (mean_interval(rng.normal(2.0, 1.5, n)) for _ in range(draws))
+    )
     # 0.95 expected; three binomial standard deviations at 4000 draws are 0.010
     assert abs(covered / draws - 0.95) < 0.010
 
@@ -20,7 +23,9 @@ def test_mean_interval_covers_the_true_mean_at_the_stated_rate(n):
 def test_a_narrower_confidence_covers_less():
     rng = np.random.default_rng(7)
     samples = [rng.normal(0.0, 1.0, 3) for _ in range(4000)]
-    rate = sum(mean_interval(s, confidence=0.5).low <= 0 <= mean_interval(s, confidence=0.5).high for s in samples) / 4000
+    rate = (
+        sum(mean_interval(s, confidence=0.5).low <= 0 <= mean_interval(s, confidence=0.5).high for s in samples) / 4000
+    )
     assert abs(rate - 0.5) < 0.025
 
 

@@ -1,4 +1,5 @@
 """Latent caches: exact round trips, refusal of caches made otherwise, and the same shards under torchrun."""
+
 import os
 import subprocess
 import sys
@@ -52,7 +53,9 @@ def test_discrete_tokenizers_cache_code_indices(tmp_path, dataset):
     tokenizer = DiscreteTokenizer(DiscreteConfig(kind="fsq", stride=4, width=32)).eval()
     write_latent_cache(tokenizer, dataset, tmp_path, 16, "glyphs", False, batch_size=64, progress=False)
     stored = read_latent_cache(tmp_path, check_latent_cache(tmp_path, tokenizer, 16, "glyphs", False))
-    assert stored["indices"].shape == (50, 1, 4, 4) and torch.equal(stored["indices"][:, 0], tokenizer.encode(dataset.tensors[0]))
+    assert stored["indices"].shape == (50, 1, 4, 4) and torch.equal(
+        stored["indices"][:, 0], tokenizer.encode(dataset.tensors[0])
+    )
 
 
 def test_a_cache_made_otherwise_is_refused_with_the_differences_named(tmp_path, tokenizer, dataset):
@@ -71,14 +74,43 @@ def test_a_cache_made_otherwise_is_refused_with_the_differences_named(tmp_path, 
 
 def test_torchrun_with_two_processes_writes_the_same_cache(tmp_path, tokenizer):
     tokenizer.save(tmp_path / "tokenizer")
-    common = ["--tokenizer", str(tmp_path / "tokenizer"), "--num-images", "40", "--image-size", "16", "--shard-size", "8",
-              "--cache-dir", str(tmp_path / "data"), "--device", "cpu", "--no-progress"]
+    common = [
+        "--tokenizer",
+        str(tmp_path / "tokenizer"),
+        "--num-images",
+        "40",
+        "--image-size",
+        "16",
+        "--shard-size",
+        "8",
+        "--cache-dir",
+        str(tmp_path / "data"),
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
     single = [sys.executable, "-m", "mar", "cache-latents"]
-    double = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "mar", "cache-latents"]
+    double = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "mar",
+        "cache-latents",
+    ]
     for command, out in [(single, "one"), (double, "two")]:
         # torchrun gives each process one thread; the single process gets the same, so the arithmetic matches exactly
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        result = subprocess.run([*command, *common, "--out", str(tmp_path / out)], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+        result = subprocess.run(
+            [*command, *common, "--out", str(tmp_path / out)],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env=env,
+            timeout=300,
+        )
         assert result.returncode == 0, result.stderr[-2000:]
     assert "on 2 process(es)" in result.stdout
     for shard in sorted((tmp_path / "one").glob("shard-*.safetensors")):

@@ -1,4 +1,5 @@
 """The LDM / MAR kl16 checkpoint layout, written here by the LDM naming rules, converted into diffusers' AutoencoderKL."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -18,7 +19,12 @@ def ldm_shapes(ch=32, ch_mult=(1, 1, 2, 2, 4), blocks=2, z=16, encoder_attn=(4,)
         shapes[f"{name}.weight"], shapes[f"{name}.bias"] = (c,), (c,)
 
     def resnet(name, cin, cout):
-        norm(f"{name}.norm1", cin), conv(f"{name}.conv1", cout, cin), norm(f"{name}.norm2", cout), conv(f"{name}.conv2", cout, cout)
+        (
+            norm(f"{name}.norm1", cin),
+            conv(f"{name}.conv1", cout, cin),
+            norm(f"{name}.norm2", cout),
+            conv(f"{name}.conv2", cout, cout),
+        )
         if cin != cout:
             conv(f"{name}.nin_shortcut", cout, cin, 1)
 

@@ -1,4 +1,5 @@
 """Orders, the mask-ratio law, the training mask, the unmasking and head-step schedules: exact invariants."""
+
 import math
 
 import numpy as np
@@ -37,7 +38,21 @@ def test_mask_ratio_follows_the_truncated_normal():
 def test_training_mask_count_matches_the_ratio_in_every_sample(seq_len):
     from mar import MARGenerator, named_config
 
-    model = MARGenerator(named_config("mar-tiny", num_classes=10, latent_channels=4, latent_size=int(math.sqrt(seq_len)), patch_size=1, width=32, num_heads=2, encoder_depth=1, decoder_depth=1, head_width=16, head_depth=1))
+    model = MARGenerator(
+        named_config(
+            "mar-tiny",
+            num_classes=10,
+            latent_channels=4,
+            latent_size=int(math.sqrt(seq_len)),
+            patch_size=1,
+            width=32,
+            num_heads=2,
+            encoder_depth=1,
+            decoder_depth=1,
+            head_width=16,
+            head_depth=1,
+        )
+    )
     for seed in range(5):
         ratio = draw_mask_ratio(torch.Generator().manual_seed(seed))
         mask = model.training_mask(8, "cpu", torch.Generator().manual_seed(seed))

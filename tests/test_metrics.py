@@ -1,4 +1,5 @@
 """Frechet distance and k-NN precision / recall on sets with known answers."""
+
 import numpy as np
 from scipy import linalg
 
@@ -19,7 +20,9 @@ def test_frechet_distance_matches_the_closed_form_for_two_gaussians():
     sigma1, sigma2 = a @ a.T + np.eye(4), b @ b.T + np.eye(4)
     mu1, mu2 = rng.normal(size=4), rng.normal(size=4)
     root = linalg.sqrtm(sigma1)  # tr (S1 S2)^(1/2) = tr (S1^(1/2) S2 S1^(1/2))^(1/2), a symmetric root
-    expected = ((mu1 - mu2) ** 2).sum() + np.trace(sigma1 + sigma2) - 2 * np.trace(linalg.sqrtm(root @ sigma2 @ root)).real
+    expected = (
+        ((mu1 - mu2) ** 2).sum() + np.trace(sigma1 + sigma2) - 2 * np.trace(linalg.sqrtm(root @ sigma2 @ root)).real
+    )
     assert abs(frechet_distance(mu1, sigma1, mu2, sigma2) - expected) < 1e-8
     diagonal = frechet_distance(np.zeros(2), np.diag([1.0, 4.0]), np.zeros(2), np.diag([4.0, 9.0]))
     assert abs(diagonal - ((1 - 2) ** 2 + (2 - 3) ** 2)) < 1e-10  # for diagonal covariances: sum (s1 - s2)^2

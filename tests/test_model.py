@@ -1,4 +1,5 @@
 """The generator: named sizes, gradients, overfitting, sampling invariants and checkpoints."""
+
 from dataclasses import replace
 
 import pytest
@@ -9,8 +10,18 @@ from mar.model.tokens import patchify, unpatchify
 from mar.sampling import loop as sampling_module
 
 TINY = named_config(
-    "mar-tiny", num_classes=5, latent_channels=4, latent_size=8, patch_size=2,
-    width=64, num_heads=4, encoder_depth=2, decoder_depth=2, buffer_size=4, head_width=64, head_depth=2,
+    "mar-tiny",
+    num_classes=5,
+    latent_channels=4,
+    latent_size=8,
+    patch_size=2,
+    width=64,
+    num_heads=4,
+    encoder_depth=2,
+    decoder_depth=2,
+    buffer_size=4,
+    head_width=64,
+    head_depth=2,
     num_sampling_steps=10,
 )
 
@@ -30,9 +41,7 @@ def untrained_but_responsive(seed: int = 0) -> MARGenerator:
     return model.eval()
 
 
-@pytest.mark.parametrize(
-    "name, millions", [("mar-base", 208), ("mar-large", 479), ("mar-huge", 943)]
-)
+@pytest.mark.parametrize("name, millions", [("mar-base", 208), ("mar-large", 479), ("mar-huge", 943)])
 def test_paper_sizes_have_the_paper_parameter_counts(name, millions):
     with torch.device("meta"):
         model = MARGenerator(named_config(name))  # ImageNet 256 through a 16-channel stride-16 KL: 256 tokens
@@ -43,7 +52,9 @@ def test_paper_sizes_have_the_paper_parameter_counts(name, millions):
 @pytest.mark.parametrize("name", list(NAMED_SIZES))
 def test_every_named_size_runs_forward_and_backward_at_toy_data_sizes(name):
     # Widths and depths as named; the latent grid and classes shrunk so each runs on a CPU in seconds.
-    config = named_config(name, num_classes=3, latent_channels=2, latent_size=2, patch_size=1, buffer_size=2, head_depth=1)
+    config = named_config(
+        name, num_classes=3, latent_channels=2, latent_size=2, patch_size=1, buffer_size=2, head_depth=1
+    )
     if name != "mar-tiny":
         config = replace(config, encoder_depth=1, decoder_depth=1)
     model = MARGenerator(config)
@@ -82,7 +93,9 @@ def test_overfits_a_single_batch():
 
     def mean_loss(seed: int) -> float:
         with torch.no_grad():
-            return sum(model.loss(latents, labels, torch.Generator().manual_seed(seed + i)).item() for i in range(10)) / 10
+            return (
+                sum(model.loss(latents, labels, torch.Generator().manual_seed(seed + i)).item() for i in range(10)) / 10
+            )
 
     before = mean_loss(100)
     generator = torch.Generator().manual_seed(0)
@@ -115,8 +128,13 @@ def test_sampler_draws_every_token_exactly_once(monkeypatch):
     monkeypatch.setattr(model.head, "sample", counting_sample)
     for num_iter in (1, 7, 16):
         draws.clear()
-        latents = sample_latents(model, torch.tensor([0, 1, 4]), num_iter=num_iter, diffusion_steps=2,
-                                 generator=torch.Generator().manual_seed(0))
+        latents = sample_latents(
+            model,
+            torch.tensor([0, 1, 4]),
+            num_iter=num_iter,
+            diffusion_steps=2,
+            generator=torch.Generator().manual_seed(0),
+        )
         assert latents.shape == (3, 4, 8, 8)
         assert len(draws) == num_iter and min(draws) >= 3 and sum(draws) == 3 * 16
         assert torch.all(patchify(latents, 2).abs().sum(-1) > 0)  # no token left at its zero start
@@ -133,7 +151,9 @@ def test_sampler_positions_are_drawn_once_each(monkeypatch):
         return mask
 
     monkeypatch.setattr(sampling_module, "mask_from_orders", recording_mask)
-    sample_latents(model, torch.tensor([0, 1]), num_iter=5, diffusion_steps=2, generator=torch.Generator().manual_seed(0))
+    sample_latents(
+        model, torch.tensor([0, 1]), num_iter=5, diffusion_steps=2, generator=torch.Generator().manual_seed(0)
+    )
     masks = [torch.ones(2, 16)] + seen
     drawn = sum(before - after for before, after in zip(masks, masks[1:]))
     assert torch.equal(drawn, torch.ones(2, 16))  # each position leaves the mask exactly once
@@ -144,7 +164,9 @@ def test_seeded_sampling_repeats_and_cfg_one_skips_guidance(monkeypatch):
     labels = torch.tensor([0, 2, 4])
 
     def run(**kwargs):
-        return sample_latents(model, labels, num_iter=4, diffusion_steps=5, generator=torch.Generator().manual_seed(7), **kwargs)
+        return sample_latents(
+            model, labels, num_iter=4, diffusion_steps=5, generator=torch.Generator().manual_seed(7), **kwargs
+        )
 
     base = run(cfg=1.0)
     assert torch.equal(base, run(cfg=1.0))
@@ -176,8 +198,15 @@ def test_sampler_anneals_head_steps_and_passes_the_head_sampler(monkeypatch, hea
     monkeypatch.setattr(model.head, "sample", recording_sample)
 
     def run(**kwargs):
-        return sample_latents(model, torch.tensor([0, 3]), num_iter=4, cfg=2.0, head_sampler=head_sampler,
-                              generator=torch.Generator().manual_seed(3), **kwargs)
+        return sample_latents(
+            model,
+            torch.tensor([0, 3]),
+            num_iter=4,
+            cfg=2.0,
+            head_sampler=head_sampler,
+            generator=torch.Generator().manual_seed(3),
+            **kwargs,
+        )
 
     annealed = run(diffusion_steps=7, diffusion_steps_last=1)
     assert calls == [(7, head_sampler), (5, head_sampler), (3, head_sampler), (1, head_sampler)]
@@ -199,8 +228,15 @@ def test_sampler_rejects_an_unknown_head_sampler():
 def test_every_head_sampler_runs_under_bf16_autocast(head_sampler):
     model = untrained_but_responsive().eval()
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        latents = sample_latents(model, torch.tensor([0, 3]), num_iter=2, diffusion_steps=3, cfg=2.0, head_sampler=head_sampler,
-                                 generator=torch.Generator().manual_seed(0))
+        latents = sample_latents(
+            model,
+            torch.tensor([0, 3]),
+            num_iter=2,
+            diffusion_steps=3,
+            cfg=2.0,
+            head_sampler=head_sampler,
+            generator=torch.Generator().manual_seed(0),
+        )
     assert latents.dtype == torch.float32 and torch.isfinite(latents).all()
 
 
@@ -212,8 +248,16 @@ def test_completion_keeps_known_tokens_and_draws_each_other_one_once():
     for row, positions in enumerate(([0, 5, 9, 15], [1, 2, 3, 4], [7, 8, 10, 12])):
         known[row, positions] = True
     steps = []
-    latents = sample_latents(model, labels, num_iter=6, diffusion_steps=3, generator=torch.Generator().manual_seed(3),
-                             known_tokens=real, known=known, on_step=lambda k, tokens, mask: steps.append(mask))
+    latents = sample_latents(
+        model,
+        labels,
+        num_iter=6,
+        diffusion_steps=3,
+        generator=torch.Generator().manual_seed(3),
+        known_tokens=real,
+        known=known,
+        on_step=lambda k, tokens, mask: steps.append(mask),
+    )
     tokens = patchify(latents, 2)
     assert torch.equal(tokens[known], real[known])  # given tokens come back exactly
     assert torch.all(tokens[~known].abs().sum(-1) > 0) and not torch.allclose(tokens[~known], real[~known])
@@ -225,10 +269,20 @@ def test_completion_keeps_known_tokens_and_draws_each_other_one_once():
 def test_completion_with_nothing_known_is_plain_sampling_and_unequal_counts_are_refused():
     model = untrained_but_responsive()
     labels = torch.tensor([1, 3])
-    plain = sample_latents(model, labels, num_iter=4, diffusion_steps=3, cfg=2.0, generator=torch.Generator().manual_seed(5))
+    plain = sample_latents(
+        model, labels, num_iter=4, diffusion_steps=3, cfg=2.0, generator=torch.Generator().manual_seed(5)
+    )
     nothing = torch.zeros(2, 16, dtype=torch.bool)
-    same = sample_latents(model, labels, num_iter=4, diffusion_steps=3, cfg=2.0, generator=torch.Generator().manual_seed(5),
-                          known_tokens=torch.randn(2, 16, 16), known=nothing)
+    same = sample_latents(
+        model,
+        labels,
+        num_iter=4,
+        diffusion_steps=3,
+        cfg=2.0,
+        generator=torch.Generator().manual_seed(5),
+        known_tokens=torch.randn(2, 16, 16),
+        known=nothing,
+    )
     assert torch.equal(plain, same)
     uneven = nothing.clone()
     uneven[0, 0] = True
@@ -243,9 +297,16 @@ def test_cfg_refresh_runs_the_unconditional_half_every_n_steps_and_is_exact_wher
 
     def run(cfg_refresh, cfg=3.0):
         steps = []
-        out = sample_latents(model, labels, num_iter=6, diffusion_steps=5, cfg=cfg, cfg_refresh=cfg_refresh,
-                             generator=torch.Generator().manual_seed(3),
-                             on_step=lambda step, tokens, mask: steps.append(tokens))
+        out = sample_latents(
+            model,
+            labels,
+            num_iter=6,
+            diffusion_steps=5,
+            cfg=cfg,
+            cfg_refresh=cfg_refresh,
+            generator=torch.Generator().manual_seed(3),
+            on_step=lambda step, tokens, mask: steps.append(tokens),
+        )
         seen[cfg_refresh, cfg] = steps
         return out
 

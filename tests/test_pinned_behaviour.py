@@ -6,6 +6,7 @@ the weights must match byte for byte; elsewhere float rounding differs, so pixel
 weight norms by a relative 1e-3. Re-record (only when behaviour is meant to change) with
 ``python -m tests.test_pinned_behaviour``.
 """
+
 import hashlib
 import json
 import sys
@@ -22,13 +23,51 @@ CHECKPOINT = GOLDEN / "checkpoint" / "weights.safetensors"
 # Two sampling settings: the command line's defaults, and the approximate guidance refresh with a few-step solver.
 DRAWS = {
     "default.png": ["--per-class", "2", "--num-iter", "4", "--diffusion-steps", "5", "--seed", "3"],
-    "refresh-dpm.png": ["--per-class", "2", "--num-iter", "4", "--head-sampler", "dpm++", "--diffusion-steps", "4",
-                        "--cfg", "3", "--cfg-schedule", "linear", "--cfg-refresh", "2", "--temperature", "0.8"],
+    "refresh-dpm.png": [
+        "--per-class",
+        "2",
+        "--num-iter",
+        "4",
+        "--head-sampler",
+        "dpm++",
+        "--diffusion-steps",
+        "4",
+        "--cfg",
+        "3",
+        "--cfg-schedule",
+        "linear",
+        "--cfg-refresh",
+        "2",
+        "--temperature",
+        "0.8",
+    ],
 }
 TOY_RUN = [
-    "--num-images", "120", "--epochs", "1", "--batch-size", "24", "--warmup-epochs", "0.5", "--samples-per-class", "1",
-    "--num-iter", "2", "--diffusion-steps", "2", "--tokenizer-steps", "3", "--tokenizer-images", "120",
-    "--grid-accuracy", "off", "--amp", "none", "--seed", "5", "--no-progress",
+    "--num-images",
+    "120",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "24",
+    "--warmup-epochs",
+    "0.5",
+    "--samples-per-class",
+    "1",
+    "--num-iter",
+    "2",
+    "--diffusion-steps",
+    "2",
+    "--tokenizer-steps",
+    "3",
+    "--tokenizer-images",
+    "120",
+    "--grid-accuracy",
+    "off",
+    "--amp",
+    "none",
+    "--seed",
+    "5",
+    "--no-progress",
 ]
 
 
@@ -57,8 +96,10 @@ def weight_summary(path: Path) -> dict:
     with safe_open(str(path), "pt") as f:
         for key in sorted(f.keys()):
             tensor = f.get_tensor(key)
-            summary[key] = {"sha256": hashlib.sha256(tensor.numpy().tobytes()).hexdigest(),
-                            "norm": tensor.double().norm().item()}
+            summary[key] = {
+                "sha256": hashlib.sha256(tensor.numpy().tobytes()).hexdigest(),
+                "norm": tensor.double().norm().item(),
+            }
     return summary
 
 
@@ -103,8 +144,19 @@ def record() -> None:
 
         torch.manual_seed(0)
         tokenizer = KLTokenizer(small_autoencoder(4, 4, 16), scale=0.7, shift=0.1).eval()
-        config = named_config("mar-micro", num_classes=5, latent_channels=4, latent_size=8, patch_size=2, width=32,
-                              num_heads=2, encoder_depth=1, decoder_depth=1, head_width=32, head_depth=1)
+        config = named_config(
+            "mar-micro",
+            num_classes=5,
+            latent_channels=4,
+            latent_size=8,
+            patch_size=2,
+            width=32,
+            num_heads=2,
+            encoder_depth=1,
+            decoder_depth=1,
+            head_width=32,
+            head_depth=1,
+        )
         model = MARGenerator(config).eval()
         with torch.no_grad():  # zero-initialised layers perturbed, so that samples depend on z and the class
             for p in model.parameters():

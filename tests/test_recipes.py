@@ -1,4 +1,5 @@
 """--model auto: the named size train.py picks for the device, and the recipe for the machine's precision."""
+
 import torch
 
 from mar.cli import train

@@ -1,5 +1,6 @@
 """No run loses data: one process per run folder, no fresh run over an old one, retention never deletes the newest
 checkpoint, Ctrl-C saves like SIGTERM, and --overwrite / --amp fp16 work end to end."""
+
 import os
 import signal
 import socket
@@ -78,7 +79,9 @@ def test_retention_never_deletes_the_checkpoint_just_written(tmp_path, keep):
     saved = []
     for step in (10, 20, 30):
         state = TrainingState(step=step, epoch=0, position=step, optimizer={}, scaler={}, data={})
-        saved.append(save_training_checkpoint(tmp_path, model, EMA(model, 0.9), tokenizer, state, list("abcde"), 32, keep=keep))
+        saved.append(
+            save_training_checkpoint(tmp_path, model, EMA(model, 0.9), tokenizer, state, list("abcde"), 32, keep=keep)
+        )
         assert saved[-1].is_dir() and latest_checkpoint(tmp_path) == saved[-1]
     left = sorted(p.name for p in (tmp_path / "checkpoints").glob("step-*"))
     assert left == sorted([p.name for p in saved[-keep:]] + ["step-00000050", "step-00000090"])
@@ -107,8 +110,22 @@ def test_overwrite_replaces_a_run_and_fp16_trains_end_to_end(trained_run, tmp_pa
     shutil.copytree(trained_run, run, ignore=shutil.ignore_patterns("cache"))
     old = sorted(p.name for p in (run / "checkpoints").glob("step-*"))
     (run / "checkpoints" / "step-99999999").mkdir()  # a later-numbered folder of the old run goes too
-    train.main(TOY + ["--tokenizer", str(trained_run / "tokenizer"), "--cache-dir", str(trained_run / "cache"), "--output", str(run),
-                      "--overwrite", "--amp", "fp16", "--stop-after-steps", "2"])
+    train.main(
+        TOY
+        + [
+            "--tokenizer",
+            str(trained_run / "tokenizer"),
+            "--cache-dir",
+            str(trained_run / "cache"),
+            "--output",
+            str(run),
+            "--overwrite",
+            "--amp",
+            "fp16",
+            "--stop-after-steps",
+            "2",
+        ]
+    )
     assert "float16" in capsys.readouterr().out
     assert sorted(p.name for p in (run / "checkpoints").glob("step-*")) == ["step-00000002"] != old
     assert load_checkpoint(run).step == 2 and load_training_state(latest_checkpoint(run)).scaler["scale"] > 0

@@ -1,4 +1,5 @@
 """Sample sets at scale: the same files for 1 and 2 processes, resumed without redrawing, ADM's .npz layout."""
+
 import os
 import subprocess
 import sys
@@ -13,7 +14,19 @@ from mar.cli import sample_at_scale
 from mar.eval.sample_set import SamplePlan
 
 ROOT = Path(__file__).resolve().parent.parent
-FAST = ["--num-images", "20", "--chunk-size", "6", "--num-iter", "2", "--diffusion-steps", "2", "--cfg", "2", "--no-progress"]
+FAST = [
+    "--num-images",
+    "20",
+    "--chunk-size",
+    "6",
+    "--num-iter",
+    "2",
+    "--diffusion-steps",
+    "2",
+    "--cfg",
+    "2",
+    "--no-progress",
+]
 
 
 def files(folder: Path) -> dict[str, bytes]:
@@ -36,9 +49,25 @@ def test_one_and_two_gloo_processes_write_identical_files(trained_run, tmp_path)
         sample_at_scale.main([*args, "--out", str(tmp_path / "one")])
     finally:
         torch.set_num_threads(threads)
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "mar", "sample-at-scale",
-                    *args, "--out", str(tmp_path / "two")], cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"},
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "mar",
+            "sample-at-scale",
+            *args,
+            "--out",
+            str(tmp_path / "two"),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        check=True,
+        capture_output=True,
+    )
     one, two = files(tmp_path / "one"), files(tmp_path / "two")
     assert len(one) == 20 and one == two
     assert (tmp_path / "one" / "sample_set.json").read_text() == (tmp_path / "two" / "sample_set.json").read_text()
@@ -68,10 +97,14 @@ def test_an_interrupted_set_resumes_without_redrawing_and_the_npz_has_adms_layou
 
 def test_a_folder_of_another_set_is_refused_unchanged(trained_run, tmp_path, capsys):
     out = tmp_path / "set"
-    sample_at_scale.main(["--checkpoint", str(trained_run), *FAST[:-1], "--out", str(out), "--num-images", "10", "--no-progress"])
+    sample_at_scale.main(
+        ["--checkpoint", str(trained_run), *FAST[:-1], "--out", str(out), "--num-images", "10", "--no-progress"]
+    )
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     with pytest.raises(SystemExit) as stop:
-        sample_at_scale.main(["--checkpoint", str(trained_run), *FAST, "--out", str(out), "--num-images", "10", "--temperature", "0.9"])
+        sample_at_scale.main(
+            ["--checkpoint", str(trained_run), *FAST, "--out", str(out), "--num-images", "10", "--temperature", "0.9"]
+        )
     error = capsys.readouterr().err.strip().splitlines()
     assert stop.value.code == 2 and len(error) == 1 and "temperature: 0.3 != 0.9" in error[0]
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -1,5 +1,6 @@
 """The head's samplers: DDPM, DDIM and DPM-Solver++ recover the known mixture, their knobs behave, and DDIM is the
 DDIM recursion on the schedule DDPM walks."""
+
 import pytest
 import torch
 
@@ -40,8 +41,15 @@ def exact_draws(sampler: str, k: int, n: int = 3000, **kwargs) -> torch.Tensor:
     """Draws for condition k from the mixture's exact noise predictor, with DDPM's fixed posterior variance."""
     diffusion = GaussianDiffusion(learn_sigma=False)
     z = torch.nn.functional.one_hot(torch.full((n,), k), 3).float()
-    return diffusion.sample(exact_denoiser(diffusion.scheduler.alphas_cumprod), z, 2, num_steps=RECOMMENDED_STEPS[sampler],
-                            generator=torch.Generator().manual_seed(1), sampler=sampler, **kwargs)
+    return diffusion.sample(
+        exact_denoiser(diffusion.scheduler.alphas_cumprod),
+        z,
+        2,
+        num_steps=RECOMMENDED_STEPS[sampler],
+        generator=torch.Generator().manual_seed(1),
+        sampler=sampler,
+        **kwargs,
+    )
 
 
 @pytest.mark.parametrize("sampler", SAMPLERS)
@@ -81,7 +89,9 @@ def test_cfg_one_equals_unguided_exactly_and_seeds_repeat(sampler):
 
     unguided = draw()
     assert torch.equal(unguided, draw())
-    assert not torch.equal(unguided, head.sample(z, num_steps=6, generator=torch.Generator().manual_seed(4), sampler=sampler))
+    assert not torch.equal(
+        unguided, head.sample(z, num_steps=6, generator=torch.Generator().manual_seed(4), sampler=sampler)
+    )
     assert torch.equal(draw(cfg=1.0, z_uncond=z_uncond), unguided)
     guided = draw(cfg=3.0, z_uncond=z_uncond)
     assert torch.equal(guided, draw(cfg=3.0, z_uncond=z_uncond)) and not torch.allclose(guided, unguided, atol=1e-3)
@@ -95,8 +105,15 @@ def test_ddim_is_the_ddim_recursion_on_the_schedule_ddpm_walks():
     head = responsive_head()
     z, z_uncond = conditions()
     steps, temperature, cfg = 6, 0.7, 2.5
-    drawn = head.sample(z, temperature=temperature, cfg=cfg, z_uncond=z_uncond, num_steps=steps,
-                        generator=torch.Generator().manual_seed(3), sampler="ddim")
+    drawn = head.sample(
+        z,
+        temperature=temperature,
+        cfg=cfg,
+        z_uncond=z_uncond,
+        num_steps=steps,
+        generator=torch.Generator().manual_seed(3),
+        sampler="ddim",
+    )
 
     acp = head.diffusion.scheduler.alphas_cumprod  # (1000,) float32, the training schedule
     timesteps = solver_timesteps(steps)

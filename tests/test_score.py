@@ -1,4 +1,5 @@
 """Scoring image sets on disk: a folder against its own reference has FID 0, ADM-style references, one-line errors."""
+
 import json
 
 import numpy as np
@@ -57,11 +58,25 @@ def features(inception, images):
         return inception[0](torch.from_numpy(images).permute(0, 3, 1, 2))
 
 
-def test_a_folder_against_its_own_reference_scores_fid_zero_and_full_precision_recall(inception, folder, features, tmp_path, capsys):
+def test_a_folder_against_its_own_reference_scores_fid_zero_and_full_precision_recall(
+    inception, folder, features, tmp_path, capsys
+):
     _, weights = inception
     reference = tmp_path / "reference.npz"
-    score.main(["--samples", str(folder), "--write-reference", str(reference), "--inception-weights", str(weights),
-                "--batch-size", "5", "--device", "cpu"])
+    score.main(
+        [
+            "--samples",
+            str(folder),
+            "--write-reference",
+            str(reference),
+            "--inception-weights",
+            str(weights),
+            "--batch-size",
+            "5",
+            "--device",
+            "cpu",
+        ]
+    )
     pool, logits = features
     with np.load(reference) as saved:  # streamed in batches of 5 and 3: the statistics of all features at once
         assert sorted(saved.files) == ["activations", "mu", "sigma"]
@@ -71,11 +86,38 @@ def test_a_folder_against_its_own_reference_scores_fid_zero_and_full_precision_r
         np.testing.assert_allclose(saved["activations"], pool.numpy(), rtol=1e-4, atol=1e-6)
 
     same, other = tmp_path / "same.json", tmp_path / "other.json"
-    score.main(["--samples", str(folder), "--reference", str(reference), "--inception-weights", str(weights),
-                "--batch-size", "5", "--device", "cpu", "--json", str(same)])
+    score.main(
+        [
+            "--samples",
+            str(folder),
+            "--reference",
+            str(reference),
+            "--inception-weights",
+            str(weights),
+            "--batch-size",
+            "5",
+            "--device",
+            "cpu",
+            "--json",
+            str(same),
+        ]
+    )
     assert "8 images scored" in capsys.readouterr().out
-    score.main(["--samples", str(write_folder(tmp_path / "other", pictures(seed=1))), "--reference", str(reference),
-                "--inception-weights", str(weights), "--device", "cpu", "--json", str(other), "--no-precision-recall"])
+    score.main(
+        [
+            "--samples",
+            str(write_folder(tmp_path / "other", pictures(seed=1))),
+            "--reference",
+            str(reference),
+            "--inception-weights",
+            str(weights),
+            "--device",
+            "cpu",
+            "--json",
+            str(other),
+            "--no-precision-recall",
+        ]
+    )
     same, other = json.loads(same.read_text()), json.loads(other.read_text())
     assert other["inception_fid"] > 1.0
     assert abs(same["inception_fid"]) < 1e-3 * other["inception_fid"]
@@ -87,9 +129,13 @@ def test_a_folder_against_its_own_reference_scores_fid_zero_and_full_precision_r
     assert same["inception_score_std"] == pytest.approx(expected["inception_score_std"], rel=1e-3, abs=1e-6)
 
 
-def test_an_npz_against_an_adm_reference_gets_precision_recall_from_its_images(inception, images, folder, features, tmp_path):
+def test_an_npz_against_an_adm_reference_gets_precision_recall_from_its_images(
+    inception, images, folder, features, tmp_path
+):
     _, weights = inception
-    samples = write_npz_rows(tmp_path / "samples.npz", (images[i:i + 5] for i in range(0, COUNT, 5)), COUNT, (32, 32, 3))
+    samples = write_npz_rows(
+        tmp_path / "samples.npz", (images[i : i + 5] for i in range(0, COUNT, 5)), COUNT, (32, 32, 3)
+    )
     with np.load(samples) as npz:  # ADM's evaluator layout, and the same images as the folder in the same order
         assert npz.files == ["arr_0"] and npz["arr_0"].dtype == np.uint8 and np.array_equal(npz["arr_0"], images)
     assert np.array_equal(np.concatenate(list(read_npz_rows(samples, 5))), images)
@@ -101,7 +147,7 @@ def test_an_npz_against_an_adm_reference_gets_precision_recall_from_its_images(i
     assert scores["precision"] == scores["recall"] == 1.0
     mu, sigma = feature_statistics(features[0].numpy())
     root_trace = np.sqrt(np.clip(np.linalg.eigvalsh(sigma), 0, None)).sum()  # tr sigma^(1/2)
-    expected = (mu ** 2).sum() + np.trace(sigma) + 2048 - 2 * root_trace  # against N(0, I): the file's
+    expected = (mu**2).sum() + np.trace(sigma) + 2048 - 2 * root_trace  # against N(0, I): the file's
     assert scores["inception_fid"] == pytest.approx(expected, rel=1e-4)  # statistics, not those of its arr_0
 
 
@@ -122,11 +168,15 @@ def test_missing_or_wrong_files_give_one_line_errors_and_nothing_is_overwritten(
     for absent in ([], ["--inception-weights", str(tmp_path / "absent.pth")]):
         message = error_of(base[:4] + absent, capsys)
         assert WEIGHTS_NAME in message and "nothing is fetched" in message
-    assert "reference statistics" in error_of([*base[:2], "--reference", str(tmp_path / "absent.npz"), *base[4:]], capsys)
+    assert "reference statistics" in error_of(
+        [*base[:2], "--reference", str(tmp_path / "absent.npz"), *base[4:]], capsys
+    )
     images_only = tmp_path / "images_only.npz"
     np.savez(images_only, arr_0=np.zeros((2, 4, 4, 3), np.uint8))
     assert "not 'mu' and 'sigma'" in error_of([*base[:2], "--reference", str(images_only), *base[4:]], capsys)
-    assert "neither a folder of images nor an .npz" in error_of(["--samples", str(tmp_path / "absent"), *base[2:]], capsys)
+    assert "neither a folder of images nor an .npz" in error_of(
+        ["--samples", str(tmp_path / "absent"), *base[2:]], capsys
+    )
     assert "no 'arr_0'" in error_of(["--samples", str(reference), *base[2:]], capsys)
     floats = tmp_path / "floats.npz"
     np.savez(floats, arr_0=np.zeros((2, 4, 4, 3), np.float32))

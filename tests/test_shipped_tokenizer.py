@@ -1,5 +1,6 @@
 """The glyph tokenizer shipped in vae/weights: it loads, reconstructs glyphs it never saw as well as its
 metrics.json says, and train.py takes it exactly where it fits."""
+
 import json
 
 import pytest
@@ -17,24 +18,31 @@ def test_shipped_tokenizer_reconstructs_unseen_glyphs_as_recorded(tmp_path):
     tokenizer = load_tokenizer(str(GLYPH_TOKENIZER))
     assert (tokenizer.kind, tokenizer.stride, tokenizer.channels) == ("kl", 2, 1)
     recorded = json.loads((GLYPH_TOKENIZER / "metrics.json").read_text())["psnr"]
-    unseen = glyph_dataset(500, GLYPH_TOKENIZER_IMAGE_SIZE, seed=1, cache_dir=tmp_path).tensors[0]  # another render seed
+    unseen = glyph_dataset(500, GLYPH_TOKENIZER_IMAGE_SIZE, seed=1, cache_dir=tmp_path).tensors[
+        0
+    ]  # another render seed
     assert reconstruction_psnr(tokenizer, unseen) > recorded - 1.0 > 20.0
 
 
-@pytest.mark.parametrize("options, shipped", [
-    ([], True),
-    (["--tokenizer-steps", "5"], False),  # any new-tokenizer option asks for a new one
-    (["--tokenizer-width", "16"], False),
-    (["--tokenizer-pixel-loss", "mse"], False),
-    (["--image-size", "64"], False),
-    (["--data-path", "somewhere"], False),
-    (["--head", "categorical"], False),
-    (["--tokenizer", "new"], False),
-])
+@pytest.mark.parametrize(
+    "options, shipped",
+    [
+        ([], True),
+        (["--tokenizer-steps", "5"], False),  # any new-tokenizer option asks for a new one
+        (["--tokenizer-width", "16"], False),
+        (["--tokenizer-pixel-loss", "mse"], False),
+        (["--image-size", "64"], False),
+        (["--data-path", "somewhere"], False),
+        (["--head", "categorical"], False),
+        (["--tokenizer", "new"], False),
+    ],
+)
 def test_tokenizer_auto_takes_the_shipped_one_only_where_it_fits(options, shipped):
     args = train.parse_args(options)
     assert (args.tokenizer == str(GLYPH_TOKENIZER)) == shipped and (args.tokenizer == "new") != shipped
-    assert args.tokenizer_steps == (5 if "--tokenizer-steps" in options else 800)  # the new one's defaults are filled in
+    assert args.tokenizer_steps == (
+        5 if "--tokenizer-steps" in options else 800
+    )  # the new one's defaults are filled in
 
 
 def test_a_run_without_tokenizer_options_trains_on_the_shipped_tokenizer(tmp_path, capsys):
@@ -54,8 +62,20 @@ def test_a_run_on_a_new_tokenizer_resumes_without_tokenizer_options(tmp_path, ca
 
 
 def test_a_new_tokenizer_trains_with_the_pixel_loss_and_initial_logvar_given(tmp_path):
-    args = train.parse_args(["--tokenizer-pixel-loss", "mse", "--tokenizer-initial-logvar=-8", "--tokenizer-steps", "2",
-                             "--tokenizer-images", "40", "--amp", "none", "--no-progress"])
+    args = train.parse_args(
+        [
+            "--tokenizer-pixel-loss",
+            "mse",
+            "--tokenizer-initial-logvar=-8",
+            "--tokenizer-steps",
+            "2",
+            "--tokenizer-images",
+            "40",
+            "--amp",
+            "none",
+            "--no-progress",
+        ]
+    )
     dataset = glyph_dataset(40, 32, seed=0, cache_dir=tmp_path)
     tokenizer = train.train_new_tokenizer(args, dataset, "cpu", tmp_path)
     assert tokenizer.pixel_loss == "mse"

@@ -1,4 +1,5 @@
 """TensorBoard: a training run's event files hold the logged scalars and the sample grids, read back by TensorBoard."""
+
 import io
 
 import numpy as np

@@ -1,4 +1,5 @@
 """The procedural texture set: seeded, balanced, readable as an ImageFolder, and usable by compare.py --data-path."""
+
 import hashlib
 
 import numpy as np
@@ -10,11 +11,15 @@ from mar.data.textures import TEXTURE_CLASSES, render_texture, write_texture_fol
 
 
 def digests(root):
-    return {path.relative_to(root): hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(root.rglob("*.png"))}
+    return {
+        path.relative_to(root): hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(root.rglob("*.png"))
+    }
 
 
 def test_the_same_seed_writes_the_same_files_and_another_seed_others(tmp_path):
-    first, again, other = (write_texture_folder(tmp_path / name, 2, 16, seed) for name, seed in (("a", 0), ("b", 0), ("c", 1)))
+    first, again, other = (
+        write_texture_folder(tmp_path / name, 2, 16, seed) for name, seed in (("a", 0), ("b", 0), ("c", 1))
+    )
     assert digests(first) == digests(again) and len(digests(first)) == 2 * len(TEXTURE_CLASSES)
     assert digests(first) != digests(other)
 
@@ -43,8 +48,23 @@ def test_unknown_class_is_refused():
 
 def test_compare_runs_on_a_texture_folder(tmp_path):
     root = write_texture_folder(tmp_path / "textures", 12, 32)
-    results = compare.main(["--budget", "tiny", "--data-path", str(root), "--variants", "kl-diffusion", "--seeds", "1",
-                            "--output", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"), "--no-progress"])
+    results = compare.main(
+        [
+            "--budget",
+            "tiny",
+            "--data-path",
+            str(root),
+            "--variants",
+            "kl-diffusion",
+            "--seeds",
+            "1",
+            "--output",
+            str(tmp_path / "out"),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--no-progress",
+        ]
+    )
     assert results["classifier"]["dataset"].startswith("folder(") and results["classifier"]["test_images"] == 24
     assert [row["variant"] for row in results["rows"]] == ["real images (training set)", "kl-diffusion", "kl-diffusion"]
     assert (tmp_path / "out" / "table.md").is_file()

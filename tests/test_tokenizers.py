@@ -70,7 +70,9 @@ def test_a_hub_id_missing_offline_says_how_to_point_at_a_local_copy():
 
 
 TRAIN_STEPS = 200
-MIN_GAIN_DB = 3.0  # the squared error at least halves; measured gains at 200 steps were 4.8 (kl), 4.9 (vq), 5.3 (fsq) dB
+MIN_GAIN_DB = (
+    3.0  # the squared error at least halves; measured gains at 200 steps were 4.8 (kl), 4.9 (vq), 5.3 (fsq) dB
+)
 
 
 @pytest.mark.parametrize("kind", ["kl", "vq", "fsq"])
@@ -79,7 +81,9 @@ def test_training_on_the_default_data_cuts_the_reconstruction_error(kind):
     train, held_out = images[:-64], images[-64:]
     tokenizer = make(kind)
     before = evaluate_tokenizer(tokenizer.eval(), held_out)["psnr"]
-    train_tokenizer(tokenizer, train, steps=TRAIN_STEPS, batch_size=16, generator=torch.Generator().manual_seed(0), progress=False)
+    train_tokenizer(
+        tokenizer, train, steps=TRAIN_STEPS, batch_size=16, generator=torch.Generator().manual_seed(0), progress=False
+    )
     after = evaluate_tokenizer(tokenizer, held_out)
     assert after["psnr"] - before > MIN_GAIN_DB  # 10 log10 of the factor by which the squared error falls
     if kind != "kl":
@@ -128,4 +132,6 @@ def test_the_initial_logvar_shifts_only_the_posterior_log_variance_at_the_start(
     with torch.no_grad():
         (mean, std), (narrow_mean, narrow_std) = plain.moments(images), narrow.moments(images)
     assert torch.equal(mean, narrow_mean)
-    torch.testing.assert_close(narrow_std, std * torch.exp(torch.tensor(-4.0)), rtol=1e-4, atol=0)  # std = exp(logvar / 2)
+    torch.testing.assert_close(
+        narrow_std, std * torch.exp(torch.tensor(-4.0)), rtol=1e-4, atol=0
+    )  # std = exp(logvar / 2)

@@ -1,4 +1,5 @@
 """The training loop: exact resume, non-finite losses, SIGKILL while writing, SIGTERM / SIGINT, and two processes = one."""
+
 import os
 import signal
 import subprocess
@@ -21,16 +22,28 @@ from vae import KLTokenizer, small_autoencoder
 from .test_model import tiny_model
 
 ROOT = Path(__file__).resolve().parent.parent
-SETTINGS = TrainSettings(epochs=2, batch_size=8, lr=1e-3, warmup_steps=2, lr_schedule="cosine", ema_decay=0.9,
-                         save_every=100, log_every=1, progress=False)
+SETTINGS = TrainSettings(
+    epochs=2,
+    batch_size=8,
+    lr=1e-3,
+    warmup_steps=2,
+    lr_schedule="cosine",
+    ema_decay=0.9,
+    save_every=100,
+    log_every=1,
+    progress=False,
+)
 INFO = {"classes": list("abcde"), "image_size": 32}
 
 
 @pytest.fixture(scope="module")
 def data():
     g = torch.Generator().manual_seed(0)
-    latents = LatentSet(torch.randn(48, 2, 4, 8, 8, generator=g), 0.1 * torch.rand(48, 2, 4, 8, 8, generator=g),
-                        torch.randint(0, 5, (48,), generator=g))
+    latents = LatentSet(
+        torch.randn(48, 2, 4, 8, 8, generator=g),
+        0.1 * torch.rand(48, 2, 4, 8, 8, generator=g),
+        torch.randint(0, 5, (48,), generator=g),
+    )
     torch.manual_seed(0)
     return latents, KLTokenizer(small_autoencoder(4, 4, 32), scale=0.5).eval()
 
@@ -83,8 +96,12 @@ def test_a_non_finite_loss_skips_the_step_and_leaves_the_weights(tmp_path, data)
     model = tiny_model(seed=1)
     inject_nan(model, at_calls={3})
     snapshots = {}
-    model, _, result = run(tmp_path, data, model=model,
-                           on_step=lambda step: snapshots.__setitem__(step, [t.clone() for t in model.parameters()]))
+    model, _, result = run(
+        tmp_path,
+        data,
+        model=model,
+        on_step=lambda step: snapshots.__setitem__(step, [t.clone() for t in model.parameters()]),
+    )
     assert all(torch.equal(a, b) for a, b in zip(snapshots[2], snapshots[3]))  # step 3 changed nothing
     assert not all(torch.equal(a, b) for a, b in zip(snapshots[3], snapshots[4]))  # step 4 trained again
     assert result["step"] == 12 and all(torch.isfinite(p).all() for p in model.parameters())
@@ -144,16 +161,46 @@ def test_sigkill_while_writing_leaves_the_previous_checkpoint_loadable(tmp_path,
     assert load_checkpoint(tmp_path).step == 1 and load_training_state(latest).step == 1
 
 
-TOY = ["--num-images", "120", "--tokenizer-steps", "3", "--tokenizer-images", "120", "--batch-size", "24",
-       "--warmup-epochs", "0.5", "--samples-per-class", "1", "--num-iter", "2", "--diffusion-steps", "2",
-       "--no-progress", "--log-every", "1", "--device", "cpu", "--amp", "none",
-       "--grid-accuracy", "off"]  # these tests are about training; scoring the grid would train a classifier per test
+TOY = [
+    "--num-images",
+    "120",
+    "--tokenizer-steps",
+    "3",
+    "--tokenizer-images",
+    "120",
+    "--batch-size",
+    "24",
+    "--warmup-epochs",
+    "0.5",
+    "--samples-per-class",
+    "1",
+    "--num-iter",
+    "2",
+    "--diffusion-steps",
+    "2",
+    "--no-progress",
+    "--log-every",
+    "1",
+    "--device",
+    "cpu",
+    "--amp",
+    "none",
+    "--grid-accuracy",
+    "off",
+]  # these tests are about training; scoring the grid would train a classifier per test
 
 
 def train_process(args, **kwargs):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    return subprocess.Popen([sys.executable, str(ROOT / "train.py"), *TOY, *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *TOY, *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
@@ -169,8 +216,19 @@ def test_a_stop_signal_saves_a_checkpoint_that_resumes(tmp_path, stop):
     assert f"stopped by {stop.name} at step" in stdout
     stopped_at = int(stdout.split(f"stopped by {stop.name} at step ")[1].split(";")[0])
     assert load_training_state(latest_checkpoint(out)).step == stopped_at >= 3
-    resumed = train_process(["--epochs", "500", "--output", str(out), "--cache-dir", str(tmp_path / "cache"), "--resume",
-                             "--stop-after-steps", str(stopped_at + 2)])
+    resumed = train_process(
+        [
+            "--epochs",
+            "500",
+            "--output",
+            str(out),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--resume",
+            "--stop-after-steps",
+            str(stopped_at + 2),
+        ]
+    )
     stdout, stderr = resumed.communicate(timeout=240)
     assert resumed.returncode == 0, stderr[-2000:]
     assert f"resuming at step {stopped_at}" in stdout
@@ -184,9 +242,24 @@ def test_two_processes_match_one_process_at_the_same_global_batch(tmp_path):
     shared = ["--tokenizer", str(tmp_path / "one" / "tokenizer"), "--latent-cache", str(tmp_path / "one" / "latents")]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     two = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(ROOT / "train.py"),
-         *TOY, *common, *shared, "--output", str(tmp_path / "two")],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            str(ROOT / "train.py"),
+            *TOY,
+            *common,
+            *shared,
+            "--output",
+            str(tmp_path / "two"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert two.returncode == 0, two.stderr[-3000:]
     assert "2 process(es), global batch 24" in two.stdout

@@ -1,4 +1,5 @@
 """Training helpers: weight decay by rule, the learning-rate schedule, the precision choice."""
+
 import math
 
 import pytest
@@ -44,7 +45,11 @@ def test_ema_decay_warms_up_so_a_short_run_forgets_the_initial_weights():
 
     model = torch.nn.Linear(3, 3)
     ema = EMA(model, decay=0.999)
-    assert ema.decay_at(0) == pytest.approx(0.1) and ema.decay_at(90) == pytest.approx(0.91) and ema.decay_at(10**6) == 0.999
+    assert (
+        ema.decay_at(0) == pytest.approx(0.1)
+        and ema.decay_at(90) == pytest.approx(0.91)
+        and ema.decay_at(10**6) == 0.999
+    )
     start = model.weight.detach().clone()
     with torch.no_grad():
         model.weight.add_(1.0)

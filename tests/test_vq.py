@@ -1,4 +1,5 @@
 """Vector quantiser: nearest-code search, straight-through gradients, both codebook updates, dead-code restarts."""
+
 import torch
 
 from vae import DiscreteConfig, DiscreteTokenizer, VectorQuantizer, VQConfig, nearest_code
@@ -36,7 +37,7 @@ def test_ema_codes_move_to_the_mean_of_their_vectors():
         quantizer.codebook.copy_(torch.tensor([[0.0, 0.0], [10.0, 10.0]]))
         quantizer.ema_sum.copy_(quantizer.codebook)
     target = torch.tensor([1.0, -1.0])
-    latents = (target[:, None, None] + 0.1 * torch.randn(8, 2, 4, 4, generator=torch.Generator().manual_seed(3)))
+    latents = target[:, None, None] + 0.1 * torch.randn(8, 2, 4, 4, generator=torch.Generator().manual_seed(3))
     for _ in range(100):
         quantizer(latents)
     assert torch.allclose(quantizer.codebook[0], latents.mean((0, 2, 3)), atol=1e-3)

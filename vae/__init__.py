@@ -3,6 +3,7 @@
 Every tokenizer has ``kind``, ``stride``, ``channels``, ``discrete``, ``codebook_size`` (None when continuous),
 ``encode(images)``, ``decode(...)``, ``training_loss(images, generator)``, ``identity()`` and ``save(folder)``.
 """
+
 from .discrete import DiscreteConfig, DiscreteTokenizer
 from .fsq import FSQ, RECOMMENDED_LEVELS, FSQConfig
 from .kl import KLTokenizer, small_autoencoder
@@ -12,8 +13,27 @@ from .train import code_statistics, evaluate_tokenizer, psnr, reconstruction_psn
 from .vq import VectorQuantizer, VQConfig, nearest_code
 
 __all__ = [
-    "DiscreteConfig", "DiscreteTokenizer", "FSQ", "FSQConfig", "KLTokenizer", "PIXEL_LOSSES", "RECOMMENDED_LEVELS",
-    "Tokenizer", "TokenizerNotFound", "VQConfig", "VectorQuantizer", "code_statistics", "evaluate_tokenizer", "fingerprint",
-    "load_tokenizer", "nearest_code", "pixel_loss", "psnr", "reconstruction_psnr", "small_autoencoder",
-    "tokenizer_from_identity", "train_and_measure", "train_tokenizer",
+    "DiscreteConfig",
+    "DiscreteTokenizer",
+    "FSQ",
+    "FSQConfig",
+    "KLTokenizer",
+    "PIXEL_LOSSES",
+    "RECOMMENDED_LEVELS",
+    "Tokenizer",
+    "TokenizerNotFound",
+    "VQConfig",
+    "VectorQuantizer",
+    "code_statistics",
+    "evaluate_tokenizer",
+    "fingerprint",
+    "load_tokenizer",
+    "nearest_code",
+    "pixel_loss",
+    "psnr",
+    "reconstruction_psnr",
+    "small_autoencoder",
+    "tokenizer_from_identity",
+    "train_and_measure",
+    "train_tokenizer",
 ]

@@ -2,6 +2,7 @@
 
 Images (b, 3, s, s) in [-1, 1] become code indices (b, s / stride, s / stride) and back.
 """
+
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -51,7 +52,9 @@ class DiscreteTokenizer(nn.Module):
     def __init__(self, config: DiscreteConfig, pixel_loss: str = "l1"):
         super().__init__()
         self.config = config
-        self.pixel_loss = pixel_loss  # "l1" or "mse", the pixel term of ``training_loss``; a training setting, not saved
+        self.pixel_loss = (
+            pixel_loss  # "l1" or "mse", the pixel term of ``training_loss``; a training setting, not saved
+        )
         channels = level_channels(config.stride, config.width)
         shape = dict(block_out_channels=channels, layers_per_block=1, norm_num_groups=8)
         self.encoder = Encoder(3, config.code_dim, ("DownEncoderBlock2D",) * len(channels), double_z=False, **shape)
@@ -116,7 +119,9 @@ class DiscreteTokenizer(nn.Module):
         """Scaled code vectors, or values between them from a diffusion head, (b, d, h, w) -> images."""
         return self.decode_codes(latents / self.latent_scale)
 
-    def training_loss(self, images: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
+    def training_loss(
+        self, images: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, dict]:
         """The pixel loss of the reconstruction plus the quantiser's loss."""
         quantized = self.quantize(images, generator)
         pixels = pixel_loss(self.decoder(quantized.codes), images, self.pixel_loss)

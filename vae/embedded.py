@@ -4,6 +4,7 @@ With it the default run needs neither a download nor minutes of tokenizer traini
 trains one inside the run instead. The folder's ``MADE_BY.md`` names the command that made it (``--seed 0``, fp32),
 and its ``metrics.json`` what that command measured.
 """
+
 from pathlib import Path
 
 GLYPH_TOKENIZER = Path(__file__).parent / "weights" / "glyphs-kl"  # stride 2, 1 latent channel, width 32

@@ -3,6 +3,7 @@
 The codebook is implicit, the product grid of the levels; codes are normalised to [-1, 1]. Axis letters: b batch,
 d channels (one per level), h and w the latent grid.
 """
+
 from dataclasses import dataclass
 
 import torch
@@ -83,4 +84,8 @@ class FSQ(nn.Module):
     def forward(self, latents: torch.Tensor, generator: torch.Generator | None = None) -> Quantized:
         """latents (b, d, h, w) -> codes (b, d, h, w), indices (b, h, w), zero loss (FSQ has no auxiliary loss)."""
         codes = self.quantize(rearrange(latents, "b d h w -> b h w d").float())  # (b, h, w, d)
-        return Quantized(rearrange(codes, "b h w d -> b d h w").to(latents.dtype), self.codes_to_indices(codes), latents.new_zeros(()))
+        return Quantized(
+            rearrange(codes, "b h w d -> b d h w").to(latents.dtype),
+            self.codes_to_indices(codes),
+            latents.new_zeros(()),
+        )

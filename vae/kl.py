@@ -2,6 +2,7 @@
 
 Images are (b, 3, s, s) in [-1, 1]; latents are (b, c, s / stride, s / stride), already shifted and scaled.
 """
+
 import json
 from pathlib import Path
 
@@ -15,7 +16,9 @@ from .pixel_loss import pixel_loss
 TOKENIZER_FILE = "tokenizer.json"
 
 
-def small_autoencoder(latent_channels: int = 4, stride: int = 4, width: int = 64, initial_logvar: float = 0.0) -> AutoencoderKL:
+def small_autoencoder(
+    latent_channels: int = 4, stride: int = 4, width: int = 64, initial_logvar: float = 0.0
+) -> AutoencoderKL:
     """A compact AutoencoderKL that trains on a CPU in minutes: one ResNet layer per level, ``log2(stride)`` downsamples.
 
     ``initial_logvar`` starts the posterior's log-variance there (the bias of the moments' last convolution; 0 is
@@ -42,8 +45,14 @@ class KLTokenizer(nn.Module):
     discrete = False
     codebook_size = None
 
-    def __init__(self, autoencoder: AutoencoderKL, scale: float = 1.0, shift: float = 0.0, kl_weight: float = 1e-4,
-                 pixel_loss: str = "l1"):
+    def __init__(
+        self,
+        autoencoder: AutoencoderKL,
+        scale: float = 1.0,
+        shift: float = 0.0,
+        kl_weight: float = 1e-4,
+        pixel_loss: str = "l1",
+    ):
         super().__init__()
         self.autoencoder = autoencoder
         self.scale, self.shift = float(scale), float(shift)
@@ -78,7 +87,9 @@ class KLTokenizer(nn.Module):
 
     decode_latents = decode  # the generator's latents are this tokenizer's latents
 
-    def training_loss(self, images: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
+    def training_loss(
+        self, images: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, dict]:
         """The pixel loss of a posterior draw's reconstruction plus ``kl_weight`` x the KL to N(0, I) per latent value."""
         posterior = self.autoencoder.encode(images).latent_dist
         recon = self.autoencoder.decode(posterior.sample(generator)).sample
@@ -94,8 +105,11 @@ class KLTokenizer(nn.Module):
 
     def identity(self) -> dict:
         """Everything needed to rebuild the tokenizer, weights aside (JSON-serialisable)."""
-        architecture = {k: v for k, v in self.autoencoder.config.items()
-                        if not k.startswith("_") and k not in ("scaling_factor", "shift_factor")}
+        architecture = {
+            k: v
+            for k, v in self.autoencoder.config.items()
+            if not k.startswith("_") and k not in ("scaling_factor", "shift_factor")
+        }
         return {"kind": self.kind, "autoencoder": architecture, "scale": self.scale, "shift": self.shift}
 
     @classmethod
@@ -107,7 +121,9 @@ class KLTokenizer(nn.Module):
         directory = Path(directory)
         self.autoencoder.register_to_config(scaling_factor=self.scale, shift_factor=self.shift)
         self.autoencoder.save_pretrained(directory)
-        (directory / TOKENIZER_FILE).write_text(json.dumps({"kind": self.kind, "scale": self.scale, "shift": self.shift}, indent=2))
+        (directory / TOKENIZER_FILE).write_text(
+            json.dumps({"kind": self.kind, "scale": self.scale, "shift": self.shift}, indent=2)
+        )
 
     @classmethod
     def from_autoencoder(cls, autoencoder: AutoencoderKL) -> "KLTokenizer":

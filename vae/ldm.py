@@ -4,6 +4,7 @@ The architecture is read from the tensors themselves (base width, levels, blocks
 latent channels), then every LDM key is renamed to its diffusers twin. Attention projections, 1x1 convolutions in
 LDM, become linear layers.
 """
+
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +25,12 @@ class LDMLayout:
 
     def autoencoder_config(self) -> dict:
         return dict(
-            down_block_types=tuple("AttnDownEncoderBlock2D" if a else "DownEncoderBlock2D" for a in self.encoder_attention),
-            up_block_types=tuple("AttnUpDecoderBlock2D" if a else "UpDecoderBlock2D" for a in reversed(self.decoder_attention)),
+            down_block_types=tuple(
+                "AttnDownEncoderBlock2D" if a else "DownEncoderBlock2D" for a in self.encoder_attention
+            ),
+            up_block_types=tuple(
+                "AttnUpDecoderBlock2D" if a else "UpDecoderBlock2D" for a in reversed(self.decoder_attention)
+            ),
             block_out_channels=self.block_out_channels,
             layers_per_block=self.layers_per_block,
             latent_channels=self.latent_channels,
@@ -53,14 +58,16 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         try:
             tensors = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:  # pickles with arbitrary objects, truncated files
-            raise ValueError(f"{path} could not be read as a tensor checkpoint ({type(error).__name__}); "
-                             "pass MAR's kl16.ckpt or an LDM autoencoder .ckpt/.safetensors") from error
+            raise ValueError(
+                f"{path} could not be read as a tensor checkpoint ({type(error).__name__}); "
+                "pass MAR's kl16.ckpt or an LDM autoencoder .ckpt/.safetensors"
+            ) from error
     for wrapper in ("model", "state_dict"):
         if isinstance(tensors, dict) and isinstance(tensors.get(wrapper), dict):
             tensors = tensors[wrapper]
     for prefix in WRAPPER_PREFIXES:
         if any(k.startswith(prefix) for k in tensors):
-            tensors = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+            tensors = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
     return {k: v for k, v in tensors.items() if not k.startswith(IGNORED_PREFIXES)}
 
 
@@ -89,17 +96,38 @@ def diffusers_name(name: str, levels: int) -> str:
     """The diffusers AutoencoderKL key of an LDM key (``levels`` = number of resolution levels)."""
     rules = [
         (r"(encoder|decoder)\.norm_out\.(.*)", lambda m: f"{m[1]}.conv_norm_out.{m[2]}"),
-        (r"(encoder|decoder)\.mid\.block_(\d)\.(.*)", lambda m: f"{m[1]}.mid_block.resnets.{int(m[2]) - 1}.{_resnet(m[3])}"),
-        (r"(encoder|decoder)\.mid\.attn_1\.(\w+)\.(.*)", lambda m: f"{m[1]}.mid_block.attentions.0.{ATTENTION_NAMES[m[2]]}.{m[3]}"),
-        (r"encoder\.down\.(\d+)\.block\.(\d+)\.(.*)", lambda m: f"encoder.down_blocks.{m[1]}.resnets.{m[2]}.{_resnet(m[3])}"),
-        (r"encoder\.down\.(\d+)\.attn\.(\d+)\.(\w+)\.(.*)",
-         lambda m: f"encoder.down_blocks.{m[1]}.attentions.{m[2]}.{ATTENTION_NAMES[m[3]]}.{m[4]}"),
-        (r"encoder\.down\.(\d+)\.downsample\.conv\.(.*)", lambda m: f"encoder.down_blocks.{m[1]}.downsamplers.0.conv.{m[2]}"),
-        (r"decoder\.up\.(\d+)\.block\.(\d+)\.(.*)",
-         lambda m: f"decoder.up_blocks.{levels - 1 - int(m[1])}.resnets.{m[2]}.{_resnet(m[3])}"),
-        (r"decoder\.up\.(\d+)\.attn\.(\d+)\.(\w+)\.(.*)",
-         lambda m: f"decoder.up_blocks.{levels - 1 - int(m[1])}.attentions.{m[2]}.{ATTENTION_NAMES[m[3]]}.{m[4]}"),
-        (r"decoder\.up\.(\d+)\.upsample\.conv\.(.*)", lambda m: f"decoder.up_blocks.{levels - 1 - int(m[1])}.upsamplers.0.conv.{m[2]}"),
+        (
+            r"(encoder|decoder)\.mid\.block_(\d)\.(.*)",
+            lambda m: f"{m[1]}.mid_block.resnets.{int(m[2]) - 1}.{_resnet(m[3])}",
+        ),
+        (
+            r"(encoder|decoder)\.mid\.attn_1\.(\w+)\.(.*)",
+            lambda m: f"{m[1]}.mid_block.attentions.0.{ATTENTION_NAMES[m[2]]}.{m[3]}",
+        ),
+        (
+            r"encoder\.down\.(\d+)\.block\.(\d+)\.(.*)",
+            lambda m: f"encoder.down_blocks.{m[1]}.resnets.{m[2]}.{_resnet(m[3])}",
+        ),
+        (
+            r"encoder\.down\.(\d+)\.attn\.(\d+)\.(\w+)\.(.*)",
+            lambda m: f"encoder.down_blocks.{m[1]}.attentions.{m[2]}.{ATTENTION_NAMES[m[3]]}.{m[4]}",
+        ),
+        (
+            r"encoder\.down\.(\d+)\.downsample\.conv\.(.*)",
+            lambda m: f"encoder.down_blocks.{m[1]}.downsamplers.0.conv.{m[2]}",
+        ),
+        (
+            r"decoder\.up\.(\d+)\.block\.(\d+)\.(.*)",
+            lambda m: f"decoder.up_blocks.{levels - 1 - int(m[1])}.resnets.{m[2]}.{_resnet(m[3])}",
+        ),
+        (
+            r"decoder\.up\.(\d+)\.attn\.(\d+)\.(\w+)\.(.*)",
+            lambda m: f"decoder.up_blocks.{levels - 1 - int(m[1])}.attentions.{m[2]}.{ATTENTION_NAMES[m[3]]}.{m[4]}",
+        ),
+        (
+            r"decoder\.up\.(\d+)\.upsample\.conv\.(.*)",
+            lambda m: f"decoder.up_blocks.{levels - 1 - int(m[1])}.upsamplers.0.conv.{m[2]}",
+        ),
         (r"((?:encoder|decoder)\.conv_(?:in|out)|quant_conv|post_quant_conv)\.(.*)", lambda m: f"{m[1]}.{m[2]}"),
     ]
     for pattern, rename in rules:
@@ -126,6 +154,8 @@ def load_ldm_autoencoder(path: str | Path) -> tuple[AutoencoderKL, float | None]
     converted = convert_state_dict(tensors, len(layout.block_out_channels))
     result = autoencoder.load_state_dict(converted, strict=False)
     if result.missing_keys or result.unexpected_keys:
-        raise ValueError(f"{path}: conversion left tensors unmatched (missing {result.missing_keys[:5]}, "
-                         f"unexpected {result.unexpected_keys[:5]}); the checkpoint is not a complete LDM autoencoder")
+        raise ValueError(
+            f"{path}: conversion left tensors unmatched (missing {result.missing_keys[:5]}, "
+            f"unexpected {result.unexpected_keys[:5]}); the checkpoint is not a complete LDM autoencoder"
+        )
     return autoencoder.eval(), KNOWN_SCALES.get(layout)

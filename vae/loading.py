@@ -6,6 +6,7 @@
 - a Hugging Face hub id, ``org/name`` or ``org/name/subfolder`` (from the local cache when offline),
 - an LDM / MAR checkpoint file (``kl16.ckpt``, ``.ckpt``, ``.pt``, ``.pth``, ``.safetensors``).
 """
+
 import hashlib
 import json
 import re
@@ -56,12 +57,18 @@ def _from_folder(directory: Path) -> Tokenizer:
 
 
 def _read_folder(directory: Path) -> Tokenizer:
-    marker = json.loads((directory / TOKENIZER_FILE).read_text()) if (directory / TOKENIZER_FILE).exists() else {"kind": "kl"}
+    marker = (
+        json.loads((directory / TOKENIZER_FILE).read_text())
+        if (directory / TOKENIZER_FILE).exists()
+        else {"kind": "kl"}
+    )
     if marker["kind"] in ("vq", "fsq"):
         return DiscreteTokenizer.load(directory, marker)
     if not (directory / "config.json").exists():
-        raise TokenizerNotFound(f"tokenizer folder {directory} has no config.json; pass a folder written by train.py or "
-                                "mar train-tokenizer, or a diffusers AutoencoderKL folder")
+        raise TokenizerNotFound(
+            f"tokenizer folder {directory} has no config.json; pass a folder written by train.py or "
+            "mar train-tokenizer, or a diffusers AutoencoderKL folder"
+        )
     tokenizer = KLTokenizer.from_autoencoder(AutoencoderKL.from_pretrained(directory, low_cpu_mem_usage=False))
     if "scale" in marker:
         tokenizer.scale, tokenizer.shift = marker["scale"], marker["shift"]
@@ -94,15 +101,21 @@ def load_tokenizer(source: str | Path) -> Tokenizer:
         except ValueError:
             raise
         except Exception as error:  # safetensors and torch raise their own types for truncated files
-            raise ValueError(f"{path} could not be read as a tokenizer checkpoint ({type(error).__name__}); it may be "
-                             "truncated: download it again, or pass MAR's kl16.ckpt or an LDM autoencoder file") from None
+            raise ValueError(
+                f"{path} could not be read as a tokenizer checkpoint ({type(error).__name__}); it may be "
+                "truncated: download it again, or pass MAR's kl16.ckpt or an LDM autoencoder file"
+            ) from None
         tokenizer = KLTokenizer(autoencoder, scale=known_scale or 1.0)
     elif path.exists():
-        raise TokenizerNotFound(f"tokenizer {path} is a file of an unknown kind; pass a folder, a hub id, or an LDM "
-                                f"checkpoint ending in {', '.join(sorted(CHECKPOINT_SUFFIXES))}")
+        raise TokenizerNotFound(
+            f"tokenizer {path} is a file of an unknown kind; pass a folder, a hub id, or an LDM "
+            f"checkpoint ending in {', '.join(sorted(CHECKPOINT_SUFFIXES))}"
+        )
     elif HUB_ID.fullmatch(str(source)) and not str(source).startswith("."):
         tokenizer = _from_hub(str(source))
     else:
-        raise TokenizerNotFound(f"tokenizer {source} does not exist; pass a tokenizer folder (e.g. runs/default/tokenizer), "
-                                "a hub id such as stabilityai/sd-vae-ft-ema, or an LDM checkpoint such as kl16.ckpt")
+        raise TokenizerNotFound(
+            f"tokenizer {source} does not exist; pass a tokenizer folder (e.g. runs/default/tokenizer), "
+            "a hub id such as stabilityai/sd-vae-ft-ema, or an LDM checkpoint such as kl16.ckpt"
+        )
     return tokenizer.eval().requires_grad_(False)

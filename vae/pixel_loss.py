@@ -3,6 +3,7 @@
 On the procedural textures L1 left the KL tokenizer near the PSNR of each image's mean colour (README, "Beyond the
 glyphs"); MSE, the term PSNR itself measures, moved it off that plateau.
 """
+
 import torch
 
 PIXEL_LOSSES = ("l1", "mse")

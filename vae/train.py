@@ -1,4 +1,5 @@
 """Training any tokenizer here (KL, VQ or FSQ) with one loop, and measuring it: PSNR, codebook usage, perplexity."""
+
 import math
 
 import torch

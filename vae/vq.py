@@ -2,6 +2,7 @@
 
 Axis letters: b batch, d code dimension, h and w the latent grid, n = b * h * w vectors, k codebook entries.
 """
+
 from dataclasses import dataclass
 from typing import NamedTuple
 

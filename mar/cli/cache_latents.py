@@ -10,6 +10,7 @@ Examples:
     torchrun --nproc_per_node=8 -m mar cache-latents --tokenizer kl16.ckpt --data-path /data/imagenet/train \\
         --image-size 256 --out /data/latents/in256 --num-workers 8
 """
+
 import argparse
 import time
 from pathlib import Path
@@ -31,14 +32,20 @@ def parse_args(argv=None) -> argparse.Namespace:
 def build_parser() -> Parser:
     parser = Parser(description=__doc__)
     add_data_arguments(parser)
-    parser.add_argument("--tokenizer", type=text, required=True, help="tokenizer folder, hub id or LDM checkpoint (see train.py --help)")
+    parser.add_argument(
+        "--tokenizer", type=text, required=True, help="tokenizer folder, hub id or LDM checkpoint (see train.py --help)"
+    )
     parser.add_argument("--out", type=text, required=True, help="cache folder to write")
-    parser.add_argument("--overwrite", action="store_true", help="replace a cache of other data or another tokenizer in --out")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace a cache of other data or another tokenizer in --out"
+    )
     parser.add_argument("--no-flip", action="store_true", help="ImageFolder data: do not add mirrored views")
     parser.add_argument("--batch-size", type=POSITIVE, default=256, help="images per encoder pass")
     parser.add_argument("--shard-size", type=POSITIVE, default=8192, help="images per shard file")
     parser.add_argument("--num-workers", type=NON_NEGATIVE, default=0, help="data loader workers per process")
-    parser.add_argument("--device", type=text, default="auto", help="auto, cpu, cuda or mps (under torchrun: cuda:LOCAL_RANK)")
+    parser.add_argument(
+        "--device", type=text, default="auto", help="auto, cpu, cuda or mps (under torchrun: cuda:LOCAL_RANK)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return parser
 
@@ -53,8 +60,10 @@ def existing_cache_is_current(args, tokenizer, out: Path) -> bool:
         return True
     except (FileNotFoundError, LatentCacheMismatch) as error:
         if not args.overwrite:
-            fail(f"--out {out} already holds files that are not this cache ({error}); pass --overwrite to replace them, "
-                 "or another --out")
+            fail(
+                f"--out {out} already holds files that are not this cache ({error}); pass --overwrite to replace them, "
+                "or another --out"
+            )
         return False
 
 
@@ -68,8 +77,10 @@ def main(argv=None) -> None:
     except (FileNotFoundError, ValueError) as error:
         fail(str(error))
     if args.image_size % tokenizer.stride:
-        fail(f"image size {args.image_size} is not divisible by the tokenizer stride {tokenizer.stride}; "
-             f"use a multiple of {tokenizer.stride}")
+        fail(
+            f"image size {args.image_size} is not divisible by the tokenizer stride {tokenizer.stride}; "
+            f"use a multiple of {tokenizer.stride}"
+        )
     folder = open_image_folder(args)
     if existing_cache_is_current(args, tokenizer, out):
         print(f"{out} already holds this cache (same tokenizer, data and image size); nothing to do")
@@ -77,13 +88,22 @@ def main(argv=None) -> None:
     dataset, _ = open_dataset(args, folder)
     try:
         write_latent_cache(
-            tokenizer, dataset, out, args.image_size, dataset_name(args), flips=args.data_path is not None and not args.no_flip,
-            batch_size=args.batch_size, shard_size=args.shard_size, num_workers=args.num_workers, progress=not args.no_progress,
+            tokenizer,
+            dataset,
+            out,
+            args.image_size,
+            dataset_name(args),
+            flips=args.data_path is not None and not args.no_flip,
+            batch_size=args.batch_size,
+            shard_size=args.shard_size,
+            num_workers=args.num_workers,
+            progress=not args.no_progress,
         )
     except (BadImage, ValueError) as error:
         fail(error.one_line() if isinstance(error, BadImage) else str(error))
     if distributed.rank() == 0:
-        print(f"cached {len(dataset)} images with the {tokenizer.kind} tokenizer into {out} "
-              f"on {distributed.world_size()} process(es) in {time.time() - started:.1f} s")
+        print(
+            f"cached {len(dataset)} images with the {tokenizer.kind} tokenizer into {out} "
+            f"on {distributed.world_size()} process(es) in {time.time() - started:.1f} s"
+        )
     distributed.shutdown()
-

@@ -1,4 +1,5 @@
 """Shared pieces of the command-line scripts: device choice, data options, the sample grid (option rules: options.py)."""
+
 import argparse
 from pathlib import Path
 
@@ -23,7 +24,9 @@ def pick_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         fail(f"device {name} was asked for but CUDA is not available here; use --device cpu")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        fail(f"device {name} does not exist: this machine has {torch.cuda.device_count()} CUDA device(s); use cuda:0 ... ")
+        fail(
+            f"device {name} does not exist: this machine has {torch.cuda.device_count()} CUDA device(s); use cuda:0 ... "
+        )
     if device.type == "mps" and not torch.backends.mps.is_available():
         fail(f"device {name} was asked for but MPS is not available here; use --device cpu")
     if device.type not in ("cpu", "cuda", "mps"):
@@ -33,33 +36,66 @@ def pick_device(name: str) -> torch.device:
 
 def add_checkpoint_argument(parser, required: bool = True) -> None:
     """--checkpoint as the sampling scripts and the demo take it (mar.interop.hub.open_checkpoint opens it)."""
-    parser.add_argument("--checkpoint", type=text, required=required, default=None,
-                        help="a run folder of train.py (its latest checkpoint), a checkpoints/step-N folder, its weights.safetensors, "
-                             "a hub folder (mar export-hub) or a hub id org/name in the local Hugging Face cache")
+    parser.add_argument(
+        "--checkpoint",
+        type=text,
+        required=required,
+        default=None,
+        help="a run folder of train.py (its latest checkpoint), a checkpoints/step-N folder, its weights.safetensors, "
+        "a hub folder (mar export-hub) or a hub id org/name in the local Hugging Face cache",
+    )
 
 
 def add_sampling_arguments(group) -> None:
     """The sampling knobs train.py (for its grids), sample.py and the demo share; defaults from SamplingConfig."""
     default = SamplingConfig()
     group.add_argument("--num-iter", type=POSITIVE, default=default.num_iter, help="autoregressive steps K")
-    group.add_argument("--head-sampler", default=default.head_sampler, choices=HEAD_SAMPLERS,
-                       help="diffusion head's sampler: ddpm (the paper's, stochastic), ddim or dpm++ (deterministic, few steps)")
-    group.add_argument("--diffusion-steps", type=POSITIVE, default=default.diffusion_steps,
-                       help="head steps per token (at the first step when annealed)")
-    group.add_argument("--diffusion-steps-last", type=POSITIVE, default=default.diffusion_steps_last,
-                       help="anneal the head's steps linearly from --diffusion-steps at the first autoregressive step to this at the last")
-    group.add_argument("--temperature", type=NON_NEGATIVE_NUMBER, default=default.temperature,
-                       help="ddpm: scale of the noise added at each step; ddim / dpm++: scale of the starting noise; "
-                            "categorical head: softmax temperature")
-    group.add_argument("--cfg", type=NON_NEGATIVE_NUMBER, default=default.cfg, help="classifier-free guidance scale; 1 = none")
-    group.add_argument("--cfg-schedule", default=default.cfg_schedule, choices=list(CFG_SCHEDULES), help="guidance schedule")
-    group.add_argument("--cfg-refresh", type=POSITIVE, default=default.cfg_refresh,
-                       help="run guidance's unconditional half every N autoregressive steps only, reusing its difference "
-                            "to the conditional z between (approximate, faster; 1 = exact, every step)")
-    group.add_argument("--compat", default=default.compat, choices=list(COMPAT),
-                       help="official: as the official MAR code, the ddpm head chain respaced 0 ... 999 (improved DDPM's), "
-                            "the last step's linear guidance scale 1 + (cfg - 1)(L - 1) / L, and (train.py) the discretised "
-                            "head loss at t = 0; None: the checkpoint's own (train.py: default)")
+    group.add_argument(
+        "--head-sampler",
+        default=default.head_sampler,
+        choices=HEAD_SAMPLERS,
+        help="diffusion head's sampler: ddpm (the paper's, stochastic), ddim or dpm++ (deterministic, few steps)",
+    )
+    group.add_argument(
+        "--diffusion-steps",
+        type=POSITIVE,
+        default=default.diffusion_steps,
+        help="head steps per token (at the first step when annealed)",
+    )
+    group.add_argument(
+        "--diffusion-steps-last",
+        type=POSITIVE,
+        default=default.diffusion_steps_last,
+        help="anneal the head's steps linearly from --diffusion-steps at the first autoregressive step to this at the last",
+    )
+    group.add_argument(
+        "--temperature",
+        type=NON_NEGATIVE_NUMBER,
+        default=default.temperature,
+        help="ddpm: scale of the noise added at each step; ddim / dpm++: scale of the starting noise; "
+        "categorical head: softmax temperature",
+    )
+    group.add_argument(
+        "--cfg", type=NON_NEGATIVE_NUMBER, default=default.cfg, help="classifier-free guidance scale; 1 = none"
+    )
+    group.add_argument(
+        "--cfg-schedule", default=default.cfg_schedule, choices=list(CFG_SCHEDULES), help="guidance schedule"
+    )
+    group.add_argument(
+        "--cfg-refresh",
+        type=POSITIVE,
+        default=default.cfg_refresh,
+        help="run guidance's unconditional half every N autoregressive steps only, reusing its difference "
+        "to the conditional z between (approximate, faster; 1 = exact, every step)",
+    )
+    group.add_argument(
+        "--compat",
+        default=default.compat,
+        choices=list(COMPAT),
+        help="official: as the official MAR code, the ddpm head chain respaced 0 ... 999 (improved DDPM's), "
+        "the last step's linear guidance scale 1 + (cfg - 1)(L - 1) / L, and (train.py) the discretised "
+        "head loss at t = 0; None: the checkpoint's own (train.py: default)",
+    )
 
 
 def sampling_options(args: argparse.Namespace) -> SamplingConfig:
@@ -69,15 +105,27 @@ def sampling_options(args: argparse.Namespace) -> SamplingConfig:
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     data = parser.add_argument_group("data")
-    data.add_argument("--data-path", type=text, default=None,
-                      help="ImageFolder root (one sub-folder per class); default: the embedded glyph set")
+    data.add_argument(
+        "--data-path",
+        type=text,
+        default=None,
+        help="ImageFolder root (one sub-folder per class); default: the embedded glyph set",
+    )
     data.add_argument("--image-size", type=integer(1, 4096), default=32, help="image side in pixels")
-    data.add_argument("--num-images", type=integer(len(GLYPH_CLASSES)), default=10_000,
-                      help="size of the embedded glyph set (at least one image per class)")
+    data.add_argument(
+        "--num-images",
+        type=integer(len(GLYPH_CLASSES)),
+        default=10_000,
+        help="size of the embedded glyph set (at least one image per class)",
+    )
     data.add_argument("--data-seed", type=SEED, default=0, help="seed of the embedded glyph set")
     data.add_argument("--cache-dir", type=text, default="data_cache", help="where the rendered glyph set is kept")
-    data.add_argument("--bad-images", default="fail", choices=["fail", "skip"],
-                      help="ImageFolder: an unreadable image file stops the run, or is skipped with a warning (named either way)")
+    data.add_argument(
+        "--bad-images",
+        default="fail",
+        choices=["fail", "skip"],
+        help="ImageFolder: an unreadable image file stops the run, or is skipped with a warning (named either way)",
+    )
 
 
 def open_image_folder(args: argparse.Namespace) -> ImageFolderDataset | None:
@@ -103,7 +151,9 @@ def open_dataset(args: argparse.Namespace, folder: ImageFolderDataset | None = N
         folder = folder or open_image_folder(args)
         return folder, folder.classes
     check_writable_folder(args.cache_dir, "--cache-dir")
-    return glyph_dataset(args.num_images, args.image_size, args.data_seed, cache_dir=args.cache_dir), list(GLYPH_CLASSES)
+    return glyph_dataset(args.num_images, args.image_size, args.data_seed, cache_dir=args.cache_dir), list(
+        GLYPH_CLASSES
+    )
 
 
 def dataset_name(args: argparse.Namespace) -> str:

@@ -23,6 +23,7 @@ Examples:
     mar compare --data-path /data/flowers/train --image-size 64 --budget gpu --device cuda
     mar compare --inception-weights weights-inception-2015-12-05-6726825d.pth --inception-reference ref.npz
 """
+
 import argparse
 import json
 import platform
@@ -69,34 +70,102 @@ class Budget:
     warmup_fractions: tuple[float, ...]  # ... crossed with warmups, as fractions of the run
     sweep_epochs: int  # length of each recipe-sweep run
     model: str = "mar-tiny"
-    cfg: float = 4.0  # the guided setting (constant schedule, as train.py and sample.py sample; their default scale is 2)
+    cfg: float = (
+        4.0  # the guided setting (constant schedule, as train.py and sample.py sample; their default scale is 2)
+    )
 
 
 BUDGETS = {
-    "tiny": Budget(num_images=200, reference_images=100, classifier_steps=20, tokenizer_steps=4, epochs=1, batch_size=40,
-                   per_class=3, num_iter=4, diffusion_steps=5, temperatures=(0.8, 1.0), num_iters=(2, 4), sweep_per_class=2,
-                   seeds=2, lr_factors=(1.0, 2.0), warmup_fractions=(0.0,), sweep_epochs=1),
-    "small": Budget(num_images=3000, reference_images=500, classifier_steps=300, tokenizer_steps=400, epochs=4, batch_size=64,
-                    per_class=50, num_iter=8, diffusion_steps=50, temperatures=(0.7, 1.0, 1.3), num_iters=(2, 4, 8),
-                    sweep_per_class=20, seeds=3, lr_factors=(0.5, 1.0, 2.0), warmup_fractions=(0.15,), sweep_epochs=2),
+    "tiny": Budget(
+        num_images=200,
+        reference_images=100,
+        classifier_steps=20,
+        tokenizer_steps=4,
+        epochs=1,
+        batch_size=40,
+        per_class=3,
+        num_iter=4,
+        diffusion_steps=5,
+        temperatures=(0.8, 1.0),
+        num_iters=(2, 4),
+        sweep_per_class=2,
+        seeds=2,
+        lr_factors=(1.0, 2.0),
+        warmup_fractions=(0.0,),
+        sweep_epochs=1,
+    ),
+    "small": Budget(
+        num_images=3000,
+        reference_images=500,
+        classifier_steps=300,
+        tokenizer_steps=400,
+        epochs=4,
+        batch_size=64,
+        per_class=50,
+        num_iter=8,
+        diffusion_steps=50,
+        temperatures=(0.7, 1.0, 1.3),
+        num_iters=(2, 4, 8),
+        sweep_per_class=20,
+        seeds=3,
+        lr_factors=(0.5, 1.0, 2.0),
+        warmup_fractions=(0.15,),
+        sweep_epochs=2,
+    ),
     # mar-micro (the CPU default's model, about 3x mar-tiny's images/s) so that 3 seeds fit 75 minutes on 2 cores
     # (4490 s on the AMX Xeon). 1600 tokenizer steps: at 800 the KL tokenizer of seed 2 stayed on the colour
     # plateau (14.86 dB; 23.02 at 1600). The rate grid stops at the recipe's: the 2-epoch sweep ranked 2x first for
     # every head, and all 9 generators trained at 2x ignored the class (README, "The default budget, measured").
-    "default": Budget(num_images=10_000, reference_images=1000, classifier_steps=600, tokenizer_steps=1600, epochs=12,
-                      batch_size=64, per_class=100, num_iter=16, diffusion_steps=100,
-                      temperatures=(0.6, 0.8, 1.0, 1.2), num_iters=(1, 2, 4, 8, 16), sweep_per_class=40,
-                      seeds=3, lr_factors=(0.5, 1.0), warmup_fractions=(0.0, 0.15), sweep_epochs=2, model="mar-micro"),
-    "gpu": Budget(num_images=50_000, reference_images=5000, classifier_steps=3000, tokenizer_steps=5000, epochs=100,
-                  batch_size=256, per_class=500, num_iter=16, diffusion_steps=100,
-                  temperatures=(0.6, 0.8, 0.9, 1.0, 1.1, 1.2, 1.4), num_iters=(1, 2, 4, 8, 16, 32), sweep_per_class=200,
-                  seeds=3, lr_factors=(0.5, 1.0, 2.0), warmup_fractions=(0.0, 0.15), sweep_epochs=20, model="mar-base"),
+    "default": Budget(
+        num_images=10_000,
+        reference_images=1000,
+        classifier_steps=600,
+        tokenizer_steps=1600,
+        epochs=12,
+        batch_size=64,
+        per_class=100,
+        num_iter=16,
+        diffusion_steps=100,
+        temperatures=(0.6, 0.8, 1.0, 1.2),
+        num_iters=(1, 2, 4, 8, 16),
+        sweep_per_class=40,
+        seeds=3,
+        lr_factors=(0.5, 1.0),
+        warmup_fractions=(0.0, 0.15),
+        sweep_epochs=2,
+        model="mar-micro",
+    ),
+    "gpu": Budget(
+        num_images=50_000,
+        reference_images=5000,
+        classifier_steps=3000,
+        tokenizer_steps=5000,
+        epochs=100,
+        batch_size=256,
+        per_class=500,
+        num_iter=16,
+        diffusion_steps=100,
+        temperatures=(0.6, 0.8, 0.9, 1.0, 1.1, 1.2, 1.4),
+        num_iters=(1, 2, 4, 8, 16, 32),
+        sweep_per_class=200,
+        seeds=3,
+        lr_factors=(0.5, 1.0, 2.0),
+        warmup_fractions=(0.0, 0.15),
+        sweep_epochs=20,
+        model="mar-base",
+    ),
 }
 # mar train-tokenizer's own defaults, and so the recipe of tokenizers recorded before these options existed
-DEFAULT_TOKENIZER_RECIPE = {key: train_tokenizer.build_parser().get_default(key) for key in ("pixel_loss", "initial_logvar")}
+DEFAULT_TOKENIZER_RECIPE = {
+    key: train_tokenizer.build_parser().get_default(key) for key in ("pixel_loss", "initial_logvar")
+}
 # (name, tokenizer kind, head)
-VARIANTS = [("kl-diffusion", "kl", "diffusion"), ("vq-ce", "vq", "categorical"), ("fsq-ce", "fsq", "categorical"),
-            ("vq-diffusion", "vq", "diffusion")]
+VARIANTS = [
+    ("kl-diffusion", "kl", "diffusion"),
+    ("vq-ce", "vq", "categorical"),
+    ("fsq-ce", "fsq", "categorical"),
+    ("vq-diffusion", "vq", "diffusion"),
+]
 DEFAULT_VARIANTS = ["kl-diffusion", "vq-ce", "fsq-ce"]
 
 
@@ -113,29 +182,66 @@ def build_parser() -> Parser:
     parser = Parser(description=__doc__)
     add_data_arguments(parser)
     parser.add_argument("--budget", default="default", choices=list(BUDGETS), help="scale of every stage (see BUDGETS)")
-    parser.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS, choices=[v[0] for v in VARIANTS],
-                        help="variants to train and score")
-    parser.add_argument("--patch-size", type=POSITIVE, default=2, help="latent patch per token, the same for every variant")
-    parser.add_argument("--tokenizer-pixel-loss", default=DEFAULT_TOKENIZER_RECIPE["pixel_loss"], choices=PIXEL_LOSSES,
-                        help="reconstruction term of every tokenizer: l1, or mse (the textures' choice, README)")
-    parser.add_argument("--kl-initial-logvar", type=number(-20, 5), default=DEFAULT_TOKENIZER_RECIPE["initial_logvar"],
-                        help="the KL tokenizer's posterior log-variance at the start (-8 on the textures, README)")
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=DEFAULT_VARIANTS,
+        choices=[v[0] for v in VARIANTS],
+        help="variants to train and score",
+    )
+    parser.add_argument(
+        "--patch-size", type=POSITIVE, default=2, help="latent patch per token, the same for every variant"
+    )
+    parser.add_argument(
+        "--tokenizer-pixel-loss",
+        default=DEFAULT_TOKENIZER_RECIPE["pixel_loss"],
+        choices=PIXEL_LOSSES,
+        help="reconstruction term of every tokenizer: l1, or mse (the textures' choice, README)",
+    )
+    parser.add_argument(
+        "--kl-initial-logvar",
+        type=number(-20, 5),
+        default=DEFAULT_TOKENIZER_RECIPE["initial_logvar"],
+        help="the KL tokenizer's posterior log-variance at the start (-8 on the textures, README)",
+    )
     parser.add_argument("--output", type=text, default=None, help="folder of everything; default runs/compare-<budget>")
     parser.add_argument("--seed", type=SEED, default=0, help="first seed; the others follow it")
-    parser.add_argument("--seeds", dest="num_seeds", type=POSITIVE, default=None,
-                        help="seeds per variant (default: the budget's, 3 except tiny); the intervals need at least 2")
+    parser.add_argument(
+        "--seeds",
+        dest="num_seeds",
+        type=POSITIVE,
+        default=None,
+        help="seeds per variant (default: the budget's, 3 except tiny); the intervals need at least 2",
+    )
     parser.add_argument("--device", type=text, default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    parser.add_argument("--inception-weights", type=text, default=None,
-                        help="torch-fidelity's Inception weights file (.pth), for Inception FID/IS")
-    parser.add_argument("--inception-reference", type=text, default=None, help="reference statistics .npz with mu and sigma (e.g. ADM's)")
+    parser.add_argument(
+        "--inception-weights",
+        type=text,
+        default=None,
+        help="torch-fidelity's Inception weights file (.pth), for Inception FID/IS",
+    )
+    parser.add_argument(
+        "--inception-reference",
+        type=text,
+        default=None,
+        help="reference statistics .npz with mu and sigma (e.g. ADM's)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.set_defaults(num_images=None)
     return parser
 
 
 def data_arguments(args) -> list[str]:
-    given = ["--image-size", str(args.image_size), "--cache-dir", args.cache_dir, "--num-images", str(args.num_images),
-             "--data-seed", str(args.data_seed)]
+    given = [
+        "--image-size",
+        str(args.image_size),
+        "--cache-dir",
+        args.cache_dir,
+        "--num-images",
+        str(args.num_images),
+        "--data-seed",
+        str(args.data_seed),
+    ]
     return given + (["--data-path", args.data_path] if args.data_path else [])
 
 
@@ -143,13 +249,17 @@ def validation_set(args, budget: Budget, reference: tuple) -> tuple:
     """Images the recipe sweep scores: glyphs of seed --data-seed + 2 (neither trained on nor the FID reference), or
     an ImageFolder's held-out images (the generators train on the whole folder, as train.py does)."""
     if args.data_path is None:
-        return glyph_dataset(budget.reference_images, args.image_size, args.data_seed + 2, cache_dir=args.cache_dir).tensors
+        return glyph_dataset(
+            budget.reference_images, args.image_size, args.data_seed + 2, cache_dir=args.cache_dir
+        ).tensors
     return reference
 
 
 def tokenizer_recipe(args, kind: str) -> dict:
     """The tokenizer settings given to mar train-tokenizer beyond the budget, as its metrics.json records them."""
-    return {"pixel_loss": args.tokenizer_pixel_loss} | ({"initial_logvar": args.kl_initial_logvar} if kind == "kl" else {})
+    return {"pixel_loss": args.tokenizer_pixel_loss} | (
+        {"initial_logvar": args.kl_initial_logvar} if kind == "kl" else {}
+    )
 
 
 def tokenizer_folder(args, budget: Budget, kind: str, seed: int, output: Path) -> Path:
@@ -159,45 +269,80 @@ def tokenizer_folder(args, budget: Budget, kind: str, seed: int, output: Path) -
     metrics = folder / "metrics.json"
     recipe = tokenizer_recipe(args, kind)
     kept = json.loads(metrics.read_text()) if metrics.is_file() else {}
-    if kept.get("steps") != budget.tokenizer_steps or any(kept.get(k, DEFAULT_TOKENIZER_RECIPE[k]) != v for k, v in recipe.items()):
+    if kept.get("steps") != budget.tokenizer_steps or any(
+        kept.get(k, DEFAULT_TOKENIZER_RECIPE[k]) != v for k, v in recipe.items()
+    ):
         images = args.num_images
         extra = ["--vq-update", "ema"] if kind == "vq" else []  # EMA codebooks reconstruct better here (README)
         extra += [item for key, value in recipe.items() for item in (f"--{key.replace('_', '-')}", str(value))]
-        train_tokenizer.main(data_arguments(args) + extra + [
-            "--kind", kind, "--steps", str(budget.tokenizer_steps), "--images", str(images),
-            "--held-out", str(max(1, min(512, images // 10))), "--output", str(folder), "--seed", str(seed),
-            "--device", args.device, "--overwrite"] + (["--no-progress"] if args.no_progress else []))
+        train_tokenizer.main(
+            data_arguments(args)
+            + extra
+            + [
+                "--kind",
+                kind,
+                "--steps",
+                str(budget.tokenizer_steps),
+                "--images",
+                str(images),
+                "--held-out",
+                str(max(1, min(512, images // 10))),
+                "--output",
+                str(folder),
+                "--seed",
+                str(seed),
+                "--device",
+                args.device,
+                "--overwrite",
+            ]
+            + (["--no-progress"] if args.no_progress else [])
+        )
     return folder
 
 
 def run_settings(args, budget: Budget, kind: str, head: str, seed: int, recipe: dict, epochs: int) -> dict:
     """What a run folder's compare.json records of its training, as JSON reads it back (tuples as lists)."""
-    settings = {"budget": asdict(budget), "kind": kind, "head": head, "patch_size": args.patch_size, "seed": seed,
-                "epochs": epochs} | recipe
+    settings = {
+        "budget": asdict(budget),
+        "kind": kind,
+        "head": head,
+        "patch_size": args.patch_size,
+        "seed": seed,
+        "epochs": epochs,
+    } | recipe
     # the tokenizer's recipe where it is not the default, so that run folders of earlier versions stay valid
-    settings |= {f"tokenizer_{k}": v for k, v in tokenizer_recipe(args, kind).items() if v != DEFAULT_TOKENIZER_RECIPE[k]}
+    settings |= {
+        f"tokenizer_{k}": v for k, v in tokenizer_recipe(args, kind).items() if v != DEFAULT_TOKENIZER_RECIPE[k]
+    }
     return json.loads(json.dumps(settings))
 
 
 def refuse_other_settings(run: Path) -> None:
     # train.py --resume would take the finished run of the old settings as done, and the marker would relabel it
-    fail(f"{run} holds a run of other settings than this budget and recipe ({run / 'compare.json'} differs); "
-         "delete that folder or give another --output")
+    fail(
+        f"{run} holds a run of other settings than this budget and recipe ({run / 'compare.json'} differs); "
+        "delete that folder or give another --output"
+    )
 
 
 def sweep_recipes(budget: Budget) -> list[tuple[str, dict]]:
     """(run folder name, recipe) for every (learning rate, warmup) of the budget's sweep grid."""
     base_lr = RECIPES[budget.model].blr * budget.batch_size / 256
-    return [(f"lr{factor:g}x-warmup{fraction:g}", {"lr": base_lr * factor, "warmup_epochs": fraction * budget.sweep_epochs})
-            for factor in budget.lr_factors for fraction in budget.warmup_fractions]
+    return [
+        (f"lr{factor:g}x-warmup{fraction:g}", {"lr": base_lr * factor, "warmup_epochs": fraction * budget.sweep_epochs})
+        for factor in budget.lr_factors
+        for fraction in budget.warmup_fractions
+    ]
 
 
 def check_kept_runs(args, budget: Budget, output: Path) -> None:
     """Stops before any work at a kept run folder of other settings (another budget, seed or patch size in a reused
     --output). A seed's run is checked but for its recipe, which its sweep chooses later (train_variant checks it)."""
     for name, kind, head in [v for v in VARIANTS if v[0] in args.variants]:
-        runs = [(output / "sweep" / name / folder, args.seeds[0], recipe, budget.sweep_epochs)
-                for folder, recipe in sweep_recipes(budget)]
+        runs = [
+            (output / "sweep" / name / folder, args.seeds[0], recipe, budget.sweep_epochs)
+            for folder, recipe in sweep_recipes(budget)
+        ]
         runs += [(output / "runs" / name / f"seed-{seed}", seed, None, budget.epochs) for seed in args.seeds]
         for run, seed, recipe, epochs in runs:
             marker = run / "compare.json"
@@ -210,8 +355,9 @@ def check_kept_runs(args, budget: Budget, output: Path) -> None:
                 refuse_other_settings(run)
 
 
-def train_variant(args, budget: Budget, kind: str, head: str, seed: int, recipe: dict, output: Path, run: Path,
-                  epochs: int) -> Path:
+def train_variant(
+    args, budget: Budget, kind: str, head: str, seed: int, recipe: dict, output: Path, run: Path, epochs: int
+) -> Path:
     """Trains one generator through train.py, unless ``run`` records a finished run of these settings; ``run``."""
     marker, settings = run / "compare.json", run_settings(args, budget, kind, head, seed, recipe, epochs)
     if marker.is_file():
@@ -219,15 +365,47 @@ def train_variant(args, budget: Budget, kind: str, head: str, seed: int, recipe:
             return run
         refuse_other_settings(run)
     (output / "latents").mkdir(parents=True, exist_ok=True)  # train.py creates a --latent-cache folder, not its parent
-    train.main(data_arguments(args) + [
-        "--tokenizer", str(output / "tokenizers" / kind / f"seed-{seed}"), "--latent-cache",
-        str(output / "latents" / f"{kind}-seed-{seed}"), "--head", head, "--model", budget.model,
-        "--patch-size", str(args.patch_size), "--epochs", str(epochs), "--batch-size", str(budget.batch_size),
-        "--lr", str(recipe["lr"]), "--warmup-epochs", str(recipe["warmup_epochs"]),
-        "--num-iter", str(budget.num_iter), "--diffusion-steps", str(budget.diffusion_steps), "--grid-accuracy", "off",
-        "--samples-per-class", "4", "--seed", str(seed), "--device", args.device, "--output", str(run), "--resume",
-        "--save-every", "100000",
-    ] + (["--no-progress"] if args.no_progress else []))
+    train.main(
+        data_arguments(args)
+        + [
+            "--tokenizer",
+            str(output / "tokenizers" / kind / f"seed-{seed}"),
+            "--latent-cache",
+            str(output / "latents" / f"{kind}-seed-{seed}"),
+            "--head",
+            head,
+            "--model",
+            budget.model,
+            "--patch-size",
+            str(args.patch_size),
+            "--epochs",
+            str(epochs),
+            "--batch-size",
+            str(budget.batch_size),
+            "--lr",
+            str(recipe["lr"]),
+            "--warmup-epochs",
+            str(recipe["warmup_epochs"]),
+            "--num-iter",
+            str(budget.num_iter),
+            "--diffusion-steps",
+            str(budget.diffusion_steps),
+            "--grid-accuracy",
+            "off",
+            "--samples-per-class",
+            "4",
+            "--seed",
+            str(seed),
+            "--device",
+            args.device,
+            "--output",
+            str(run),
+            "--resume",
+            "--save-every",
+            "100000",
+        ]
+        + (["--no-progress"] if args.no_progress else [])
+    )
     marker.write_text(json.dumps(settings))
     return run
 
@@ -241,31 +419,58 @@ def recipe_sweep(args, budget: Budget, name: str, kind: str, head: str, validati
     latents = held_out_latents(tokenizer, *validation)
     points = []
     for folder, recipe in sweep_recipes(budget):
-        run = train_variant(args, budget, kind, head, args.seeds[0], recipe, output, output / "sweep" / name / folder,
-                            budget.sweep_epochs)
+        run = train_variant(
+            args,
+            budget,
+            kind,
+            head,
+            args.seeds[0],
+            recipe,
+            output,
+            output / "sweep" / name / folder,
+            budget.sweep_epochs,
+        )
         checkpoint = load_checkpoint(run, args.device)
         loss = held_out_loss(checkpoint.sampling_model, checkpoint.tokenizer, latents, seed=args.seeds[0])
         points.append(recipe | {"held_out_loss": loss})
-        print(f"recipe sweep {name}: lr {recipe['lr']:.3g}, warmup {recipe['warmup_epochs']:g} epochs: held-out loss {loss:.4f}")
+        print(
+            f"recipe sweep {name}: lr {recipe['lr']:.3g}, warmup {recipe['warmup_epochs']:g} epochs: held-out loss {loss:.4f}"
+        )
     min(points, key=lambda p: p["held_out_loss"])["chosen"] = True
     return points
 
 
 @torch.no_grad()
-def draw(model, tokenizer, labels: torch.Tensor, seed: int, batch_size: int = 500, **sampling) -> tuple[torch.Tensor, float]:
+def draw(
+    model, tokenizer, labels: torch.Tensor, seed: int, batch_size: int = 500, **sampling
+) -> tuple[torch.Tensor, float]:
     """Images (n, 3, s, s) for class ids ``labels`` (n,), and images per second, decoding included."""
     generator = torch.Generator(labels.device).manual_seed(seed)
     started = time.perf_counter()
-    images = torch.cat([tokenizer.decode_latents(sample_latents(model, chunk, generator=generator, **sampling))
-                        for chunk in labels.split(batch_size)])
+    images = torch.cat(
+        [
+            tokenizer.decode_latents(sample_latents(model, chunk, generator=generator, **sampling))
+            for chunk in labels.split(batch_size)
+        ]
+    )
     return images, len(labels) / (time.perf_counter() - started)
 
 
 def machine(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    cpu = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor(),
+        )
+        if Path("/proc/cpuinfo").exists()
+        else platform.processor()
+    )
     return f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
 
 
@@ -294,44 +499,85 @@ def main(argv=None) -> dict:
     score_inception = inception_scorer(args)
     dataset, classes = open_dataset(args)
     classifier, classifier_info, train_set, reference_data = dataset_classifier(
-        args, dataset, dataset_name(args), len(classes), device, steps=budget.classifier_steps,
-        reference_images=budget.reference_images, train_images=budget.num_images, progress=not args.no_progress)
-    print(f"feature classifier: test accuracy {classifier_info['test_accuracy']:.3f} on {len(reference_data[1])} held-out images")
+        args,
+        dataset,
+        dataset_name(args),
+        len(classes),
+        device,
+        steps=budget.classifier_steps,
+        reference_images=budget.reference_images,
+        train_images=budget.num_images,
+        progress=not args.no_progress,
+    )
+    print(
+        f"feature classifier: test accuracy {classifier_info['test_accuracy']:.3f} on {len(reference_data[1])} held-out images"
+    )
     reference = reference_set(classifier, reference_data[0])
     validation = validation_set(args, budget, reference_data)
     count = len(reference_data[1])  # as many training images as reference ones: the floor FID can reach here
-    seed_rows = [{"variant": "real images (training set)", "cfg": None, "seed": None,
-                  **sample_metrics(classifier, reference, train_set[0][:count], train_set[1][:count])}]
+    seed_rows = [
+        {
+            "variant": "real images (training set)",
+            "cfg": None,
+            "seed": None,
+            **sample_metrics(classifier, reference, train_set[0][:count], train_set[1][:count]),
+        }
+    ]
     labels = torch.arange(len(classes), device=device).repeat_interleave(budget.per_class)
     sampling = dict(num_iter=budget.num_iter, diffusion_steps=budget.diffusion_steps, cfg_schedule="constant")
     panels, sweeps, recipe_sweeps = {}, {}, {}
     for name, kind, head in [v for v in VARIANTS if v[0] in args.variants]:
         recipe_sweeps[name] = recipe_sweep(args, budget, name, kind, head, validation, output)
-        recipe = next({"lr": p["lr"], "warmup_epochs": p["warmup_epochs"]} for p in recipe_sweeps[name] if p.get("chosen"))
+        recipe = next(
+            {"lr": p["lr"], "warmup_epochs": p["warmup_epochs"]} for p in recipe_sweeps[name] if p.get("chosen")
+        )
         for seed in args.seeds:
             tokenizer = load_tokenizer(str(tokenizer_folder(args, budget, kind, seed, output))).to(device).eval()
             about = {"variant": name, "tokenizer": kind, "head": head, "seed": seed} | recipe
             about |= tokenizer_metrics(tokenizer, classifier, reference)
-            run = train_variant(args, budget, kind, head, seed, recipe, output, output / "runs" / name / f"seed-{seed}", budget.epochs)
+            run = train_variant(
+                args, budget, kind, head, seed, recipe, output, output / "runs" / name / f"seed-{seed}", budget.epochs
+            )
             checkpoint = load_checkpoint(run, device)
             for cfg in (1.0, budget.cfg):
-                images, rate = draw(checkpoint.sampling_model, checkpoint.tokenizer, labels, seed, temperature=1.0, cfg=cfg, **sampling)
-                row = about | {"cfg": cfg, "steps": checkpoint.step, "images_per_s": rate,
-                               **sample_metrics(classifier, reference, images, labels)}
+                images, rate = draw(
+                    checkpoint.sampling_model, checkpoint.tokenizer, labels, seed, temperature=1.0, cfg=cfg, **sampling
+                )
+                row = about | {
+                    "cfg": cfg,
+                    "steps": checkpoint.step,
+                    "images_per_s": rate,
+                    **sample_metrics(classifier, reference, images, labels),
+                }
                 seed_rows.append(row | (score_inception(images) if score_inception is not None else {}))
-                print(f"{name} seed {seed} cfg {cfg:g}: FID {row['fid']:.3f}, accuracy {row['accuracy']:.3f}, "
-                      f"precision {row['precision']:.3f}, recall {row['recall']:.3f}, {rate:.1f} images/s")
+                print(
+                    f"{name} seed {seed} cfg {cfg:g}: FID {row['fid']:.3f}, accuracy {row['accuracy']:.3f}, "
+                    f"precision {row['precision']:.3f}, recall {row['recall']:.3f}, {rate:.1f} images/s"
+                )
             if seed == args.seeds[0]:
                 columns = min(budget.per_class, 8)
-                panels[name] = grid_image(images.view(len(classes), budget.per_class, *images.shape[1:])[:, :columns].flatten(0, 1), classes)
+                panels[name] = grid_image(
+                    images.view(len(classes), budget.per_class, *images.shape[1:])[:, :columns].flatten(0, 1), classes
+                )
                 if name == REFERENCE_VARIANT:
-                    sweeps = sweep(checkpoint.sampling_model, checkpoint.tokenizer, classifier, reference, budget, seed, sampling)
+                    sweeps = sweep(
+                        checkpoint.sampling_model, checkpoint.tokenizer, classifier, reference, budget, seed, sampling
+                    )
     rows = gather(seed_rows)
     results = {
-        "command": " ".join(["mar compare", *(argv if argv is not None else sys.argv[1:])]), "machine": machine(device),
-        "budget_name": args.budget, "budget": asdict(budget), "seeds": args.seeds, "samples_per_setting": len(labels),
-        "classifier": classifier_info, "rows": rows, "claims": claims(rows), "seed_rows": seed_rows,
-        "recipe_sweeps": recipe_sweeps, "sweeps": sweeps, "seconds": time.time() - started,
+        "command": " ".join(["mar compare", *(argv if argv is not None else sys.argv[1:])]),
+        "machine": machine(device),
+        "budget_name": args.budget,
+        "budget": asdict(budget),
+        "seeds": args.seeds,
+        "samples_per_setting": len(labels),
+        "classifier": classifier_info,
+        "rows": rows,
+        "claims": claims(rows),
+        "seed_rows": seed_rows,
+        "recipe_sweeps": recipe_sweeps,
+        "sweeps": sweeps,
+        "seconds": time.time() - started,
     }
     write_outputs(results, panels, output)
     return results
@@ -361,7 +607,12 @@ def write_outputs(results: dict, panels: dict, output: Path) -> None:
     if panels:
         save_panels(panels, output / "samples.png")
     for axis, points in results["sweeps"].items():
-        draw_curve([(p[axis], p["fid"]) for p in points], output / f"sweep-{axis.replace('_', '-')}.png", (640, 360),
-                   title=f"FID against {axis} (kl-diffusion)", x_label=axis, markers=True)
+        draw_curve(
+            [(p[axis], p["fid"]) for p in points],
+            output / f"sweep-{axis.replace('_', '-')}.png",
+            (640, 360),
+            title=f"FID against {axis} (kl-diffusion)",
+            x_label=axis,
+            markers=True,
+        )
     print(f"wrote {output / 'table.md'}, results.json, samples.png and the sweep plots\n\n{markdown(results)}")
-

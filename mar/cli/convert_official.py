@@ -11,6 +11,7 @@ Examples:
     mar convert-official --checkpoint checkpoint-last.pth --tokenizer kl16.ckpt --out runs/mar-large --class-names imagenet_classes.txt
     python sample.py --checkpoint runs/mar-base --num-iter 256 --cfg 2.9 --cfg-schedule linear --classes 207 360 --per-class 4
 """
+
 import argparse
 from pathlib import Path
 
@@ -27,15 +28,27 @@ def parse_args(argv=None) -> argparse.Namespace:
 def build_parser() -> Parser:
     parser = Parser(description=__doc__)
     parser.add_argument("--checkpoint", type=text, required=True, help="the official checkpoint-last.pth")
-    parser.add_argument("--tokenizer", type=text, required=True,
-                        help="the tokenizer the model was trained on: kl16.ckpt for the released models (any source "
-                             "train.py's --tokenizer takes)")
+    parser.add_argument(
+        "--tokenizer",
+        type=text,
+        required=True,
+        help="the tokenizer the model was trained on: kl16.ckpt for the released models (any source "
+        "train.py's --tokenizer takes)",
+    )
     parser.add_argument("--out", type=text, required=True, help="folder that receives weights.safetensors")
     parser.add_argument("--no-ema", action="store_true", help="convert the trained weights instead of their EMA")
-    parser.add_argument("--class-names", type=text, default=None,
-                        help="text file with one class name per line, in class-id order; default: the ids")
-    parser.add_argument("--num-heads", type=POSITIVE, default=None,
-                        help="attention heads, for a checkpoint whose args do not tell them and whose size is not an official one")
+    parser.add_argument(
+        "--class-names",
+        type=text,
+        default=None,
+        help="text file with one class name per line, in class-id order; default: the ids",
+    )
+    parser.add_argument(
+        "--num-heads",
+        type=POSITIVE,
+        default=None,
+        help="attention heads, for a checkpoint whose args do not tell them and whose size is not an official one",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing <out>/weights.safetensors")
     return parser
 
@@ -54,17 +67,22 @@ def main(argv=None) -> None:
     except (FileNotFoundError, ValueError) as error:
         fail(str(error))
     if tokenizer.discrete:
-        fail(f"--tokenizer {args.tokenizer} is a discrete {tokenizer.kind} tokenizer; official MAR models are trained "
-             "on a KL tokenizer (kl16.ckpt)")
+        fail(
+            f"--tokenizer {args.tokenizer} is a discrete {tokenizer.kind} tokenizer; official MAR models are trained "
+            "on a KL tokenizer (kl16.ckpt)"
+        )
     try:
-        converted = load_official(args.checkpoint, tokenizer.channels, tokenizer.stride, not args.no_ema, args.num_heads)
+        converted = load_official(
+            args.checkpoint, tokenizer.channels, tokenizer.stride, not args.no_ema, args.num_heads
+        )
         classes = read_class_names(args.class_names, converted.model.config.num_classes)
     except OfficialCheckpointError as error:
         fail(str(error))
     save_weights(out, converted.model, tokenizer, classes, converted.image_size, step=0)
     config = converted.model.config
-    print(f"wrote {out}: {'trained' if args.no_ema else 'EMA'} weights of a {config.width}-wide "
-          f"{config.encoder_depth}+{config.decoder_depth}-block model ({sum(p.numel() for p in converted.model.parameters()) / 1e6:.1f}M "
-          f"parameters), {config.num_classes} classes at {converted.image_size}x{converted.image_size}, "
-          f"epoch {converted.epoch if converted.epoch is not None else 'unknown'}; compat official")
-
+    print(
+        f"wrote {out}: {'trained' if args.no_ema else 'EMA'} weights of a {config.width}-wide "
+        f"{config.encoder_depth}+{config.decoder_depth}-block model ({sum(p.numel() for p in converted.model.parameters()) / 1e6:.1f}M "
+        f"parameters), {config.num_classes} classes at {converted.image_size}x{converted.image_size}, "
+        f"epoch {converted.epoch if converted.epoch is not None else 'unknown'}; compat official"
+    )

@@ -8,6 +8,7 @@ Examples:
     mar export-hub --checkpoint runs/default --out hub/mar-glyphs
     mar export-hub --checkpoint runs/default --out hub/mar-glyphs --push my-org/mar-glyphs   # needs `hf auth login`
 """
+
 from pathlib import Path
 
 from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
@@ -20,8 +21,12 @@ from vae.loading import HUB_ID
 
 def build_parser() -> Parser:
     parser = Parser(description=__doc__)
-    parser.add_argument("--checkpoint", type=text, required=True,
-                        help="a run folder of train.py (its latest checkpoint), a checkpoints/step-N folder, or its weights.safetensors")
+    parser.add_argument(
+        "--checkpoint",
+        type=text,
+        required=True,
+        help="a run folder of train.py (its latest checkpoint), a checkpoints/step-N folder, or its weights.safetensors",
+    )
     parser.add_argument("--out", type=text, required=True, help="the hub folder to write (must be empty or new)")
     parser.add_argument("--overwrite", action="store_true", help="replace the files of a non-empty --out")
     parser.add_argument("--push", type=text, default=None, help="also upload the folder to this Hub repo (org/name)")
@@ -50,7 +55,8 @@ def main(argv=None) -> None:
         try:
             url = pretrained.push_to_hub(args.push, private=args.private or None)
         except (HfHubHTTPError, OfflineModeIsEnabled, OSError) as error:  # no network, no login, no rights
-            fail(f"pushing to {args.push} failed ({type(error).__name__}: {str(error).splitlines()[0]}); the folder {out} "
-                 f"is written: log in with `hf auth login` and upload it with `hf upload {args.push} {out}`")
+            fail(
+                f"pushing to {args.push} failed ({type(error).__name__}: {str(error).splitlines()[0]}); the folder {out} "
+                f"is written: log in with `hf auth login` and upload it with `hf upload {args.push} {out}`"
+            )
         print(f"pushed to {url}")
-

@@ -1,4 +1,5 @@
 """The ``mar`` command: ``mar <tool> [options]`` runs one tool; ``mar --help`` lists them (docs/commands.md)."""
+
 import importlib
 import sys
 

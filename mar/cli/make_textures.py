@@ -7,6 +7,7 @@ Examples:
     mar make-textures --output data/textures --per-class 1100
     mar compare --data-path data/textures --num-images 10000 --output runs/compare-textures
 """
+
 import time
 
 from mar.cli.options import POSITIVE, SEED, Parser, check_writable_folder, fail, integer, text
@@ -15,7 +16,9 @@ from mar.data.textures import TEXTURE_CLASSES, write_texture_folder
 
 def build_parser() -> Parser:
     parser = Parser(description=__doc__)
-    parser.add_argument("--output", type=text, required=True, help="folder to write <class>/<index>.png into (new or empty)")
+    parser.add_argument(
+        "--output", type=text, required=True, help="folder to write <class>/<index>.png into (new or empty)"
+    )
     parser.add_argument("--per-class", type=POSITIVE, default=1100, help="images per class")
     parser.add_argument("--image-size", type=integer(8, 1024), default=32, help="image side in pixels")
     parser.add_argument("--seed", type=SEED, default=0, help="seed of the set")
@@ -29,6 +32,7 @@ def main(argv=None) -> None:
         fail(f"--output {output} is not empty; name a new folder (the set is the same for the same --seed)")
     started = time.time()
     write_texture_folder(output, args.per_class, args.image_size, args.seed)
-    print(f"wrote {args.per_class * len(TEXTURE_CLASSES)} textures of {len(TEXTURE_CLASSES)} classes to {output} "
-          f"in {time.time() - started:.0f} s")
-
+    print(
+        f"wrote {args.per_class * len(TEXTURE_CLASSES)} textures of {len(TEXTURE_CLASSES)} classes to {output} "
+        f"in {time.time() - started:.0f} s"
+    )

@@ -4,6 +4,7 @@ parse time, and checks of paths that are cheap enough to run before any expensiv
 Each option of every script takes one of the types below (or ``choices``, or is a flag), so a value outside its
 range never reaches the code: ``tests/test_cli_errors.py`` checks that no option is left untyped.
 """
+
 import argparse
 import math
 import os
@@ -43,7 +44,11 @@ def _typed(name: str, parse):
 
 def integer(low: int | None = None, high: int | None = None):
     """An int in [low, high] (either bound may be left open)."""
-    bounds = f"in [{low}, {high}]" if low is not None and high is not None else (f">= {low}" if low is not None else f"<= {high}")
+    bounds = (
+        f"in [{low}, {high}]"
+        if low is not None and high is not None
+        else (f">= {low}" if low is not None else f"<= {high}")
+    )
 
     def parse(text: str) -> int:
         try:
@@ -106,8 +111,11 @@ NON_NEGATIVE_NUMBER = number(0.0)
 def untyped_options(parser: argparse.ArgumentParser) -> list[str]:
     """Options that take a value but neither a type from this module nor a fixed set of choices."""
     return [
-        action.option_strings[0] for action in parser._actions
-        if action.option_strings and action.nargs != 0 and action.choices is None
+        action.option_strings[0]
+        for action in parser._actions
+        if action.option_strings
+        and action.nargs != 0
+        and action.choices is None
         and not getattr(action.type, "validates", False)
     ]
 
@@ -161,6 +169,9 @@ def check_sampling(args, seq_len: int, head: str, num_train_timesteps: int) -> N
     from diffloss.samplers import FIRST_SOLVER_TIMESTEP
 
     most = num_train_timesteps - 1 if args.head_sampler == "ddpm" else FIRST_SOLVER_TIMESTEP
-    for name, steps in (("--diffusion-steps", args.diffusion_steps), ("--diffusion-steps-last", args.diffusion_steps_last)):
+    for name, steps in (
+        ("--diffusion-steps", args.diffusion_steps),
+        ("--diffusion-steps-last", args.diffusion_steps_last),
+    ):
         if steps is not None and not 1 <= steps <= most:
             fail(f"{name} {steps} must lie in [1, {most}] for --head-sampler {args.head_sampler}")

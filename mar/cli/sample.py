@@ -9,6 +9,7 @@ Examples:
     python sample.py --checkpoint runs/default --diffusion-steps 100 --diffusion-steps-last 10
     python sample.py --checkpoint runs/default/checkpoints/step-00002028 --classes 3 7 --per-class 16 --out sevens.png
 """
+
 import argparse
 import time
 from pathlib import Path
@@ -45,10 +46,17 @@ def build_parser() -> Parser:
     parser.add_argument("--seed", type=SEED, default=0, help="seed of every draw")
     parser.add_argument("--batch-size", type=POSITIVE, default=256, help="images sampled at once")
     parser.add_argument("--device", type=text, default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    parser.add_argument("--compile", action="store_true",
-                        help="torch.compile the transformer and head blocks (pays off for many images; compiling takes tens of seconds)")
-    parser.add_argument("--out", type=image_file, default=None,
-                        help="PNG path; None writes samples-step<N>-K<K>-<sampler><steps>-cfg<S>-t<T>.png in the checkpoint's folder")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the transformer and head blocks (pays off for many images; compiling takes tens of seconds)",
+    )
+    parser.add_argument(
+        "--out",
+        type=image_file,
+        default=None,
+        help="PNG path; None writes samples-step<N>-K<K>-<sampler><steps>-cfg<S>-t<T>.png in the checkpoint's folder",
+    )
     return parser
 
 
@@ -64,7 +72,9 @@ def main(argv=None) -> None:
     config = ckpt.model.config
     bad = [k for k in args.classes or [] if not 0 <= k < config.num_classes]
     if bad:
-        fail(f"class id {bad[0]} is out of range: this checkpoint has {config.num_classes} classes (0-{config.num_classes - 1})")
+        fail(
+            f"class id {bad[0]} is out of range: this checkpoint has {config.num_classes} classes (0-{config.num_classes - 1})"
+        )
     train_timesteps = ckpt.model.head.config.num_train_timesteps if config.head == "diffusion" else 0
     check_sampling(args, config.seq_len, config.head, train_timesteps)
     given = Path(args.checkpoint)
@@ -76,10 +86,15 @@ def main(argv=None) -> None:
         model.compile_blocks()
     started = time.time()
     path = render_samples(
-        model, ckpt.tokenizer, ckpt.classes, args.per_class, out,
-        sampling_options(args), class_ids=args.classes, batch_size=args.batch_size,
+        model,
+        ckpt.tokenizer,
+        ckpt.classes,
+        args.per_class,
+        out,
+        sampling_options(args),
+        class_ids=args.classes,
+        batch_size=args.batch_size,
         generator=torch.Generator(device).manual_seed(args.seed),
     )
     count = len(args.classes or ckpt.classes) * args.per_class
     print(f"wrote {path}: {count} images in {time.time() - started:.1f} s")
-

@@ -10,6 +10,7 @@ Examples:
         --inception-weights weights-inception-2015-12-05-6726825d.pth --device cuda
     mar score --samples data/flowers-val --write-reference flowers-val-ref.npz --inception-weights W.pth
 """
+
 import json
 import time
 from pathlib import Path
@@ -22,12 +23,30 @@ from mar.eval.scoring import count_images, score, write_reference
 
 def build_parser() -> Parser:
     parser = Parser(description=__doc__)
-    parser.add_argument("--samples", type=text, required=True, help="a folder of images or an .npz with arr_0 (uint8, N x H x W x 3)")
-    parser.add_argument("--reference", type=text, default=None, help="reference .npz (mu, sigma; arr_0 or activations for precision / recall)")
-    parser.add_argument("--inception-weights", type=text, default=None, help="torch-fidelity's Inception weights file, downloaded beforehand")
-    parser.add_argument("--write-reference", type=text, default=None,
-                        help="instead of scoring, write the statistics and activations of --samples to this .npz")
-    parser.add_argument("--no-precision-recall", action="store_true", help="skip precision / recall (they hold N x 2048 features)")
+    parser.add_argument(
+        "--samples", type=text, required=True, help="a folder of images or an .npz with arr_0 (uint8, N x H x W x 3)"
+    )
+    parser.add_argument(
+        "--reference",
+        type=text,
+        default=None,
+        help="reference .npz (mu, sigma; arr_0 or activations for precision / recall)",
+    )
+    parser.add_argument(
+        "--inception-weights",
+        type=text,
+        default=None,
+        help="torch-fidelity's Inception weights file, downloaded beforehand",
+    )
+    parser.add_argument(
+        "--write-reference",
+        type=text,
+        default=None,
+        help="instead of scoring, write the statistics and activations of --samples to this .npz",
+    )
+    parser.add_argument(
+        "--no-precision-recall", action="store_true", help="skip precision / recall (they hold N x 2048 features)"
+    )
     parser.add_argument("--batch-size", type=POSITIVE, default=100, help="images per Inception batch")
     parser.add_argument("--json", type=text, default=None, help="also write the scores to this JSON file")
     parser.add_argument("--device", type=text, default="auto", help="auto, cpu, cuda, cuda:N or mps")
@@ -38,7 +57,9 @@ def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
     samples = Path(args.samples)
     if not samples.is_dir() and not (samples.is_file() and samples.suffix == ".npz"):
-        fail(f"--samples {samples} is neither a folder of images nor an .npz file; pass one (mar sample-at-scale writes both)")
+        fail(
+            f"--samples {samples} is neither a folder of images nor an .npz file; pass one (mar sample-at-scale writes both)"
+        )
     for path, what in ((args.write_reference, "--write-reference"), (args.json, "--json")):
         if path is not None and Path(path).exists():
             fail(f"{what} {path} exists; pass another file name (nothing is overwritten)")
@@ -56,13 +77,20 @@ def main(argv=None) -> None:
             path = write_reference(samples, args.write_reference, args.inception_weights, device, args.batch_size)
             print(f"wrote {path}: statistics and activations of {count} images in {time.time() - started:.1f} s")
             return
-        scores = score(samples, args.reference, args.inception_weights, device, args.batch_size,
-                       with_precision_recall=not args.no_precision_recall)
+        scores = score(
+            samples,
+            args.reference,
+            args.inception_weights,
+            device,
+            args.batch_size,
+            with_precision_recall=not args.no_precision_recall,
+        )
     except (InceptionUnavailable, ValueError, OSError) as error:
         fail(str(error))
     seconds = time.time() - started
     print(f"{samples}: {count} images scored in {seconds:.1f} s ({count / seconds:.1f} images/s)")
     print("  " + "   ".join(f"{name} {value:.4f}" for name, value in scores.items() if name != "images"))
     if args.json is not None:
-        Path(args.json).write_text(json.dumps(scores | {"samples": str(samples), "reference": args.reference}, indent=2) + "\n")
-
+        Path(args.json).write_text(
+            json.dumps(scores | {"samples": str(samples), "reference": args.reference}, indent=2) + "\n"
+        )

@@ -22,6 +22,7 @@ Examples:
     torchrun --nproc_per_node=8 train.py --tokenizer kl16.ckpt --latent-cache /data/in256-kl16 --data-path /data/imagenet/train \
         --image-size 256 --patch-size 1 --model mar-large --amp bf16
 """
+
 import argparse
 import json
 import sys
@@ -83,9 +84,17 @@ from mar.train.run_log import log_image
 from vae import PIXEL_LOSSES, KLTokenizer, Tokenizer, fingerprint, load_tokenizer, small_autoencoder, train_and_measure
 from vae.embedded import GLYPH_TOKENIZER, GLYPH_TOKENIZER_IMAGE_SIZE
 
-NEW_TOKENIZER = {"tokenizer_steps": 800, "tokenizer_batch_size": 32, "tokenizer_channels": 1, "tokenizer_stride": 2,
-                 "tokenizer_width": 32, "tokenizer_kl_weight": 1e-4, "tokenizer_images": 10_000,
-                 "tokenizer_pixel_loss": "l1", "tokenizer_initial_logvar": 0.0}  # a new tokenizer's defaults
+NEW_TOKENIZER = {
+    "tokenizer_steps": 800,
+    "tokenizer_batch_size": 32,
+    "tokenizer_channels": 1,
+    "tokenizer_stride": 2,
+    "tokenizer_width": 32,
+    "tokenizer_kl_weight": 1e-4,
+    "tokenizer_images": 10_000,
+    "tokenizer_pixel_loss": "l1",
+    "tokenizer_initial_logvar": 0.0,
+}  # a new tokenizer's defaults
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -111,80 +120,205 @@ def build_parser() -> Parser:
     add = parser.add_argument_group
     add_data_arguments(parser)
     cache = add("latent cache")
-    cache.add_argument("--latent-cache", type=text, default=None,
-                       help="folder of encoded latents: reused when it matches the tokenizer and data, written when empty; "
-                            "default: <output>/latents, written afresh")
+    cache.add_argument(
+        "--latent-cache",
+        type=text,
+        default=None,
+        help="folder of encoded latents: reused when it matches the tokenizer and data, written when empty; "
+        "default: <output>/latents, written afresh",
+    )
     cache.add_argument("--no-flip", action="store_true", help="ImageFolder data: do not add mirrored views")
     tok = add("tokenizer")
-    tok.add_argument("--tokenizer", type=text, default="auto",
-                     help="a tokenizer: folder (mar train-tokenizer, a diffusers AutoencoderKL), hub id (org/name[/subfolder], "
-                          "from the local cache), or LDM checkpoint (kl16.ckpt); new: train a KL one in the run; auto: the "
-                          "glyph tokenizer shipped in vae/weights for the embedded glyphs at 32x32 and a diffusion head, unless "
-                          "a --tokenizer-* option below is given, else new")
-    tok.add_argument("--tokenizer-steps", type=POSITIVE, default=None, help=f"training steps of a new tokenizer ({NEW_TOKENIZER['tokenizer_steps']})")
-    tok.add_argument("--tokenizer-batch-size", type=POSITIVE, default=None, help=f"images per tokenizer step ({NEW_TOKENIZER['tokenizer_batch_size']})")
-    tok.add_argument("--tokenizer-channels", type=POSITIVE, default=None, help=f"latent channels of a new tokenizer ({NEW_TOKENIZER['tokenizer_channels']})")
-    tok.add_argument("--tokenizer-stride", type=POSITIVE, default=None, help=f"downsampling factor of a new tokenizer, a power of two ({NEW_TOKENIZER['tokenizer_stride']})")
-    tok.add_argument("--tokenizer-width", type=integer(8), default=None,
-                     help=f"largest channel count of a new tokenizer's encoder and decoder, a multiple of 8 ({NEW_TOKENIZER['tokenizer_width']})")
-    tok.add_argument("--tokenizer-kl-weight", type=NON_NEGATIVE_NUMBER, default=None,
-                     help=f"weight of a new tokenizer's KL term per latent value ({NEW_TOKENIZER['tokenizer_kl_weight']:g})")
-    tok.add_argument("--tokenizer-images", type=integer(2), default=None, help=f"images a new tokenizer trains on ({NEW_TOKENIZER['tokenizer_images']})")
-    tok.add_argument("--tokenizer-pixel-loss", default=None, choices=PIXEL_LOSSES,
-                     help=f"reconstruction term of a new tokenizer ({NEW_TOKENIZER['tokenizer_pixel_loss']}; mse on the textures, README)")
-    tok.add_argument("--tokenizer-initial-logvar", type=number(-20, 5), default=None,
-                     help=f"a new tokenizer's posterior log-variance at the start ({NEW_TOKENIZER['tokenizer_initial_logvar']:g})")
+    tok.add_argument(
+        "--tokenizer",
+        type=text,
+        default="auto",
+        help="a tokenizer: folder (mar train-tokenizer, a diffusers AutoencoderKL), hub id (org/name[/subfolder], "
+        "from the local cache), or LDM checkpoint (kl16.ckpt); new: train a KL one in the run; auto: the "
+        "glyph tokenizer shipped in vae/weights for the embedded glyphs at 32x32 and a diffusion head, unless "
+        "a --tokenizer-* option below is given, else new",
+    )
+    tok.add_argument(
+        "--tokenizer-steps",
+        type=POSITIVE,
+        default=None,
+        help=f"training steps of a new tokenizer ({NEW_TOKENIZER['tokenizer_steps']})",
+    )
+    tok.add_argument(
+        "--tokenizer-batch-size",
+        type=POSITIVE,
+        default=None,
+        help=f"images per tokenizer step ({NEW_TOKENIZER['tokenizer_batch_size']})",
+    )
+    tok.add_argument(
+        "--tokenizer-channels",
+        type=POSITIVE,
+        default=None,
+        help=f"latent channels of a new tokenizer ({NEW_TOKENIZER['tokenizer_channels']})",
+    )
+    tok.add_argument(
+        "--tokenizer-stride",
+        type=POSITIVE,
+        default=None,
+        help=f"downsampling factor of a new tokenizer, a power of two ({NEW_TOKENIZER['tokenizer_stride']})",
+    )
+    tok.add_argument(
+        "--tokenizer-width",
+        type=integer(8),
+        default=None,
+        help=f"largest channel count of a new tokenizer's encoder and decoder, a multiple of 8 ({NEW_TOKENIZER['tokenizer_width']})",
+    )
+    tok.add_argument(
+        "--tokenizer-kl-weight",
+        type=NON_NEGATIVE_NUMBER,
+        default=None,
+        help=f"weight of a new tokenizer's KL term per latent value ({NEW_TOKENIZER['tokenizer_kl_weight']:g})",
+    )
+    tok.add_argument(
+        "--tokenizer-images",
+        type=integer(2),
+        default=None,
+        help=f"images a new tokenizer trains on ({NEW_TOKENIZER['tokenizer_images']})",
+    )
+    tok.add_argument(
+        "--tokenizer-pixel-loss",
+        default=None,
+        choices=PIXEL_LOSSES,
+        help=f"reconstruction term of a new tokenizer ({NEW_TOKENIZER['tokenizer_pixel_loss']}; mse on the textures, README)",
+    )
+    tok.add_argument(
+        "--tokenizer-initial-logvar",
+        type=number(-20, 5),
+        default=None,
+        help=f"a new tokenizer's posterior log-variance at the start ({NEW_TOKENIZER['tokenizer_initial_logvar']:g})",
+    )
     model = add("model")
-    model.add_argument("--model", default="auto", choices=["auto", *NAMED_SIZES],
-                       help="named size (and its training recipe); auto: mar-micro on a CPU, mar-tiny elsewhere")
-    model.add_argument("--head", default="diffusion", choices=list(HEADS),
-                       help="token head: diffusion loss, or cross-entropy over the codes of a VQ / FSQ --tokenizer")
+    model.add_argument(
+        "--model",
+        default="auto",
+        choices=["auto", *NAMED_SIZES],
+        help="named size (and its training recipe); auto: mar-micro on a CPU, mar-tiny elsewhere",
+    )
+    model.add_argument(
+        "--head",
+        default="diffusion",
+        choices=list(HEADS),
+        help="token head: diffusion loss, or cross-entropy over the codes of a VQ / FSQ --tokenizer",
+    )
     model.add_argument("--patch-size", type=POSITIVE, default=4, help="latent patch per token (p x p)")
     model.add_argument("--diffusion-batch-mul", type=POSITIVE, default=4, help="timesteps drawn per z")
-    model.add_argument("--head-width", type=POSITIVE, default=None,
-                       help="width of the token head (None: the --model config's; mar-micro 128)")
-    model.add_argument("--head-depth", type=POSITIVE, default=None,
-                       help="residual blocks of the diffusion head (None: the --model config's; mar-micro 3)")
-    model.add_argument("--mask-ratio-min", type=number(0.0, 1.0, high_open=True), default=None,
-                       help="lowest training mask ratio (None: the --model config's; mar-micro 0, the other sizes 0.7)")
-    model.add_argument("--mask-ratio-std", type=POSITIVE_NUMBER, default=None,
-                       help="std of the mask-ratio law, a normal of mean 1 truncated to [--mask-ratio-min, 1] "
-                            "(None: the config's; mar-micro 0.5, the other sizes 0.25; 1000 is uniform)")
-    model.add_argument("--init-from", type=text, default=None, help="checkpoint whose weights start training (its config must match)")
-    model.add_argument("--grad-checkpointing", action="store_true", help="recompute block activations in the backward pass")
+    model.add_argument(
+        "--head-width",
+        type=POSITIVE,
+        default=None,
+        help="width of the token head (None: the --model config's; mar-micro 128)",
+    )
+    model.add_argument(
+        "--head-depth",
+        type=POSITIVE,
+        default=None,
+        help="residual blocks of the diffusion head (None: the --model config's; mar-micro 3)",
+    )
+    model.add_argument(
+        "--mask-ratio-min",
+        type=number(0.0, 1.0, high_open=True),
+        default=None,
+        help="lowest training mask ratio (None: the --model config's; mar-micro 0, the other sizes 0.7)",
+    )
+    model.add_argument(
+        "--mask-ratio-std",
+        type=POSITIVE_NUMBER,
+        default=None,
+        help="std of the mask-ratio law, a normal of mean 1 truncated to [--mask-ratio-min, 1] "
+        "(None: the config's; mar-micro 0.5, the other sizes 0.25; 1000 is uniform)",
+    )
+    model.add_argument(
+        "--init-from", type=text, default=None, help="checkpoint whose weights start training (its config must match)"
+    )
+    model.add_argument(
+        "--grad-checkpointing", action="store_true", help="recompute block activations in the backward pass"
+    )
     opt = add("optimisation (None: from the recipe of --model, see mar/recipes.py)")
     opt.add_argument("--epochs", type=POSITIVE, default=None, help="passes over the dataset")
-    opt.add_argument("--batch-size", type=POSITIVE, default=None, help="global images per step (recipe: per-process batch x processes)")
-    opt.add_argument("--blr", type=POSITIVE_NUMBER, default=None, help="base learning rate: lr = blr x global batch / 256")
+    opt.add_argument(
+        "--batch-size",
+        type=POSITIVE,
+        default=None,
+        help="global images per step (recipe: per-process batch x processes)",
+    )
+    opt.add_argument(
+        "--blr", type=POSITIVE_NUMBER, default=None, help="base learning rate: lr = blr x global batch / 256"
+    )
     opt.add_argument("--lr", type=POSITIVE_NUMBER, default=None, help="absolute learning rate, overriding --blr")
     opt.add_argument("--warmup-epochs", type=NON_NEGATIVE_NUMBER, default=None, help="linear warmup, in epochs")
-    opt.add_argument("--lr-schedule", default=None, choices=["cosine", "constant"], help="after warmup: cosine decay to 0 or constant")
-    opt.add_argument("--weight-decay", type=NON_NEGATIVE_NUMBER, default=None, help="AdamW weight decay on matrices and embeddings")
+    opt.add_argument(
+        "--lr-schedule",
+        default=None,
+        choices=["cosine", "constant"],
+        help="after warmup: cosine decay to 0 or constant",
+    )
+    opt.add_argument(
+        "--weight-decay", type=NON_NEGATIVE_NUMBER, default=None, help="AdamW weight decay on matrices and embeddings"
+    )
     opt.add_argument("--grad-clip", type=POSITIVE_NUMBER, default=None, help="gradient norm clip")
-    opt.add_argument("--ema-decay", type=number(0.0, 1.0, high_open=True), default=None, help="EMA of the weights, used for sampling")
+    opt.add_argument(
+        "--ema-decay", type=number(0.0, 1.0, high_open=True), default=None, help="EMA of the weights, used for sampling"
+    )
     opt.add_argument("--grad-accum", type=POSITIVE, default=1, help="micro-batches accumulated per step (per process)")
     sample = add("samples written after training")
     add_sampling_arguments(sample)
     sample.add_argument("--samples-per-class", type=POSITIVE, default=10, help="grid columns")
-    sample.add_argument("--grid-accuracy", default="auto", choices=["auto", "on", "off"],
-                        help="score the final grid with the data's feature classifier (trained once, kept in --cache-dir); "
-                             "auto: on for the embedded glyph set, off for --data-path")
-    sample.add_argument("--classifier-steps", type=POSITIVE, default=CLASSIFIER_STEPS,
-                        help="training steps of that classifier, when it is not kept yet")
+    sample.add_argument(
+        "--grid-accuracy",
+        default="auto",
+        choices=["auto", "on", "off"],
+        help="score the final grid with the data's feature classifier (trained once, kept in --cache-dir); "
+        "auto: on for the embedded glyph set, off for --data-path",
+    )
+    sample.add_argument(
+        "--classifier-steps",
+        type=POSITIVE,
+        default=CLASSIFIER_STEPS,
+        help="training steps of that classifier, when it is not kept yet",
+    )
     run = add("run")
-    run.add_argument("--output", type=text, default="runs/default", help="run folder: checkpoints, log.csv, loss.png, tokenizer, samples")
-    run.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --output (fresh start if none)")
-    run.add_argument("--overwrite", action="store_true",
-                     help="start afresh in an --output that holds a run, deleting its checkpoints, log and samples")
+    run.add_argument(
+        "--output",
+        type=text,
+        default="runs/default",
+        help="run folder: checkpoints, log.csv, loss.png, tokenizer, samples",
+    )
+    run.add_argument(
+        "--resume", action="store_true", help="continue from the latest checkpoint in --output (fresh start if none)"
+    )
+    run.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start afresh in an --output that holds a run, deleting its checkpoints, log and samples",
+    )
     run.add_argument("--seed", type=SEED, default=0, help="seed of every draw in training and sampling")
-    run.add_argument("--device", type=text, default="auto", help="auto, cpu, cuda, cuda:N or mps (under torchrun: cuda:LOCAL_RANK)")
-    run.add_argument("--amp", default="auto", choices=["auto", "bf16", "fp16", "none"],
-                     help="mixed precision: auto = bf16 where the device runs it natively; fp16 adds a gradient scaler")
+    run.add_argument(
+        "--device", type=text, default="auto", help="auto, cpu, cuda, cuda:N or mps (under torchrun: cuda:LOCAL_RANK)"
+    )
+    run.add_argument(
+        "--amp",
+        default="auto",
+        choices=["auto", "bf16", "fp16", "none"],
+        help="mixed precision: auto = bf16 where the device runs it natively; fp16 adds a gradient scaler",
+    )
     run.add_argument("--save-every", type=POSITIVE, default=1000, help="steps between checkpoints")
-    run.add_argument("--keep-checkpoints", type=POSITIVE, default=2, help="newest checkpoints kept (the one just written always)")
-    run.add_argument("--max-bad-steps", type=POSITIVE, default=5, help="non-finite losses in a row before training stops")
-    run.add_argument("--stop-after-steps", type=POSITIVE, default=None, help="stop with a checkpoint after this many steps in all")
-    run.add_argument("--sample-every", type=NON_NEGATIVE, default=0, help="steps between sample grids (EMA) during training; 0: none")
+    run.add_argument(
+        "--keep-checkpoints", type=POSITIVE, default=2, help="newest checkpoints kept (the one just written always)"
+    )
+    run.add_argument(
+        "--max-bad-steps", type=POSITIVE, default=5, help="non-finite losses in a row before training stops"
+    )
+    run.add_argument(
+        "--stop-after-steps", type=POSITIVE, default=None, help="stop with a checkpoint after this many steps in all"
+    )
+    run.add_argument(
+        "--sample-every", type=NON_NEGATIVE, default=0, help="steps between sample grids (EMA) during training; 0: none"
+    )
     run.add_argument("--log-every", type=POSITIVE, default=20, help="steps between rows of log.csv")
     run.add_argument("--num-workers", type=NON_NEGATIVE, default=0, help="data loader workers (ImageFolder)")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -195,18 +329,37 @@ def train_new_tokenizer(args, dataset, device, output: Path) -> KLTokenizer:
     images = image_sample(dataset, args.tokenizer_images, args.seed)
     held_out = max(1, min(512, len(images) // 10))  # images kept out of tokenizer training to measure it
     torch.manual_seed(args.seed)  # the initial weights, as mar train-tokenizer --kind kl draws them
-    autoencoder = small_autoencoder(args.tokenizer_channels, args.tokenizer_stride, args.tokenizer_width, args.tokenizer_initial_logvar)
+    autoencoder = small_autoencoder(
+        args.tokenizer_channels, args.tokenizer_stride, args.tokenizer_width, args.tokenizer_initial_logvar
+    )
     tokenizer = KLTokenizer(autoencoder, kl_weight=args.tokenizer_kl_weight, pixel_loss=args.tokenizer_pixel_loss)
     metrics = train_and_measure(
-        tokenizer, images.to(device), held_out, steps=args.tokenizer_steps, batch_size=args.tokenizer_batch_size,
-        precision=resolve_precision(args.amp, device), generator=torch.Generator(device).manual_seed(args.seed),
+        tokenizer,
+        images.to(device),
+        held_out,
+        steps=args.tokenizer_steps,
+        batch_size=args.tokenizer_batch_size,
+        precision=resolve_precision(args.amp, device),
+        generator=torch.Generator(device).manual_seed(args.seed),
         progress=not args.no_progress,
     )
     tokenizer.save(output / "tokenizer")
-    (output / "tokenizer" / "metrics.json").write_text(json.dumps(metrics | {
-        "kind": "kl", "held_out": held_out, "pixel_loss": args.tokenizer_pixel_loss, "initial_logvar": args.tokenizer_initial_logvar}, indent=2))
-    print(f"tokenizer: PSNR {metrics['psnr']:.2f} dB on {held_out} held-out images, "
-          f"latent shift {tokenizer.shift:.4f} scale {tokenizer.scale:.4f}, saved to {output / 'tokenizer'}")
+    (output / "tokenizer" / "metrics.json").write_text(
+        json.dumps(
+            metrics
+            | {
+                "kind": "kl",
+                "held_out": held_out,
+                "pixel_loss": args.tokenizer_pixel_loss,
+                "initial_logvar": args.tokenizer_initial_logvar,
+            },
+            indent=2,
+        )
+    )
+    print(
+        f"tokenizer: PSNR {metrics['psnr']:.2f} dB on {held_out} held-out images, "
+        f"latent shift {tokenizer.shift:.4f} scale {tokenizer.scale:.4f}, saved to {output / 'tokenizer'}"
+    )
     return tokenizer
 
 
@@ -216,8 +369,10 @@ def open_tokenizer(source: str, head: str, device) -> Tokenizer:
     except (FileNotFoundError, ValueError) as error:
         fail(str(error))
     if head == "categorical" and not tokenizer.discrete:
-        fail(f"tokenizer {source} is a continuous {tokenizer.kind} tokenizer; --head categorical needs a VQ or FSQ "
-             "tokenizer (train one with `mar train-tokenizer --kind vq`), or use --head diffusion")
+        fail(
+            f"tokenizer {source} is a continuous {tokenizer.kind} tokenizer; --head categorical needs a VQ or FSQ "
+            "tokenizer (train one with `mar train-tokenizer --kind vq`), or use --head diffusion"
+        )
     return tokenizer.to(device)
 
 
@@ -235,8 +390,16 @@ def cached_latents(args, tokenizer, dataset, output: Path, resuming: bool, check
         except (FileNotFoundError, LatentCacheMismatch) as error:
             if isinstance(error, LatentCacheMismatch) and (args.latent_cache is not None or resuming):
                 raise
-            manifest = write_latent_cache(tokenizer, dataset, directory, args.image_size, name, flips,
-                                          num_workers=args.num_workers, progress=not args.no_progress)
+            manifest = write_latent_cache(
+                tokenizer,
+                dataset,
+                directory,
+                args.image_size,
+                name,
+                flips,
+                num_workers=args.num_workers,
+                progress=not args.no_progress,
+            )
         latents = latent_set(read_latent_cache(directory, manifest))
     except (FileNotFoundError, ValueError) as error:
         fail(str(error))
@@ -250,7 +413,9 @@ def check_cache_before_rendering(args, tokenizer, output: Path) -> dict | None:
     of one that matches (so cached_latents need not hash the tokenizer again), None when there is none yet."""
     directory = Path(args.latent_cache or output / "latents")
     try:
-        return check_latent_cache(directory, tokenizer, args.image_size, dataset_name(args), args.data_path is not None and not args.no_flip)
+        return check_latent_cache(
+            directory, tokenizer, args.image_size, dataset_name(args), args.data_path is not None and not args.no_flip
+        )
     except FileNotFoundError:
         return None  # no cache yet: it is written
     except LatentCacheMismatch as error:
@@ -281,11 +446,15 @@ def check_run_options(args, world: int) -> None:
     if args.tokenizer == "new" and args.tokenizer_stride & (args.tokenizer_stride - 1):
         fail(f"--tokenizer-stride {args.tokenizer_stride} is not a power of two; use 2, 4, 8 or 16")
     if args.tokenizer == "new" and args.tokenizer_width % 8:
-        fail(f"--tokenizer-width {args.tokenizer_width} is not a multiple of 8 (the tokenizer's norm groups); "
-             f"use e.g. {max(8, args.tokenizer_width // 8 * 8)}")
+        fail(
+            f"--tokenizer-width {args.tokenizer_width} is not a multiple of 8 (the tokenizer's norm groups); "
+            f"use e.g. {max(8, args.tokenizer_width // 8 * 8)}"
+        )
     if args.batch_size % (world * args.grad_accum):
-        fail(f"--batch-size {args.batch_size} is not divisible by processes x --grad-accum = {world * args.grad_accum}; "
-             f"use a multiple of {world * args.grad_accum}")
+        fail(
+            f"--batch-size {args.batch_size} is not divisible by processes x --grad-accum = {world * args.grad_accum}; "
+            f"use a multiple of {world * args.grad_accum}"
+        )
     if args.resume and args.init_from is not None:
         fail("--init-from starts a new run from other weights, --resume continues this one; pass only one of them")
 
@@ -293,8 +462,12 @@ def check_run_options(args, world: int) -> None:
 def config_overrides(args) -> dict:
     """The config fields of the head's size and the mask-ratio law that the command line sets; the others stay the
     named size's."""
-    given = {"head_width": args.head_width, "head_depth": args.head_depth,
-             "mask_ratio_min": args.mask_ratio_min, "mask_ratio_std": args.mask_ratio_std}
+    given = {
+        "head_width": args.head_width,
+        "head_depth": args.head_depth,
+        "mask_ratio_min": args.mask_ratio_min,
+        "mask_ratio_std": args.mask_ratio_std,
+    }
     return {name: value for name, value in given.items() if value is not None}
 
 
@@ -314,15 +487,21 @@ def resume_point(args, output: Path):
 def run_tokenizer(args, resumed, device) -> Tokenizer | None:
     """The resumed run's tokenizer, or the one --tokenizer names; None when a new one is to be trained here."""
     if resumed is not None:
-        if args.tokenizer_named and fingerprint(open_tokenizer(args.tokenizer, args.head, "cpu")) != fingerprint(resumed.tokenizer):
-            fail(f"--tokenizer {args.tokenizer} is not the tokenizer of the run being resumed in {args.output}; "
-                 "drop --tokenizer (a resumed run keeps its own) or start a new --output")
+        if args.tokenizer_named and fingerprint(open_tokenizer(args.tokenizer, args.head, "cpu")) != fingerprint(
+            resumed.tokenizer
+        ):
+            fail(
+                f"--tokenizer {args.tokenizer} is not the tokenizer of the run being resumed in {args.output}; "
+                "drop --tokenizer (a resumed run keeps its own) or start a new --output"
+            )
         return resumed.tokenizer.to(device)
     if args.tokenizer != "new":
         return open_tokenizer(args.tokenizer, args.head, device)
     if args.head == "categorical":
-        fail("--head categorical needs a discrete --tokenizer (train one with `mar train-tokenizer --kind vq` or "
-             "`--kind fsq`); only a KL tokenizer is trained here by default")
+        fail(
+            "--head categorical needs a discrete --tokenizer (train one with `mar train-tokenizer --kind vq` or "
+            "`--kind fsq`); only a KL tokenizer is trained here by default"
+        )
     return None
 
 
@@ -343,8 +522,11 @@ def main(argv=None) -> None:
     except BadImage as error:
         fail(error.one_line() if isinstance(error, BadImage) else str(error))
     except KeyboardInterrupt:
-        print(f"error: interrupted; the checkpoints in {output / 'checkpoints'} are intact (a stopped run continues with "
-              f"--output {output} --resume)", file=sys.stderr)
+        print(
+            f"error: interrupted; the checkpoints in {output / 'checkpoints'} are intact (a stopped run continues with "
+            f"--output {output} --resume)",
+            file=sys.stderr,
+        )
         raise SystemExit(130) from None
     finally:
         distributed.shutdown()
@@ -357,15 +539,23 @@ def train_run(args, device, output: Path, started: float) -> None:
     tokenizer = run_tokenizer(args, resumed, device)
     if resumed is None and args.tokenizer == str(GLYPH_TOKENIZER) and rank == 0:
         print(f"tokenizer: the glyph tokenizer shipped in {GLYPH_TOKENIZER} (--tokenizer new trains one in the run)")
-    stride, channels = (tokenizer.stride, tokenizer.channels) if tokenizer else (args.tokenizer_stride, args.tokenizer_channels)
+    stride, channels = (
+        (tokenizer.stride, tokenizer.channels) if tokenizer else (args.tokenizer_stride, args.tokenizer_channels)
+    )
     check_image_geometry(args.image_size, stride, args.patch_size)
     folder = open_image_folder(args)
     classes = class_names(args, folder)
     config = named_config(
-        args.model, num_classes=len(classes), latent_channels=channels,
-        latent_size=args.image_size // stride, patch_size=args.patch_size,
-        diffusion_batch_mul=args.diffusion_batch_mul, num_sampling_steps=args.diffusion_steps,
-        **config_overrides(args), head=args.head, codebook_size=tokenizer.codebook_size if args.head == "categorical" else 0,
+        args.model,
+        num_classes=len(classes),
+        latent_channels=channels,
+        latent_size=args.image_size // stride,
+        patch_size=args.patch_size,
+        diffusion_batch_mul=args.diffusion_batch_mul,
+        num_sampling_steps=args.diffusion_steps,
+        **config_overrides(args),
+        head=args.head,
+        codebook_size=tokenizer.codebook_size if args.head == "categorical" else 0,
         compat=args.compat or "default",  # recorded in the config: a resume with another one is refused
     )
     train_timesteps = config.head_config().num_train_timesteps if args.head == "diffusion" else 0
@@ -373,22 +563,39 @@ def train_run(args, device, output: Path, started: float) -> None:
     source_path = latest_checkpoint(output) if resumed is not None else args.init_from
     source = resumed or (args.init_from and load_or_fail(args.init_from))
     if source is not None and (differences := config.differences(source.model.config)):
-        fail(f"checkpoint {source_path} was trained with another config (requested != saved): {'; '.join(differences)}; "
-             "match these options or start a new --output")
+        fail(
+            f"checkpoint {source_path} was trained with another config (requested != saved): {'; '.join(differences)}; "
+            "match these options or start a new --output"
+        )
     precision = resolve_precision(args.amp, device)
     num_images = args.num_images if folder is None else len(folder)
     if args.batch_size > num_images:
         fail(f"--batch-size {args.batch_size} is larger than the dataset ({num_images} images); lower it")
     settings = TrainSettings(
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_steps=0, lr_schedule=args.lr_schedule,
-        weight_decay=args.weight_decay, grad_clip=args.grad_clip, grad_accum=args.grad_accum, ema_decay=args.ema_decay,
-        precision=precision, seed=args.seed, save_every=args.save_every, keep_checkpoints=args.keep_checkpoints,
-        max_bad_steps=args.max_bad_steps, stop_after=args.stop_after_steps, log_every=args.log_every,
-        progress=not args.no_progress, dataset=dataset_name(args),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        warmup_steps=0,
+        lr_schedule=args.lr_schedule,
+        weight_decay=args.weight_decay,
+        grad_clip=args.grad_clip,
+        grad_accum=args.grad_accum,
+        ema_decay=args.ema_decay,
+        precision=precision,
+        seed=args.seed,
+        save_every=args.save_every,
+        keep_checkpoints=args.keep_checkpoints,
+        max_bad_steps=args.max_bad_steps,
+        stop_after=args.stop_after_steps,
+        log_every=args.log_every,
+        progress=not args.no_progress,
+        dataset=dataset_name(args),
     )
     if state is not None:  # the image count is compared once the latents are read (unreadable images may be skipped)
         try:
-            check_resume_data(state.data, {k: v for k, v in run_data(num_images, settings).items() if k != "num_images"})
+            check_resume_data(
+                state.data, {k: v for k, v in run_data(num_images, settings).items() if k != "num_images"}
+            )
         except ValueError as error:
             fail(str(error))
 
@@ -419,39 +626,63 @@ def train_run(args, device, output: Path, started: float) -> None:
     steps_per_epoch = max(1, len(latents) // args.batch_size)
     settings = replace(settings, warmup_steps=round(args.warmup_epochs * steps_per_epoch))
     if rank == 0:
-        print(f"model: {args.model}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, "
-              f"{args.head} head on a {tokenizer.kind} tokenizer, {config.seq_len} tokens of {config.token_dim} channels; "
-              f"{world} process(es), global batch {args.batch_size} "
-              f"(x{args.grad_accum} accumulation), {args.epochs} epochs, lr {args.lr:.3g}, {args.lr_schedule} after "
-              f"{settings.warmup_steps} warmup steps, "
-              f"EMA {args.ema_decay}, {'fp32' if precision is None else str(precision).removeprefix('torch.')}"
-              + (f"; resuming at step {state.step}" if state is not None else ""))
+        print(
+            f"model: {args.model}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, "
+            f"{args.head} head on a {tokenizer.kind} tokenizer, {config.seq_len} tokens of {config.token_dim} channels; "
+            f"{world} process(es), global batch {args.batch_size} "
+            f"(x{args.grad_accum} accumulation), {args.epochs} epochs, lr {args.lr:.3g}, {args.lr_schedule} after "
+            f"{settings.warmup_steps} warmup steps, "
+            f"EMA {args.ema_decay}, {'fp32' if precision is None else str(precision).removeprefix('torch.')}"
+            + (f"; resuming at step {state.step}" if state is not None else "")
+        )
 
     def grid(step: int) -> None:
         if args.sample_every and step % args.sample_every == 0:
-            path = draw_samples(ema.module, tokenizer, classes, args, device, output / "samples" / f"step-{step:08d}.png", per_class=4)
+            path = draw_samples(
+                ema.module, tokenizer, classes, args, device, output / "samples" / f"step-{step:08d}.png", per_class=4
+            )
             log_image(output, "samples/during training", path, step)
 
     try:
-        result = fit(model, ema, latents, tokenizer, settings, device, output,
-                     {"classes": classes, "image_size": args.image_size}, resume=state, on_step=grid if rank == 0 else None)
+        result = fit(
+            model,
+            ema,
+            latents,
+            tokenizer,
+            settings,
+            device,
+            output,
+            {"classes": classes, "image_size": args.image_size},
+            resume=state,
+            on_step=grid if rank == 0 else None,
+        )
     except (ValueError, TrainingStopped) as error:
         fail(str(error))
     if rank == 0:
         trained = result["loss"] is not None
         outcome = f"last loss {result['loss']:.4f}" if trained else "already trained to its last step; nothing to train"
-        print(f"checkpoint: {latest_checkpoint(output)} (step {result['step']}, {outcome}); "
-              f"log: {output / 'log.csv'}, {output / 'loss.png'}")
+        print(
+            f"checkpoint: {latest_checkpoint(output)} (step {result['step']}, {outcome}); "
+            f"log: {output / 'log.csv'}, {output / 'loss.png'}"
+        )
         if result["stopped_by"] != "end":
-            print(f"stopped by {result['stopped_by']} at step {result['step']}; continue with --output {output} --resume")
+            print(
+                f"stopped by {result['stopped_by']} at step {result['step']}; continue with --output {output} --resume"
+            )
         else:
             train_time = time.time() - started
             images, labels = final_grid(ema.module, tokenizer, classes, args, device, output / "samples.png")
             log_image(output, "samples/final", output / "samples.png", result["step"])
-            print(f"samples: {output / 'samples.png'} (EMA weights, K={args.num_iter}, {args.head_sampler} head with "
-                  f"{args.diffusion_steps} steps, cfg={args.cfg}, temperature={args.temperature})")
-            record = {"steps": result["step"], "final_loss": result["loss"], "seconds_to_checkpoint": round(train_time, 1),
-                      "precision": "fp32" if precision is None else str(precision).removeprefix("torch.")}
+            print(
+                f"samples: {output / 'samples.png'} (EMA weights, K={args.num_iter}, {args.head_sampler} head with "
+                f"{args.diffusion_steps} steps, cfg={args.cfg}, temperature={args.temperature})"
+            )
+            record = {
+                "steps": result["step"],
+                "final_loss": result["loss"],
+                "seconds_to_checkpoint": round(train_time, 1),
+                "precision": "fp32" if precision is None else str(precision).removeprefix("torch."),
+            }
             if not trained:  # the training figures stay those of the run that trained it
                 record.update(previous_training_record(output))
             if args.grid_accuracy == "on" or (args.grid_accuracy == "auto" and args.data_path is None):
@@ -479,24 +710,45 @@ def load_or_fail(path: str):
 def final_grid(model, tokenizer, classes, args, device, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """The grid of --samples-per-class images per class, saved to ``path``; its images as the PNG holds them, and labels."""
     model.eval()
-    images, labels = class_samples(model, tokenizer, list(range(len(classes))), args.samples_per_class,
-                                   sampling_options(args), generator=torch.Generator(device).manual_seed(args.seed))
+    images, labels = class_samples(
+        model,
+        tokenizer,
+        list(range(len(classes))),
+        args.samples_per_class,
+        sampling_options(args),
+        generator=torch.Generator(device).manual_seed(args.seed),
+    )
     save_grid(images, classes, path)
     return from_uint8(to_uint8(images)), labels.cpu()
 
 
 def grid_accuracy(args, dataset, classes, images: torch.Tensor, labels: torch.Tensor, device) -> float:
     """Share of grid cells the dataset's feature classifier (trained once, kept in --cache-dir) puts in their row's class."""
-    classifier, info, _, _ = dataset_classifier(args, dataset, dataset_name(args), len(classes), device,
-                                                steps=args.classifier_steps, progress=not args.no_progress)
+    classifier, info, _, _ = dataset_classifier(
+        args,
+        dataset,
+        dataset_name(args),
+        len(classes),
+        device,
+        steps=args.classifier_steps,
+        progress=not args.no_progress,
+    )
     hits = (predict(classifier, images)[1] == labels).sum().item()
-    print(f"grid class accuracy: {hits / len(labels):.3f} ({hits} of {len(labels)} cells drawn the class of their row, "
-          f"feature classifier {info['folder']}, test accuracy {info['test_accuracy']:.3f})")
+    print(
+        f"grid class accuracy: {hits / len(labels):.3f} ({hits} of {len(labels)} cells drawn the class of their row, "
+        f"feature classifier {info['folder']}, test accuracy {info['test_accuracy']:.3f})"
+    )
     return hits / len(labels)
 
 
 def draw_samples(model, tokenizer, classes, args, device, path: Path, per_class: int) -> Path:
     model.eval()
-    return render_samples(model, tokenizer, classes, per_class, path, sampling_options(args),
-                          generator=torch.Generator(device).manual_seed(args.seed))
-
+    return render_samples(
+        model,
+        tokenizer,
+        classes,
+        per_class,
+        path,
+        sampling_options(args),
+        generator=torch.Generator(device).manual_seed(args.seed),
+    )

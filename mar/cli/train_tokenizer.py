@@ -10,6 +10,7 @@ Examples:
     mar train-tokenizer --kind vq --data-path /data/flowers/train --image-size 64 --device cuda
     mar train-tokenizer --data-path data/textures --pixel-loss mse --initial-logvar -8 --steps 1600
 """
+
 import argparse
 import json
 import time
@@ -57,32 +58,61 @@ def build_parser() -> Parser:
     tok = parser.add_argument_group("tokenizer")
     tok.add_argument("--kind", default="kl", choices=["kl", "vq", "fsq"], help="continuous KL, or discrete VQ / FSQ")
     tok.add_argument("--stride", type=POSITIVE, default=4, help="downsampling factor (a power of two)")
-    tok.add_argument("--width", type=integer(8), default=64, help="largest channel count of the encoder and decoder (a multiple of 8)")
+    tok.add_argument(
+        "--width",
+        type=integer(8),
+        default=64,
+        help="largest channel count of the encoder and decoder (a multiple of 8)",
+    )
     tok.add_argument("--channels", type=POSITIVE, default=4, help="KL: latent channels")
-    tok.add_argument("--kl-weight", type=NON_NEGATIVE_NUMBER, default=1e-4, help="KL: weight of the KL term per latent value")
-    tok.add_argument("--initial-logvar", type=number(-20, 5), default=0.0,
-                     help="KL: the posterior's log-variance at the start (-8 helped on the textures, README)")
+    tok.add_argument(
+        "--kl-weight", type=NON_NEGATIVE_NUMBER, default=1e-4, help="KL: weight of the KL term per latent value"
+    )
+    tok.add_argument(
+        "--initial-logvar",
+        type=number(-20, 5),
+        default=0.0,
+        help="KL: the posterior's log-variance at the start (-8 helped on the textures, README)",
+    )
     tok.add_argument("--codebook-size", type=integer(2), default=512, help="VQ: number of codes")
     tok.add_argument("--code-dim", type=POSITIVE, default=8, help="VQ: dimension of a code")
     tok.add_argument("--vq-update", default="loss", choices=["loss", "ema"], help="VQ: codebook loss or EMA updates")
     tok.add_argument("--beta", type=NON_NEGATIVE_NUMBER, default=0.25, help="VQ: commitment loss weight")
-    tok.add_argument("--levels", type=integer(2), nargs="+", default=[8, 5, 5, 5], help="FSQ: levels per channel (8 5 5 5 = 1000 codes)")
+    tok.add_argument(
+        "--levels",
+        type=integer(2),
+        nargs="+",
+        default=[8, 5, 5, 5],
+        help="FSQ: levels per channel (8 5 5 5 = 1000 codes)",
+    )
     opt = parser.add_argument_group("training")
     opt.add_argument("--steps", type=POSITIVE, default=800, help="training steps")
     opt.add_argument("--batch-size", type=POSITIVE, default=32, help="images per step")
     opt.add_argument("--lr", type=POSITIVE_NUMBER, default=1e-3, help="peak learning rate (cosine decay to 0)")
     opt.add_argument("--warmup-steps", type=NON_NEGATIVE, default=0, help="linear warmup steps")
-    opt.add_argument("--pixel-loss", default="l1", choices=PIXEL_LOSSES,
-                     help="reconstruction term: l1, or mse (off the textures' colour plateau, README)")
-    opt.add_argument("--images", type=integer(2), default=10_000, help="images drawn from the dataset for training and measuring")
-    opt.add_argument("--held-out", type=POSITIVE, default=512, help="of those, images kept out of training to measure on")
+    opt.add_argument(
+        "--pixel-loss",
+        default="l1",
+        choices=PIXEL_LOSSES,
+        help="reconstruction term: l1, or mse (off the textures' colour plateau, README)",
+    )
+    opt.add_argument(
+        "--images", type=integer(2), default=10_000, help="images drawn from the dataset for training and measuring"
+    )
+    opt.add_argument(
+        "--held-out", type=POSITIVE, default=512, help="of those, images kept out of training to measure on"
+    )
     run = parser.add_argument_group("run")
     run.add_argument("--output", type=text, default=None, help="tokenizer folder; default runs/tokenizers/<kind>")
     run.add_argument("--overwrite", action="store_true", help="replace a tokenizer already in --output")
     run.add_argument("--seed", type=SEED, default=0, help="seed of every draw")
     run.add_argument("--device", type=text, default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    run.add_argument("--amp", default="auto", choices=["auto", "bf16", "fp16", "none"],
-                     help="mixed precision of the forward pass; fp16 adds a gradient scaler")
+    run.add_argument(
+        "--amp",
+        default="auto",
+        choices=["auto", "bf16", "fp16", "none"],
+        help="mixed precision of the forward pass; fp16 adds a gradient scaler",
+    )
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
@@ -92,27 +122,41 @@ def check_options(args: argparse.Namespace) -> Path:
     if args.stride & (args.stride - 1):
         fail(f"--stride {args.stride} is not a power of two; use 2, 4, 8 or 16")
     if args.width % 8:
-        fail(f"--width {args.width} is not a multiple of 8 (the tokenizer's norm groups); use e.g. {max(8, args.width // 8 * 8)}")
+        fail(
+            f"--width {args.width} is not a multiple of 8 (the tokenizer's norm groups); use e.g. {max(8, args.width // 8 * 8)}"
+        )
     if args.image_size % args.stride:
-        fail(f"image size {args.image_size} is not divisible by --stride {args.stride}; use a multiple of {args.stride}")
+        fail(
+            f"image size {args.image_size} is not divisible by --stride {args.stride}; use a multiple of {args.stride}"
+        )
     if args.held_out >= args.images:
         fail(f"--held-out {args.held_out} must be below --images {args.images}, leaving images to train on")
     output = check_writable_folder(args.output or f"runs/tokenizers/{args.kind}", "--output")
     if output.is_dir() and any(output.iterdir()) and not args.overwrite:
-        fail(f"--output {output} already holds files (a tokenizer?); pass --overwrite to replace it, or another --output")
+        fail(
+            f"--output {output} already holds files (a tokenizer?); pass --overwrite to replace it, or another --output"
+        )
     return output
 
 
 def build(args: argparse.Namespace):
     try:
         if args.kind == "kl":
-            return KLTokenizer(small_autoencoder(args.channels, args.stride, args.width, args.initial_logvar),
-                               kl_weight=args.kl_weight, pixel_loss=args.pixel_loss)
-        return DiscreteTokenizer(DiscreteConfig(
-            kind=args.kind, stride=args.stride, width=args.width,
-            vq=VQConfig(codebook_size=args.codebook_size, dim=args.code_dim, beta=args.beta, update=args.vq_update),
-            fsq=FSQConfig(levels=tuple(args.levels)),
-        ), pixel_loss=args.pixel_loss)
+            return KLTokenizer(
+                small_autoencoder(args.channels, args.stride, args.width, args.initial_logvar),
+                kl_weight=args.kl_weight,
+                pixel_loss=args.pixel_loss,
+            )
+        return DiscreteTokenizer(
+            DiscreteConfig(
+                kind=args.kind,
+                stride=args.stride,
+                width=args.width,
+                vq=VQConfig(codebook_size=args.codebook_size, dim=args.code_dim, beta=args.beta, update=args.vq_update),
+                fsq=FSQConfig(levels=tuple(args.levels)),
+            ),
+            pixel_loss=args.pixel_loss,
+        )
     except ValueError as error:
         fail(str(error))
 
@@ -134,18 +178,35 @@ def main(argv=None) -> dict:
     except BadImage as error:
         fail(str(error))
     metrics = train_and_measure(
-        tokenizer, images, args.held_out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-        warmup_steps=args.warmup_steps, precision=resolve_precision(args.amp, device),
-        generator=torch.Generator(device).manual_seed(args.seed), progress=not args.no_progress,
+        tokenizer,
+        images,
+        args.held_out,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        warmup_steps=args.warmup_steps,
+        precision=resolve_precision(args.amp, device),
+        generator=torch.Generator(device).manual_seed(args.seed),
+        progress=not args.no_progress,
     )
-    metrics |= {"kind": args.kind, "steps": args.steps, "pixel_loss": args.pixel_loss, "held_out": args.held_out,
-                "seconds": round(time.time() - started, 1)}
+    metrics |= {
+        "kind": args.kind,
+        "steps": args.steps,
+        "pixel_loss": args.pixel_loss,
+        "held_out": args.held_out,
+        "seconds": round(time.time() - started, 1),
+    }
     if args.kind == "kl":
         metrics["initial_logvar"] = args.initial_logvar
     tokenizer.save(output)
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    codes = f", codebook usage {metrics['usage']:.1%}, perplexity {metrics['perplexity']:.1f} of {tokenizer.codebook_size}" if tokenizer.discrete else ""
-    print(f"{args.kind} tokenizer: PSNR {metrics['psnr']:.2f} dB on {args.held_out} held-out images{codes}; "
-          f"saved to {output} in {metrics['seconds']:.0f} s")
+    codes = (
+        f", codebook usage {metrics['usage']:.1%}, perplexity {metrics['perplexity']:.1f} of {tokenizer.codebook_size}"
+        if tokenizer.discrete
+        else ""
+    )
+    print(
+        f"{args.kind} tokenizer: PSNR {metrics['psnr']:.2f} dB on {args.held_out} held-out images{codes}; "
+        f"saved to {output} in {metrics['seconds']:.0f} s"
+    )
     return metrics
-

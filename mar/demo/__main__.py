@@ -1,4 +1,5 @@
 """``python -m mar.demo``: the same as ``mar demo``."""
+
 import sys
 
 from mar.demo.launch import main

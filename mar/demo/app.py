@@ -1,5 +1,6 @@
 """The Gradio page: classes and sampling controls on the left; the grid, the time taken and the unmasking on the
 right. A value or combination the sampler cannot take ends in a message on the page, in the command line's words."""
+
 import gradio as gr
 import torch
 
@@ -28,20 +29,28 @@ steps and more in the last ones."""
 def describe(checkpoint: Checkpoint, source: str, use_ema: bool, device: torch.device) -> str:
     config = checkpoint.model.config
     weights = "EMA weights" if use_ema and checkpoint.ema is not None else "trained weights"
-    return (f"# MAR demo\n`{source}`: step {checkpoint.step}, {config.head} head, {len(checkpoint.classes)} classes, "
-            f"{checkpoint.image_size} px images of {config.seq_len} tokens ({config.grid_size} x {config.grid_size}), "
-            f"{weights}, on {device}.")
+    return (
+        f"# MAR demo\n`{source}`: step {checkpoint.step}, {config.head} head, {len(checkpoint.classes)} classes, "
+        f"{checkpoint.image_size} px images of {config.seq_len} tokens ({config.grid_size} x {config.grid_size}), "
+        f"{weights}, on {device}."
+    )
 
 
-def build_app(checkpoint: Checkpoint, source: str, device: torch.device, max_images: int = 64, use_ema: bool = True) -> gr.Blocks:
+def build_app(
+    checkpoint: Checkpoint, source: str, device: torch.device, max_images: int = 64, use_ema: bool = True
+) -> gr.Blocks:
     """The page for one loaded checkpoint; its generate button is also the API endpoint ``/generate``."""
     model = checkpoint.sampling_model if use_ema else checkpoint.model
     config, names, defaults = model.config, checkpoint.classes, default_sampling()
     diffusion = config.head == "diffusion"
     train_timesteps = model.head.config.num_train_timesteps if diffusion else 0
     zoom = max(1, 128 // checkpoint.image_size)  # small images are shown at 128 px or more
-    head_note = (f"ddpm: 1 to {train_timesteps - 1} steps; ddim and dpm++: 1 to {FIRST_SOLVER_TIMESTEP}, and 10 to 25 are "
-                 "usually enough" if diffusion else "the categorical head draws from a softmax: no sampler and no head steps")
+    head_note = (
+        f"ddpm: 1 to {train_timesteps - 1} steps; ddim and dpm++: 1 to {FIRST_SOLVER_TIMESTEP}, and 10 to 25 are "
+        "usually enough"
+        if diffusion
+        else "the categorical head draws from a softmax: no sampler and no head steps"
+    )
 
     def run(chosen, per_class, num_iter, head_sampler, diffusion_steps, temperature, cfg, cfg_schedule, seed):
         try:
@@ -49,21 +58,36 @@ def build_app(checkpoint: Checkpoint, source: str, device: torch.device, max_ima
             per_class = checked_count(len(class_ids), per_class, max_images)
             seed = checked_seed(seed)
             sampling = checked_sampling(
-                dict(num_iter=num_iter, head_sampler=head_sampler, diffusion_steps=diffusion_steps,
-                     temperature=temperature, cfg=cfg, cfg_schedule=cfg_schedule),
-                config.seq_len, config.head, train_timesteps,
+                dict(
+                    num_iter=num_iter,
+                    head_sampler=head_sampler,
+                    diffusion_steps=diffusion_steps,
+                    temperature=temperature,
+                    cfg=cfg,
+                    cfg_schedule=cfg_schedule,
+                ),
+                config.seq_len,
+                config.head,
+                train_timesteps,
             )
         except SettingsError as error:
             raise gr.Error(str(error), print_exception=False) from None  # the user's input, not a fault of the server
         try:
-            result = generate(model, checkpoint.tokenizer, class_ids, [names[k] for k in class_ids], per_class,
-                              sampling, seed, zoom)
+            result = generate(
+                model, checkpoint.tokenizer, class_ids, [names[k] for k in class_ids], per_class, sampling, seed, zoom
+            )
         except torch.OutOfMemoryError:
             raise gr.Error(f"{device} ran out of memory for {len(class_ids) * per_class} images; pick fewer") from None
-        status = (f"{result.count} images in {result.seconds:.2f} s ({result.images_per_second:.2f} images/s) on {device}, "
-                  f"K={sampling.num_iter}, " + (f"{sampling.head_sampler} head with {sampling.diffusion_steps} steps, "
-                                                if diffusion else "categorical head, ")
-                  + f"cfg {sampling.cfg:g} ({sampling.cfg_schedule}), temperature {sampling.temperature:g}, seed {seed}")
+        status = (
+            f"{result.count} images in {result.seconds:.2f} s ({result.images_per_second:.2f} images/s) on {device}, "
+            f"K={sampling.num_iter}, "
+            + (
+                f"{sampling.head_sampler} head with {sampling.diffusion_steps} steps, "
+                if diffusion
+                else "categorical head, "
+            )
+            + f"cfg {sampling.cfg:g} ({sampling.cfg_schedule}), temperature {sampling.temperature:g}, seed {seed}"
+        )
         return result.grid, status, result.frames
 
     with gr.Blocks(title="MAR demo", analytics_enabled=False) as app:  # offline: no usage reports, no version check
@@ -71,25 +95,75 @@ def build_app(checkpoint: Checkpoint, source: str, device: torch.device, max_ima
         with gr.Row():
             with gr.Column(scale=1):
                 controls = [
-                    gr.Dropdown(names, value=names[: min(4, len(names))], multiselect=True, label="classes (one row each)",
-                                elem_id="classes"),
-                    gr.Slider(1, max_images, value=min(2, max_images), step=1, precision=0,
-                              label="images per class (--per-class)", elem_id="per-class"),
-                    gr.Slider(1, config.seq_len, value=min(defaults.num_iter, config.seq_len), step=1, precision=0,
-                              label="K: autoregressive steps (--num-iter)", info=f"1 to {config.seq_len}, the tokens per image",
-                              elem_id="num-iter"),
-                    gr.Radio(sampling_choices("head_sampler"), value=defaults.head_sampler, interactive=diffusion,
-                             label="head sampler (--head-sampler)", info=head_note, elem_id="head-sampler"),
-                    gr.Slider(1, max(train_timesteps - 1, defaults.diffusion_steps), value=defaults.diffusion_steps, step=1,
-                              precision=0, interactive=diffusion, label="head steps per token (--diffusion-steps)",
-                              elem_id="diffusion-steps"),
-                    gr.Slider(0.0, 3.0, value=defaults.temperature, step=0.05, label="temperature (--temperature)",
-                              info="ddpm: noise per step; ddim, dpm++: starting noise; categorical: softmax temperature",
-                              elem_id="temperature"),
-                    gr.Slider(0.0, 10.0, value=defaults.cfg, step=0.1, label="CFG scale (--cfg)", info="1 = no guidance",
-                              elem_id="cfg"),
-                    gr.Radio(sampling_choices("cfg_schedule"), value=defaults.cfg_schedule, label="CFG schedule (--cfg-schedule)",
-                             info="linear rises from 1 to the scale as tokens are drawn", elem_id="cfg-schedule"),
+                    gr.Dropdown(
+                        names,
+                        value=names[: min(4, len(names))],
+                        multiselect=True,
+                        label="classes (one row each)",
+                        elem_id="classes",
+                    ),
+                    gr.Slider(
+                        1,
+                        max_images,
+                        value=min(2, max_images),
+                        step=1,
+                        precision=0,
+                        label="images per class (--per-class)",
+                        elem_id="per-class",
+                    ),
+                    gr.Slider(
+                        1,
+                        config.seq_len,
+                        value=min(defaults.num_iter, config.seq_len),
+                        step=1,
+                        precision=0,
+                        label="K: autoregressive steps (--num-iter)",
+                        info=f"1 to {config.seq_len}, the tokens per image",
+                        elem_id="num-iter",
+                    ),
+                    gr.Radio(
+                        sampling_choices("head_sampler"),
+                        value=defaults.head_sampler,
+                        interactive=diffusion,
+                        label="head sampler (--head-sampler)",
+                        info=head_note,
+                        elem_id="head-sampler",
+                    ),
+                    gr.Slider(
+                        1,
+                        max(train_timesteps - 1, defaults.diffusion_steps),
+                        value=defaults.diffusion_steps,
+                        step=1,
+                        precision=0,
+                        interactive=diffusion,
+                        label="head steps per token (--diffusion-steps)",
+                        elem_id="diffusion-steps",
+                    ),
+                    gr.Slider(
+                        0.0,
+                        3.0,
+                        value=defaults.temperature,
+                        step=0.05,
+                        label="temperature (--temperature)",
+                        info="ddpm: noise per step; ddim, dpm++: starting noise; categorical: softmax temperature",
+                        elem_id="temperature",
+                    ),
+                    gr.Slider(
+                        0.0,
+                        10.0,
+                        value=defaults.cfg,
+                        step=0.1,
+                        label="CFG scale (--cfg)",
+                        info="1 = no guidance",
+                        elem_id="cfg",
+                    ),
+                    gr.Radio(
+                        sampling_choices("cfg_schedule"),
+                        value=defaults.cfg_schedule,
+                        label="CFG schedule (--cfg-schedule)",
+                        info="linear rises from 1 to the scale as tokens are drawn",
+                        elem_id="cfg-schedule",
+                    ),
                     gr.Number(0, precision=0, minimum=0, maximum=2**31 - 1, label="seed (--seed)", elem_id="seed"),
                 ]
                 button = gr.Button("Generate", variant="primary", elem_id="generate")
@@ -97,8 +171,9 @@ def build_app(checkpoint: Checkpoint, source: str, device: torch.device, max_ima
                 grid = gr.Image(label="samples", type="pil", format="png", interactive=False, elem_id="grid")
                 status = gr.Textbox(label="time taken", interactive=False, elem_id="status")
                 gr.Markdown(UNMASKING)
-                frames = gr.Gallery(label="unmasking, step by step", columns=4, object_fit="contain", format="png",
-                                    elem_id="frames")
+                frames = gr.Gallery(
+                    label="unmasking, step by step", columns=4, object_fit="contain", format="png", elem_id="frames"
+                )
         button.click(run, inputs=controls, outputs=[grid, status, frames], api_name="generate")
     return app
 
@@ -106,5 +181,7 @@ def build_app(checkpoint: Checkpoint, source: str, device: torch.device, max_ima
 def serve(app: gr.Blocks, host: str, port: int, block: bool = True) -> str:
     """Serves the page at http://host:port and returns its address; without ``block`` it returns at once and the
     server runs in a thread until ``app.close()``."""
-    app.launch(server_name=host, server_port=port, theme=THEME, ssr_mode=False, prevent_thread_lock=not block, quiet=not block)
+    app.launch(
+        server_name=host, server_port=port, theme=THEME, ssr_mode=False, prevent_thread_lock=not block, quiet=not block
+    )
     return f"http://{host}:{port}/"

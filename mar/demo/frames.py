@@ -1,4 +1,5 @@
 """Pictures of a sample mid-way: the tokens drawn so far, decoded, with the ones still masked painted gray."""
+
 import torch
 
 from mar.model.config import MARConfig

@@ -1,4 +1,5 @@
 """One request of the demo: a grid of samples, pictures of the unmasking after each step, and the time taken."""
+
 import argparse
 import time
 from dataclasses import dataclass
@@ -42,8 +43,16 @@ def _finish(device: torch.device) -> None:
 
 
 @torch.no_grad()
-def generate(model: MARGenerator, tokenizer: Tokenizer, class_ids: list[int], row_names: list[str], per_class: int,
-             sampling: argparse.Namespace, seed: int, zoom: int = 2) -> Generation:
+def generate(
+    model: MARGenerator,
+    tokenizer: Tokenizer,
+    class_ids: list[int],
+    row_names: list[str],
+    per_class: int,
+    sampling: argparse.Namespace,
+    seed: int,
+    zoom: int = 2,
+) -> Generation:
     """``per_class`` samples of each class with the command line's ``sampling`` arguments, seeded like sample.py."""
     device = next(model.parameters()).device
     config, shown = model.config, set(shown_steps(sampling.num_iter))
@@ -61,8 +70,9 @@ def generate(model: MARGenerator, tokenizer: Tokenizer, class_ids: list[int], ro
 
     _finish(device)
     started = time.perf_counter()
-    latents = sample_latents(model, labels, sampling_options(sampling), generator=torch.Generator(device).manual_seed(seed),
-                             on_step=picture)  # (n, c, h, w)
+    latents = sample_latents(
+        model, labels, sampling_options(sampling), generator=torch.Generator(device).manual_seed(seed), on_step=picture
+    )  # (n, c, h, w)
     images = tokenizer.decode_latents(latents)  # (n, 3, s, s)
     _finish(device)
     seconds = time.perf_counter() - started - frame_seconds

@@ -6,6 +6,7 @@ Examples:
     mar demo --checkpoint runs/default
     python -m mar.demo --checkpoint runs/default/checkpoints/step-00002028 --port 8000 --device cpu
 """
+
 import socket
 
 from mar.cli.common import add_checkpoint_argument, pick_device
@@ -30,15 +31,19 @@ def check_port(host: str, port: int) -> None:
         try:
             probe.bind((host, port))
         except OSError as error:
-            fail(f"--host {host} --port {port} cannot be served on ({error.strerror or error}); pass another --port "
-                 "(or a --host of this machine)")
+            fail(
+                f"--host {host} --port {port} cannot be served on ({error.strerror or error}); pass another --port "
+                "(or a --host of this machine)"
+            )
 
 
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
     if args.checkpoint is None:
-        fail("no --checkpoint given: train one with `python train.py` (it writes runs/default), then run "
-             "`mar demo --checkpoint runs/default`")
+        fail(
+            "no --checkpoint given: train one with `python train.py` (it writes runs/default), then run "
+            "`mar demo --checkpoint runs/default`"
+        )
     try:
         from mar.demo.app import build_app, serve
     except ModuleNotFoundError as error:

@@ -4,6 +4,7 @@ same words.
 Each sampling value goes through the type of its option in ``mar.cli.add_sampling_arguments`` and then through
 ``mar.options.check_sampling``; options the page has no control for keep the command line's defaults.
 """
+
 import argparse
 import contextlib
 import io
@@ -86,8 +87,10 @@ def checked_count(num_classes: int, per_class, max_images: int) -> int:
     """Images per class, so that all the classes together make at most ``max_images`` images."""
     per_class = _parsed(integer(1, max_images), "--per-class", per_class)
     if num_classes * per_class > max_images:
-        raise SettingsError(f"{num_classes} classes x {per_class} images = {num_classes * per_class} images, more than "
-                            f"the {max_images} this page draws at once (--max-images); pick fewer classes or images")
+        raise SettingsError(
+            f"{num_classes} classes x {per_class} images = {num_classes * per_class} images, more than "
+            f"the {max_images} this page draws at once (--max-images); pick fewer classes or images"
+        )
     return per_class
 
 

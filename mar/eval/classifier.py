@@ -5,6 +5,7 @@ gives features in which FID, precision and recall measure what matters there, an
 accuracy of conditional samples. It is trained once per dataset and image size and kept in a folder
 (``classifier.safetensors`` + ``classifier.json``, which records its test accuracy) for every later comparison.
 """
+
 import json
 import math
 import os
@@ -31,8 +32,12 @@ class ClassifierConfig:
 def conv_block(channels_in: int, channels_out: int) -> nn.Sequential:
     """3x3 convolution, GroupNorm and SiLU, then a stride-2 downsample."""
     return nn.Sequential(
-        nn.Conv2d(channels_in, channels_out, 3, padding=1), nn.GroupNorm(8, channels_out), nn.SiLU(),
-        nn.Conv2d(channels_out, channels_out, 3, stride=2, padding=1), nn.GroupNorm(8, channels_out), nn.SiLU(),
+        nn.Conv2d(channels_in, channels_out, 3, padding=1),
+        nn.GroupNorm(8, channels_out),
+        nn.SiLU(),
+        nn.Conv2d(channels_out, channels_out, 3, stride=2, padding=1),
+        nn.GroupNorm(8, channels_out),
+        nn.SiLU(),
     )
 
 
@@ -65,7 +70,9 @@ def shift_augment(images: torch.Tensor, generator: torch.Generator, max_shift: i
 
 
 @torch.no_grad()
-def predict(classifier: FeatureClassifier, images: torch.Tensor, batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+def predict(
+    classifier: FeatureClassifier, images: torch.Tensor, batch_size: int = 512
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(features (n, f), predicted classes (n,)) of images (n, 3, s, s), on the classifier's device."""
     classifier.eval()
     device = next(classifier.parameters()).device
@@ -77,8 +84,16 @@ def accuracy(classifier: FeatureClassifier, images: torch.Tensor, labels: torch.
     return (predict(classifier, images)[1] == labels.cpu()).float().mean().item()
 
 
-def train_classifier(classifier: FeatureClassifier, images: torch.Tensor, labels: torch.Tensor, steps: int,
-                     batch_size: int = 64, lr: float = 2e-3, seed: int = 0, progress: bool = True) -> FeatureClassifier:
+def train_classifier(
+    classifier: FeatureClassifier,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    steps: int,
+    batch_size: int = 64,
+    lr: float = 2e-3,
+    seed: int = 0,
+    progress: bool = True,
+) -> FeatureClassifier:
     """AdamW with a cosine decay and random shifts; images (n, 3, s, s) and labels (n,) on the training device."""
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(classifier.parameters(), lr=lr, weight_decay=0.05)
@@ -119,9 +134,17 @@ def load_classifier(directory: str | Path, expect: dict) -> tuple[FeatureClassif
     return classifier.eval().requires_grad_(False), info
 
 
-def classifier_for(directory: str | Path, train_set: tuple[torch.Tensor, torch.Tensor], test_set: tuple[torch.Tensor, torch.Tensor],
-                   dataset: str, num_classes: int, steps: int, device: torch.device, seed: int = 0,
-                   progress: bool = True) -> tuple[FeatureClassifier, dict]:
+def classifier_for(
+    directory: str | Path,
+    train_set: tuple[torch.Tensor, torch.Tensor],
+    test_set: tuple[torch.Tensor, torch.Tensor],
+    dataset: str,
+    num_classes: int,
+    steps: int,
+    device: torch.device,
+    seed: int = 0,
+    progress: bool = True,
+) -> tuple[FeatureClassifier, dict]:
     """The classifier kept in ``directory`` for this data, image size and training length, else one trained now.
 
     Returns it on ``device`` with its info, which holds ``test_accuracy`` on ``test_set``.
@@ -134,6 +157,9 @@ def classifier_for(directory: str | Path, train_set: tuple[torch.Tensor, torch.T
     torch.manual_seed(seed)  # the initial weights
     classifier = FeatureClassifier(ClassifierConfig(num_classes, image_size)).to(device)
     train_classifier(classifier, train_set[0].to(device), train_set[1].to(device), steps, seed=seed, progress=progress)
-    info = expect | {"train_images": len(train_set[1]), "test_images": len(test_set[1]),
-                     "test_accuracy": accuracy(classifier, *test_set)}
+    info = expect | {
+        "train_images": len(train_set[1]),
+        "test_images": len(test_set[1]),
+        "test_accuracy": accuracy(classifier, *test_set),
+    }
     return classifier, save_classifier(classifier, directory, info)

@@ -1,10 +1,22 @@
 """mar compare's report: per-seed scores gathered into means with 95% intervals, one verdict line per claim, markdown."""
+
 import json
 import math
 
 from mar.eval.intervals import Interval, mean_interval, verdict
 
-METRICS = ("fid", "accuracy", "precision", "recall", "psnr", "rfid", "usage", "images_per_s", "inception_fid", "inception_score")
+METRICS = (
+    "fid",
+    "accuracy",
+    "precision",
+    "recall",
+    "psnr",
+    "rfid",
+    "usage",
+    "images_per_s",
+    "inception_fid",
+    "inception_score",
+)
 LOWER_IS_BETTER = {"fid": True, "accuracy": False}  # the metrics a claim is made on
 REFERENCE_VARIANT = "kl-diffusion"  # the paper's claim: this one is ahead of every other
 
@@ -16,7 +28,11 @@ def gather(seed_rows: list[dict]) -> list[dict]:
         groups.setdefault((row["variant"], row["cfg"]), []).append(row)
     gathered = []
     for rows in groups.values():
-        row = {key: rows[0][key] for key in ("variant", "cfg", "tokenizer", "head", "lr", "warmup_epochs") if key in rows[0]}
+        row = {
+            key: rows[0][key]
+            for key in ("variant", "cfg", "tokenizer", "head", "lr", "warmup_epochs")
+            if key in rows[0]
+        }
         row |= {"seeds": [r["seed"] for r in rows]}
         row |= {m: mean_interval([r[m] for r in rows]) for m in METRICS if all(m in r for r in rows)}
         gathered.append(row)
@@ -33,8 +49,10 @@ def claims(rows: list[dict]) -> list[str]:
         ours = at_cfg[REFERENCE_VARIANT]
         for name, other in at_cfg.items():
             if name != REFERENCE_VARIANT:
-                lines += [f"cfg {cfg:g}, " + verdict(metric, REFERENCE_VARIANT, ours[metric], name, other[metric], lower)
-                          for metric, lower in LOWER_IS_BETTER.items()]
+                lines += [
+                    f"cfg {cfg:g}, " + verdict(metric, REFERENCE_VARIANT, ours[metric], name, other[metric], lower)
+                    for metric, lower in LOWER_IS_BETTER.items()
+                ]
     return lines
 
 
@@ -61,15 +79,29 @@ def to_json(value):
 
 
 def table(rows: list[dict]) -> str:
-    columns = [("variant", "variant"), ("guidance", "cfg"), ("lr / warmup ep.", "recipe"), ("FID", "fid"),
-               ("class acc.", "accuracy"), ("precision", "precision"), ("recall", "recall"), ("tok. PSNR (dB)", "psnr"),
-               ("tok. rFID", "rfid"), ("codebook usage", "usage"), ("images/s", "images_per_s")]
+    columns = [
+        ("variant", "variant"),
+        ("guidance", "cfg"),
+        ("lr / warmup ep.", "recipe"),
+        ("FID", "fid"),
+        ("class acc.", "accuracy"),
+        ("precision", "precision"),
+        ("recall", "recall"),
+        ("tok. PSNR (dB)", "psnr"),
+        ("tok. rFID", "rfid"),
+        ("codebook usage", "usage"),
+        ("images/s", "images_per_s"),
+    ]
     if any("inception_fid" in row for row in rows):
         columns += [("Inception FID", "inception_fid"), ("IS", "inception_score")]
     lines = ["| " + " | ".join(c[0] for c in columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
         row = row | ({"recipe": f"{row['lr']:.3g} / {row['warmup_epochs']:g}"} if "lr" in row else {})
-        lines.append("| " + " | ".join(cell(row.get(key), 1 if key in ("images_per_s", "cfg") else 3) for _, key in columns) + " |")
+        lines.append(
+            "| "
+            + " | ".join(cell(row.get(key), 1 if key in ("images_per_s", "cfg") else 3) for _, key in columns)
+            + " |"
+        )
     return "\n".join(lines)
 
 
@@ -77,25 +109,42 @@ def sweep_tables(results: dict) -> str:
     budget = results["budget"]
     parts = []
     for name, points in results["recipe_sweeps"].items():
-        parts.append(f"\nRecipe sweep of {name} (held-out loss of {len(points)} runs of {budget['sweep_epochs']} epochs, "
-                     "lowest chosen):\n\n| lr | warmup epochs | held-out loss |\n|---|---|---|\n"
-                     + "\n".join(f"| {p['lr']:.3g} | {p['warmup_epochs']:g} | {p['held_out_loss']:.4f}"
-                                 + (" (chosen)" if p.get("chosen") else "") + " |" for p in points))
-    for title, axis in ((f"Temperature sweep, K = {budget['num_iter']}", "temperature"), ("K sweep, temperature 1", "num_iter")):
+        parts.append(
+            f"\nRecipe sweep of {name} (held-out loss of {len(points)} runs of {budget['sweep_epochs']} epochs, "
+            "lowest chosen):\n\n| lr | warmup epochs | held-out loss |\n|---|---|---|\n"
+            + "\n".join(
+                f"| {p['lr']:.3g} | {p['warmup_epochs']:g} | {p['held_out_loss']:.4f}"
+                + (" (chosen)" if p.get("chosen") else "")
+                + " |"
+                for p in points
+            )
+        )
+    for title, axis in (
+        (f"Temperature sweep, K = {budget['num_iter']}", "temperature"),
+        ("K sweep, temperature 1", "num_iter"),
+    ):
         if results["sweeps"].get(axis):
-            parts.append(f"\n{title} ({REFERENCE_VARIANT}, seed {results['seeds'][0]}, cfg {budget['cfg']:g}, "
-                         f"{budget['sweep_per_class']} samples per class):\n\n| {axis} | FID | class acc. |\n|---|---|---|\n"
-                         + "\n".join(f"| {p[axis]:g} | {p['fid']:.3f} | {p['accuracy']:.3f} |" for p in results["sweeps"][axis]))
+            parts.append(
+                f"\n{title} ({REFERENCE_VARIANT}, seed {results['seeds'][0]}, cfg {budget['cfg']:g}, "
+                f"{budget['sweep_per_class']} samples per class):\n\n| {axis} | FID | class acc. |\n|---|---|---|\n"
+                + "\n".join(f"| {p[axis]:g} | {p['fid']:.3f} | {p['accuracy']:.3f} |" for p in results["sweeps"][axis])
+            )
     return "\n".join(parts)
 
 
 def markdown(results: dict) -> str:
     classifier = results["classifier"]
-    return (f"Command: `{results['command']}`  \nMachine: {results['machine']}  \n"
-            f"Budget {results['budget_name']}: {json.dumps(results['budget'])}  \n"
-            f"Seeds {results['seeds']}: each trains its own tokenizer and generator and draws its own samples; "
-            "cells are means with 95% t intervals over the seeds.  \n"
-            f"Feature classifier: test accuracy {classifier['test_accuracy']:.3f} on {classifier['test_images']} held-out images; "
-            f"{results['samples_per_setting']} samples per setting and seed; wall time {results['seconds']:.0f} s\n\n"
-            + table(results["rows"]) + "\n\nClaims (settled only where the 95% intervals are disjoint):\n\n"
-            + "\n".join(f"- {line}" for line in results["claims"]) + "\n" + sweep_tables(results) + "\n")
+    return (
+        f"Command: `{results['command']}`  \nMachine: {results['machine']}  \n"
+        f"Budget {results['budget_name']}: {json.dumps(results['budget'])}  \n"
+        f"Seeds {results['seeds']}: each trains its own tokenizer and generator and draws its own samples; "
+        "cells are means with 95% t intervals over the seeds.  \n"
+        f"Feature classifier: test accuracy {classifier['test_accuracy']:.3f} on {classifier['test_images']} held-out images; "
+        f"{results['samples_per_setting']} samples per setting and seed; wall time {results['seconds']:.0f} s\n\n"
+        + table(results["rows"])
+        + "\n\nClaims (settled only where the 95% intervals are disjoint):\n\n"
+        + "\n".join(f"- {line}" for line in results["claims"])
+        + "\n"
+        + sweep_tables(results)
+        + "\n"
+    )

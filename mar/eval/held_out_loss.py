@@ -4,6 +4,7 @@ Each head is ranked by its own loss (the diffusion loss for a diffusion head, cr
 one), so recipes compare within a variant, never across heads. The masks, timesteps and noise come from one
 seeded generator, so every candidate recipe is scored on the same draws.
 """
+
 import torch
 
 from mar.data.latents import encode_views, latent_set

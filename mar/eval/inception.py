@@ -4,6 +4,7 @@ Nothing is downloaded: the caller passes torch-fidelity's Inception weights file
 the 2048-d feature statistics ``mu`` (2048,) and ``sigma`` (2048, 2048), as ADM's reference batches do
 (e.g. VIRTUAL_imagenet256_labeled.npz). Anything missing raises ``InceptionUnavailable`` with a one-line fix.
 """
+
 from pathlib import Path
 
 import numpy as np
@@ -53,8 +54,15 @@ def check_inception(weights_path):
 def open_extractor(weights_path, device) -> torch.nn.Module:
     """torch-fidelity's TF-FID Inception from ``weights_path``, answering (2048-d pool, 1008 unbiased logits), in eval mode."""
     extractor_class, _ = check_inception(weights_path)
-    return extractor_class(name="inception-v3-compat", features_list=["2048", "logits_unbiased"],
-                           feature_extractor_weights_path=str(weights_path)).to(device).eval()
+    return (
+        extractor_class(
+            name="inception-v3-compat",
+            features_list=["2048", "logits_unbiased"],
+            feature_extractor_weights_path=str(weights_path),
+        )
+        .to(device)
+        .eval()
+    )
 
 
 def inception_metrics(images: torch.Tensor, weights_path, reference_npz, batch_size: int = 64, device=None) -> dict:

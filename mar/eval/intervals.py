@@ -4,6 +4,7 @@ A comparison trains each variant with a few seeds; a metric then has one value p
 Student's t interval for the mean (n - 1 degrees of freedom), which covers the true mean at the stated rate when
 the seed values are normal. A claim "A is better than B" is settled only when the two intervals are disjoint.
 """
+
 import math
 from dataclasses import dataclass
 

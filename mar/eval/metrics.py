@@ -2,6 +2,7 @@
 
 Features are (n, f) arrays from any feature network (a classifier trained on the data, or Inception).
 """
+
 import numpy as np
 import torch
 
@@ -36,10 +37,12 @@ BLOCK = 1024  # query rows per distance block: memory stays (BLOCK, n), so 50k-i
 
 def _radii(features: torch.Tensor, k: int) -> torch.Tensor:
     """Distance of each point to its k-th nearest other point: (n,)."""
-    return torch.cat([
-        torch.cdist(block, features).kthvalue(k + 1, dim=1).values  # (b, n): each point is its own 0th neighbour
-        for block in features.split(BLOCK)
-    ])
+    return torch.cat(
+        [
+            torch.cdist(block, features).kthvalue(k + 1, dim=1).values  # (b, n): each point is its own 0th neighbour
+            for block in features.split(BLOCK)
+        ]
+    )
 
 
 def _coverage(manifold: torch.Tensor, radii: torch.Tensor, queries: torch.Tensor) -> float:

@@ -3,6 +3,7 @@
 An .npz is a zip of .npy files; numpy's format helpers write and read an .npy header, so rows can go into (or come
 out of) the zip entry block by block and memory stays flat in n.
 """
+
 import zipfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -11,14 +12,20 @@ from pathlib import Path
 import numpy as np
 
 
-def write_npz_rows(path: str | Path, blocks: Iterable[np.ndarray], count: int, row_shape: tuple, key: str = "arr_0") -> Path:
+def write_npz_rows(
+    path: str | Path, blocks: Iterable[np.ndarray], count: int, row_shape: tuple, key: str = "arr_0"
+) -> Path:
     """Writes ``count`` rows of ``row_shape`` (uint8), given as blocks (b, *row_shape), as ``key`` of an .npz.
 
     Written to a temporary name and renamed, so a crash never leaves a truncated file under ``path``.
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False, "shape": (count, *row_shape)}
+    header = {
+        "descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)),
+        "fortran_order": False,
+        "shape": (count, *row_shape),
+    }
     written = 0
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
@@ -45,8 +52,10 @@ def _read_image_header(entry, path, key: str) -> tuple:
     read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
     shape, fortran, dtype = read(entry)
     if dtype != np.uint8 or fortran or len(shape) != 4 or shape[3] != 3:
-        raise ValueError(f"{path}: {key} is {dtype} {shape}{' (Fortran order)' if fortran else ''}, not uint8 RGB images; "
-                         "pass images as ADM's evaluator stores them (uint8, n x h x w x 3)")
+        raise ValueError(
+            f"{path}: {key} is {dtype} {shape}{' (Fortran order)' if fortran else ''}, not uint8 RGB images; "
+            "pass images as ADM's evaluator stores them (uint8, n x h x w x 3)"
+        )
     return shape
 
 
@@ -60,7 +69,9 @@ def _open_entry(path: str | Path, key: str):
     with archive:
         if f"{key}.npy" not in archive.namelist():
             names = sorted(name.removesuffix(".npy") for name in archive.namelist())
-            raise ValueError(f"{path} holds {names}, no {key!r}; pass an .npz whose {key} holds the images (n x h x w x 3)")
+            raise ValueError(
+                f"{path} holds {names}, no {key!r}; pass an .npz whose {key} holds the images (n x h x w x 3)"
+            )
         with archive.open(f"{key}.npy") as entry:
             yield entry
 
@@ -78,4 +89,6 @@ def read_npz_rows(path: str | Path, batch: int, key: str = "arr_0") -> Iterator[
         row_bytes = int(np.prod(shape[1:]))
         for start in range(0, shape[0], batch):
             rows = min(batch, shape[0] - start)
-            yield np.frombuffer(bytearray(entry.read(rows * row_bytes)), dtype=np.uint8).reshape(rows, *shape[1:])  # writable
+            yield np.frombuffer(bytearray(entry.read(rows * row_bytes)), dtype=np.uint8).reshape(
+                rows, *shape[1:]
+            )  # writable

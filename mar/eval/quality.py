@@ -4,6 +4,7 @@ Samples get FID against a reference set of real images, precision / recall by k-
 classifier assigns to the class they were drawn for. A tokenizer gets PSNR and rFID (reconstructions of the
 reference images against the images themselves), plus codebook usage when discrete.
 """
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +31,9 @@ def reference_set(classifier: FeatureClassifier, images: torch.Tensor) -> Refere
     return Reference(images, features, *feature_statistics(features))
 
 
-def sample_metrics(classifier: FeatureClassifier, reference: Reference, images: torch.Tensor, labels: torch.Tensor) -> dict:
+def sample_metrics(
+    classifier: FeatureClassifier, reference: Reference, images: torch.Tensor, labels: torch.Tensor
+) -> dict:
     """FID, class accuracy, precision and recall of ``images`` (n, 3, s, s) drawn for classes ``labels`` (n,)."""
     features, predicted = predict(classifier, images)
     features = features.numpy()
@@ -48,8 +51,12 @@ def tokenizer_metrics(tokenizer, classifier: FeatureClassifier, reference: Refer
     images = reference.images.to(device)
     reconstructions = reconstruct(tokenizer, images)  # once, for both PSNR and rFID
     features = predict(classifier, reconstructions)[0].numpy()
-    metrics = {"psnr": psnr(reconstructions, images),
-               "rfid": frechet_distance(*feature_statistics(features), reference.mu, reference.sigma)}
+    metrics = {
+        "psnr": psnr(reconstructions, images),
+        "rfid": frechet_distance(*feature_statistics(features), reference.mu, reference.sigma),
+    }
     if tokenizer.discrete:
-        metrics |= code_statistics(torch.cat([tokenizer.encode(chunk) for chunk in images.split(256)]), tokenizer.codebook_size)
+        metrics |= code_statistics(
+            torch.cat([tokenizer.encode(chunk) for chunk in images.split(256)]), tokenizer.codebook_size
+        )
     return metrics

@@ -4,6 +4,7 @@ For the embedded glyph set the held-out images are glyphs rendered from the next
 draw is split into training and held-out images. The classifier is kept under ``<cache dir>/classifiers/``, one
 folder per dataset, image size and training length, so train.py and mar compare train it once and reuse it.
 """
+
 import hashlib
 import json
 from pathlib import Path
@@ -25,11 +26,15 @@ def held_out_sets(args, dataset, train_images: int, reference_images: int, seed:
     a draw seeded by ``seed`` of up to train + reference images, of which the last fifth at most is held out.
     """
     if args.data_path is None:
-        reference = glyph_dataset(reference_images, args.image_size, args.data_seed + 1, cache_dir=args.cache_dir).tensors
+        reference = glyph_dataset(
+            reference_images, args.image_size, args.data_seed + 1, cache_dir=args.cache_dir
+        ).tensors
         return dataset.tensors, reference
     count = min(len(dataset), train_images + reference_images)
     picks = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:count].tolist()
-    images, labels = zip(*(item for item in (dataset[i] for i in picks) if item is not None))  # None: skipped unreadable
+    images, labels = zip(
+        *(item for item in (dataset[i] for i in picks) if item is not None)
+    )  # None: skipped unreadable
     images, labels = torch.stack(images), torch.as_tensor(labels)
     split = count - min(reference_images, count // 5)
     return (images[:split], labels[:split]), (images[split:], labels[split:])
@@ -41,12 +46,21 @@ def classifier_folder(cache_dir: str | Path, dataset: str, image_size: int, step
     return Path(cache_dir) / "classifiers" / f"{dataset.split('(')[0]}-{key}"
 
 
-def dataset_classifier(args, dataset, dataset_name: str, num_classes: int, device: torch.device,
-                       steps: int = CLASSIFIER_STEPS, reference_images: int = REFERENCE_IMAGES,
-                       train_images: int = 10_000, progress: bool = True) -> tuple[FeatureClassifier, dict, tuple, tuple]:
+def dataset_classifier(
+    args,
+    dataset,
+    dataset_name: str,
+    num_classes: int,
+    device: torch.device,
+    steps: int = CLASSIFIER_STEPS,
+    reference_images: int = REFERENCE_IMAGES,
+    train_images: int = 10_000,
+    progress: bool = True,
+) -> tuple[FeatureClassifier, dict, tuple, tuple]:
     """(classifier, its info, training set, held-out set): the kept classifier of this data, or one trained now."""
     train_set, reference = held_out_sets(args, dataset, train_images, reference_images)
     folder = classifier_folder(args.cache_dir, dataset_name, args.image_size, steps)
-    classifier, info = classifier_for(folder, train_set, reference, dataset_name, num_classes, steps, device,
-                                      seed=CLASSIFIER_SEED, progress=progress)
+    classifier, info = classifier_for(
+        folder, train_set, reference, dataset_name, num_classes, steps, device, seed=CLASSIFIER_SEED, progress=progress
+    )
     return classifier, info | {"folder": str(folder)}, train_set, reference

@@ -6,6 +6,7 @@ images do not depend on which process draws it or on how many processes there ar
 r of w draws chunks r, r + w, ...; each image is written to a temporary name and renamed, so a chunk whose PNGs
 all exist is finished and a re-run skips it. Nothing is held beyond one chunk.
 """
+
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -63,17 +64,22 @@ def check_manifest(folder: Path, record: dict) -> bool:
     path = folder / MANIFEST
     if not path.is_file():
         if folder.is_dir() and any(folder.glob("*.png")):
-            raise ValueError(f"{folder} holds PNGs but no {MANIFEST}: they are not a sample set of this script; "
-                             "pass another --out")
+            raise ValueError(
+                f"{folder} holds PNGs but no {MANIFEST}: they are not a sample set of this script; pass another --out"
+            )
         return False
     try:
         saved = json.loads(path.read_text())
     except (OSError, ValueError) as error:
         raise ValueError(f"{path} is unreadable ({type(error).__name__}); pass another --out") from None
-    differences = [f"{key}: {saved.get(key)!r} != {value!r}" for key, value in record.items() if saved.get(key) != value]
+    differences = [
+        f"{key}: {saved.get(key)!r} != {value!r}" for key, value in record.items() if saved.get(key) != value
+    ]
     if differences:
-        raise ValueError(f"{folder} holds another sample set (saved != requested: {'; '.join(differences)}); "
-                         "pass another --out, or the same settings to continue it")
+        raise ValueError(
+            f"{folder} holds another sample set (saved != requested: {'; '.join(differences)}); "
+            "pass another --out, or the same settings to continue it"
+        )
     return True
 
 
@@ -94,7 +100,9 @@ def sample_set_record(plan: SamplePlan, checkpoint: str, sampling: dict, ema: bo
 
 
 @torch.no_grad()
-def draw_chunk(model, tokenizer, plan: SamplePlan, chunk: int, precision, sampling: SamplingConfig | None = None) -> np.ndarray:
+def draw_chunk(
+    model, tokenizer, plan: SamplePlan, chunk: int, precision, sampling: SamplingConfig | None = None
+) -> np.ndarray:
     """The chunk's images, uint8 (n, s, s, 3)."""
     device = next(model.parameters()).device
     generator = torch.Generator(device).manual_seed(plan.generator_seed(chunk))
@@ -112,13 +120,27 @@ def write_chunk(folder: Path, plan: SamplePlan, chunk: int, images: np.ndarray) 
         tmp.replace(final)
 
 
-def draw_sample_set(model, tokenizer, plan: SamplePlan, folder: Path, rank: int = 0, world: int = 1, precision=None,
-                    progress: bool = True, sampling: SamplingConfig | None = None) -> int:
+def draw_sample_set(
+    model,
+    tokenizer,
+    plan: SamplePlan,
+    folder: Path,
+    rank: int = 0,
+    world: int = 1,
+    precision=None,
+    progress: bool = True,
+    sampling: SamplingConfig | None = None,
+) -> int:
     """Draws this process's unfinished chunks into ``folder``; returns how many images it drew."""
     mine = [k for k in range(rank, plan.num_chunks, world) if not chunk_done(folder, plan, k)]
     drawn = 0
-    with tqdm(total=sum(len(plan.indices(k)) for k in mine) * world, desc="sampling", unit="img", disable=not progress or rank != 0,
-              smoothing=0.1) as bar:  # rank 0 stands for all: its share times the process count
+    with tqdm(
+        total=sum(len(plan.indices(k)) for k in mine) * world,
+        desc="sampling",
+        unit="img",
+        disable=not progress or rank != 0,
+        smoothing=0.1,
+    ) as bar:  # rank 0 stands for all: its share times the process count
         for chunk in mine:
             images = draw_chunk(model, tokenizer, plan, chunk, precision, sampling)
             write_chunk(folder, plan, chunk, images)

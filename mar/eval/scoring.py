@@ -9,6 +9,7 @@ A reference .npz in ADM's format holds ``mu`` and ``sigma``; precision / recall 
 from ``activations`` (n, 2048) when present (``write_reference`` stores them) or computed from ``arr_0`` (its
 images, as ADM's reference batches hold them).
 """
+
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
 def image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+    return sorted(
+        p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+    )
 
 
 def count_images(source: str | Path) -> int:
@@ -41,10 +44,12 @@ def image_blocks(source: str | Path, batch: int) -> Iterator[np.ndarray]:
         return
     files = image_files(source)
     for start in range(0, len(files), batch):
-        pictures = [np.asarray(Image.open(path).convert("RGB")) for path in files[start:start + batch]]
+        pictures = [np.asarray(Image.open(path).convert("RGB")) for path in files[start : start + batch]]
         if len({p.shape for p in pictures}) > 1:
-            raise ValueError(f"images in {source} differ in size ({sorted({p.shape[:2] for p in pictures})}); "
-                             "resize them to one size first")
+            raise ValueError(
+                f"images in {source} differ in size ({sorted({p.shape[:2] for p in pictures})}); "
+                "resize them to one size first"
+            )
         yield np.stack(pictures)
 
 
@@ -58,7 +63,9 @@ class InceptionFeatures:
 
 
 @torch.no_grad()
-def inception_features(source, extractor, device: torch.device, batch: int = 100, keep_pool: bool = False) -> InceptionFeatures:
+def inception_features(
+    source, extractor, device: torch.device, batch: int = 100, keep_pool: bool = False
+) -> InceptionFeatures:
     total, outer, count = torch.zeros(2048, dtype=torch.float64), torch.zeros(2048, 2048, dtype=torch.float64), 0
     logits, pools = [], []
     for block in image_blocks(source, batch):
@@ -75,12 +82,15 @@ def inception_features(source, extractor, device: torch.device, batch: int = 100
         raise ValueError(f"{source} holds {count} image(s); FID needs at least 2")
     mu = total / count
     sigma = (outer - count * torch.outer(mu, mu)) / (count - 1)
-    return InceptionFeatures(count, mu.numpy(), sigma.numpy(), torch.cat(logits), torch.cat(pools) if keep_pool else None)
+    return InceptionFeatures(
+        count, mu.numpy(), sigma.numpy(), torch.cat(logits), torch.cat(pools) if keep_pool else None
+    )
 
 
 @dataclass
 class Reference:
     """A reference .npz's statistics, and where precision / recall get its activations (None: nowhere)."""
+
     mu: np.ndarray  # (2048,) float64
     sigma: np.ndarray  # (2048, 2048) float64
     activations: torch.Tensor | None  # (n, 2048), stored in the file
@@ -92,12 +102,16 @@ def open_reference(path, need_activations: bool) -> Reference:
     mu, sigma = reference_statistics(path)
     with np.load(path) as reference:
         keys = set(reference.files)
-        stored = torch.from_numpy(reference["activations"]).float() if need_activations and "activations" in keys else None
+        stored = (
+            torch.from_numpy(reference["activations"]).float() if need_activations and "activations" in keys else None
+        )
     images = Path(path) if need_activations and stored is None and "arr_0" in keys else None
     return Reference(mu, sigma, stored, images)
 
 
-def score(source, reference_npz, weights_path, device: torch.device, batch: int = 100, with_precision_recall: bool = True) -> dict:
+def score(
+    source, reference_npz, weights_path, device: torch.device, batch: int = 100, with_precision_recall: bool = True
+) -> dict:
     """Inception FID and IS of the images at ``source``, and precision / recall when the reference has activations.
 
     Every file is checked before the extractor is built: a missing one costs nothing.

@@ -10,6 +10,7 @@ A hub folder holds
 ``push_to_hub``. ``open_checkpoint`` is what the scripts call: a local path as before, or a hub id read from the
 local Hugging Face cache, with a one-line error naming the download command when it is not there.
 """
+
 import json
 import shutil
 from pathlib import Path
@@ -47,21 +48,33 @@ class PretrainedMAR(ModelHubMixin, library_name="mar", tags=TAGS, paper_url=PAPE
     (name -> number); both go into config.json and the model card. ``grid`` is a sample-grid PNG shown in the card.
     """
 
-    def __init__(self, checkpoint: Checkpoint, training: dict | None = None, metrics: dict | None = None,
-                 grid: str | Path | None = None):
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        training: dict | None = None,
+        metrics: dict | None = None,
+        grid: str | Path | None = None,
+    ):
         self.checkpoint = checkpoint
         self.training = dict(training or {})
         self.metrics = dict(metrics or {})
         self.grid = Path(grid) if grid is not None else None
 
     @torch.no_grad()
-    def generate(self, class_ids: list[int], generator: torch.Generator | None = None, sampling: SamplingConfig | None = None,
-                 **overrides) -> torch.Tensor:
+    def generate(
+        self,
+        class_ids: list[int],
+        generator: torch.Generator | None = None,
+        sampling: SamplingConfig | None = None,
+        **overrides,
+    ) -> torch.Tensor:
         """Images (n, 3, s, s) in [-1, 1] for ``class_ids``, drawn with the EMA weights as ``sampling`` (SamplingConfig's
         defaults when None) with keyword ``overrides`` of its fields says."""
         model = self.checkpoint.sampling_model
         labels = torch.tensor(class_ids, device=next(model.parameters()).device)
-        return self.checkpoint.tokenizer.decode_latents(sample_latents(model, labels, sampling, generator=generator, **overrides))
+        return self.checkpoint.tokenizer.decode_latents(
+            sample_latents(model, labels, sampling, generator=generator, **overrides)
+        )
 
     def hub_config(self) -> dict:
         ckpt = self.checkpoint
@@ -78,22 +91,51 @@ class PretrainedMAR(ModelHubMixin, library_name="mar", tags=TAGS, paper_url=PAPE
 
     def _save_pretrained(self, save_directory: Path) -> None:
         ckpt = self.checkpoint
-        save_weights(save_directory / HUB_WEIGHTS, ckpt.model, ckpt.tokenizer, ckpt.classes, ckpt.image_size, ckpt.step,
-                     ema=ckpt.ema)
+        save_weights(
+            save_directory / HUB_WEIGHTS,
+            ckpt.model,
+            ckpt.tokenizer,
+            ckpt.classes,
+            ckpt.image_size,
+            ckpt.step,
+            ema=ckpt.ema,
+        )
         (save_directory / "config.json").write_text(json.dumps(self.hub_config(), indent=2) + "\n")
         if self.grid is not None:
             shutil.copyfile(self.grid, save_directory / GRID)
 
     @classmethod
-    def _from_pretrained(cls, *, model_id: str, revision, cache_dir, force_download, local_files_only, token,
-                         training: dict | None = None, metrics: dict | None = None) -> "PretrainedMAR":
+    def _from_pretrained(
+        cls,
+        *,
+        model_id: str,
+        revision,
+        cache_dir,
+        force_download,
+        local_files_only,
+        token,
+        training: dict | None = None,
+        metrics: dict | None = None,
+    ) -> "PretrainedMAR":
         folder = Path(model_id)
         if not folder.is_dir():
-            folder = Path(snapshot_download(model_id, revision=revision, cache_dir=cache_dir, force_download=force_download,
-                                            local_files_only=local_files_only, token=token))
+            folder = Path(
+                snapshot_download(
+                    model_id,
+                    revision=revision,
+                    cache_dir=cache_dir,
+                    force_download=force_download,
+                    local_files_only=local_files_only,
+                    token=token,
+                )
+            )
         grid = folder / GRID
-        return cls(load_checkpoint(folder / HUB_WEIGHTS), training=training, metrics=metrics,
-                   grid=grid if grid.is_file() else None)
+        return cls(
+            load_checkpoint(folder / HUB_WEIGHTS),
+            training=training,
+            metrics=metrics,
+            grid=grid if grid.is_file() else None,
+        )
 
     def generate_model_card(self, *args, **kwargs) -> ModelCard:
         data = ModelCardData(library_name="mar", tags=TAGS, pipeline_tag="unconditional-image-generation")
@@ -105,17 +147,30 @@ def model_card_body(pretrained: PretrainedMAR) -> str:
     ckpt = pretrained.checkpoint
     config, tokenizer = ckpt.model.config, ckpt.tokenizer
     parameters = sum(p.numel() for p in ckpt.model.parameters())
-    head = "a diffusion head (DDPM loss, MLP denoiser)" if config.head == "diffusion" else "a categorical head (cross-entropy over codes)"
+    head = (
+        "a diffusion head (DDPM loss, MLP denoiser)"
+        if config.head == "diffusion"
+        else "a categorical head (cross-entropy over codes)"
+    )
     rows = [
         ("parameters", f"{parameters / 1e6:.2f}M"),
-        ("backbone", f"width {config.width}, {config.encoder_depth} encoder + {config.decoder_depth} decoder blocks, "
-                     f"{config.num_heads} heads, buffer {config.buffer_size}"),
-        ("tokens", f"{config.seq_len} tokens of {config.token_dim} channels (latent {config.latent_size}x{config.latent_size}, "
-                   f"patch {config.patch_size})"),
+        (
+            "backbone",
+            f"width {config.width}, {config.encoder_depth} encoder + {config.decoder_depth} decoder blocks, "
+            f"{config.num_heads} heads, buffer {config.buffer_size}",
+        ),
+        (
+            "tokens",
+            f"{config.seq_len} tokens of {config.token_dim} channels (latent {config.latent_size}x{config.latent_size}, "
+            f"patch {config.patch_size})",
+        ),
         ("head", head),
         ("tokenizer", f"{tokenizer.kind}, stride {tokenizer.stride}, {tokenizer.channels} channels"),
         ("image size", f"{ckpt.image_size}x{ckpt.image_size}"),
-        ("classes", f"{len(ckpt.classes)}: " + ", ".join(ckpt.classes[:20]) + (" ..." if len(ckpt.classes) > 20 else "")),
+        (
+            "classes",
+            f"{len(ckpt.classes)}: " + ", ".join(ckpt.classes[:20]) + (" ..." if len(ckpt.classes) > 20 else ""),
+        ),
         ("training step", str(ckpt.step)),
         ("EMA weights", "yes (used for sampling)" if ckpt.ema is not None else "no"),
     ]
@@ -134,8 +189,8 @@ def model_card_body(pretrained: PretrainedMAR) -> str:
         "",
         "```python",
         "from mar.interop.hub import PretrainedMAR",
-        "pretrained = PretrainedMAR.from_pretrained(\"ORG/NAME\")",
-        "images = pretrained.generate([0, 1, 2], num_iter=16, cfg=3.0, cfg_schedule=\"linear\")  # (3, 3, s, s) in [-1, 1]",
+        'pretrained = PretrainedMAR.from_pretrained("ORG/NAME")',
+        'images = pretrained.generate([0, 1, 2], num_iter=16, cfg=3.0, cfg_schedule="linear")  # (3, 3, s, s) in [-1, 1]',
         "```",
         "",
         "## Model",
@@ -150,8 +205,13 @@ def model_card_body(pretrained: PretrainedMAR) -> str:
         "",
         "## Measured metrics",
         "",
-        *([f"- {name}: {value:.4g}" if isinstance(value, float) else f"- {name}: {value}"
-           for name, value in pretrained.metrics.items()] or ["- none recorded"]),
+        *(
+            [
+                f"- {name}: {value:.4g}" if isinstance(value, float) else f"- {name}: {value}"
+                for name, value in pretrained.metrics.items()
+            ]
+            or ["- none recorded"]
+        ),
     ]
     if pretrained.grid is not None:
         lines += ["", "## Samples", "", "One row per class, drawn with the EMA weights:", "", f"![samples]({GRID})"]

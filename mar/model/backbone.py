@@ -4,6 +4,7 @@ Axis letters: b = batch, l = token positions, n = buffer tokens, v = visible pos
 d = width. Class ids run over [0, num_classes); the id ``num_classes`` is the learned null class used when the
 label is dropped (training) and for the unconditional half of classifier-free guidance (sampling).
 """
+
 from functools import partial
 
 import torch
@@ -26,8 +27,12 @@ class MARBackbone(nn.Module):
         def blocks(depth: int) -> nn.ModuleList:
             return nn.ModuleList(
                 Block(
-                    width, config.num_heads, config.mlp_ratio, qkv_bias=True,
-                    proj_drop=config.proj_dropout, attn_drop=config.attn_dropout,
+                    width,
+                    config.num_heads,
+                    config.mlp_ratio,
+                    qkv_bias=True,
+                    proj_drop=config.proj_dropout,
+                    attn_drop=config.attn_dropout,
                     norm_layer=partial(nn.LayerNorm, eps=1e-6),
                 )
                 for _ in range(depth)
@@ -95,8 +100,9 @@ class MARBackbone(nn.Module):
         x = block_at_rows(self.decoder_blocks[-1], x, rows)  # (b, m, d)
         return self.decoder_norm(x) + self.head_pos.expand(b, -1, -1)[wanted].reshape(b, -1, d)
 
-    def forward(self, tokens: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor,
-                wanted: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, tokens: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor, wanted: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """tokens (b, l, c), labels (b,), mask (b, l) with 1 = masked -> z (b, l, d).
 
         Every sample must mask the same number of tokens (the encoder packs the visible ones into one tensor). With

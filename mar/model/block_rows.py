@@ -6,6 +6,7 @@ values still come from every row. The result equals ``block(x)`` at those rows u
 
 Axis letters: b = batch, s = rows in, m = rows out, h = attention heads, e = head width, d = width.
 """
+
 import torch
 import torch.nn.functional as F
 from timm.models.vision_transformer import Block
@@ -22,7 +23,9 @@ def block_at_rows(block: Block, x: torch.Tensor, rows: torch.Tensor) -> torch.Te
     q_weight, kv_weight = attn.qkv.weight.split([inner, 2 * inner])
     q_bias, kv_bias = attn.qkv.bias.split([inner, 2 * inner]) if attn.qkv.bias is not None else (None, None)
     q = F.linear(picked, q_weight, q_bias).unflatten(-1, (heads, width)).transpose(1, 2)  # (b, h, m, e)
-    k, v = F.linear(normed, kv_weight, kv_bias).reshape(b, s, 2, heads, width).permute(2, 0, 3, 1, 4)  # 2 x (b, h, s, e)
+    k, v = (
+        F.linear(normed, kv_weight, kv_bias).reshape(b, s, 2, heads, width).permute(2, 0, 3, 1, 4)
+    )  # 2 x (b, h, s, e)
     q, k = attn.q_norm(q), attn.k_norm(k)
     out = F.scaled_dot_product_attention(q, k, v, dropout_p=attn.attn_drop.p if attn.training else 0.0)  # (b, h, m, e)
     out = out.transpose(1, 2).flatten(2)  # (b, m, h·e)

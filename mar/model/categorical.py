@@ -6,6 +6,7 @@ positions holds p^2 code vectors; the head predicts p^2 indices, and targets are
 codebook (exactly, as target vectors are codes). Within a token the layout is patchify's, channels first:
 (e g). Axis letters: n tokens, d condition width, g = p^2 codes per token, k codebook entries, e code dimension.
 """
+
 from dataclasses import dataclass
 
 import torch
@@ -30,7 +31,9 @@ class CategoricalHead(nn.Module):
         self.register_buffer("codebook", codebook.detach().clone())  # (k, e): maps indices to token vectors and back
         k, g = codebook.shape[0], config.codes_per_token
         self.net = nn.Sequential(
-            nn.LayerNorm(config.cond_channels), nn.Linear(config.cond_channels, config.width), nn.SiLU(),
+            nn.LayerNorm(config.cond_channels),
+            nn.Linear(config.cond_channels, config.width),
+            nn.SiLU(),
             nn.Linear(config.width, g * k),
         )
 
@@ -43,16 +46,28 @@ class CategoricalHead(nn.Module):
         codes = rearrange(tokens, "n (e g) -> (n g) e", g=self.config.codes_per_token)
         return nearest_code(codes.float(), self.codebook.float()).view(tokens.shape[0], -1)
 
-    def loss(self, z: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None, generator=None) -> torch.Tensor:
+    def loss(
+        self, z: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None, generator=None
+    ) -> torch.Tensor:
         """Mean cross-entropy over the tokens where mask is 1; z (n, d), target token vectors (n, e * g), mask (n,)."""
         logits = self.logits(z).float()  # (n, g, k)
-        loss = F.cross_entropy(rearrange(logits, "n g k -> n k g"), self.indices(target), reduction="none").mean(1)  # (n,)
+        loss = F.cross_entropy(rearrange(logits, "n g k -> n k g"), self.indices(target), reduction="none").mean(
+            1
+        )  # (n,)
         if mask is None:
             return loss.mean()
         return (loss * mask).sum() / mask.sum()
 
-    def sample(self, z: torch.Tensor, temperature: float = 1.0, cfg: float = 1.0, z_uncond: torch.Tensor | None = None,
-               num_steps: int | None = None, generator: torch.Generator | None = None, sampler: str | None = None) -> torch.Tensor:
+    def sample(
+        self,
+        z: torch.Tensor,
+        temperature: float = 1.0,
+        cfg: float = 1.0,
+        z_uncond: torch.Tensor | None = None,
+        num_steps: int | None = None,
+        generator: torch.Generator | None = None,
+        sampler: str | None = None,
+    ) -> torch.Tensor:
         """z (n, d) -> token vectors (n, e * g): a draw from softmax(logits / temperature), greedy at temperature 0.
 
         Guidance acts on the logits: u + cfg (c - u) with u from ``z_uncond``. ``num_steps`` and ``sampler`` (the

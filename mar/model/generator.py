@@ -1,4 +1,5 @@
 """MARGenerator: the backbone and its token head (diffusion or categorical), with the masked training loss."""
+
 import torch
 from torch import nn
 
@@ -22,8 +23,10 @@ class MARGenerator(nn.Module):
         if config.head == "categorical":
             shape = (config.codebook_size, config.latent_channels)
             if codebook is not None and tuple(codebook.shape) != shape:
-                raise ValueError(f"codebook of shape {tuple(codebook.shape)} does not fit the config's {shape} "
-                                 "(codebook_size, latent_channels)")
+                raise ValueError(
+                    f"codebook of shape {tuple(codebook.shape)} does not fit the config's {shape} "
+                    "(codebook_size, latent_channels)"
+                )
             self.head = CategoricalHead(config.head_config(), codebook if codebook is not None else torch.zeros(shape))
         else:
             self.head = DiffLoss(config.head_config())

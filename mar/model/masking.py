@@ -1,11 +1,14 @@
 """Orders, the mask-ratio law and the step schedules: pure functions of their arguments and a generator."""
+
 import math
 
 import torch
 from scipy import stats
 
 
-def random_orders(batch: int, seq_len: int, generator=None, device=None, last: torch.Tensor | None = None) -> torch.Tensor:
+def random_orders(
+    batch: int, seq_len: int, generator=None, device=None, last: torch.Tensor | None = None
+) -> torch.Tensor:
     """A random permutation of positions per sample: (b, l) long.
 
     ``last`` (b, l) bool puts those positions at the end of each order (in random order among themselves), the same

@@ -1,4 +1,5 @@
 """Latent grids <-> token sequences (p x p patches of the latent grid, channels first within a token)."""
+
 import torch
 from einops import rearrange
 

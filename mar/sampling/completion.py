@@ -1,10 +1,17 @@
 """The state sampling starts from: nothing drawn, or known tokens kept and visible from the first step (completion,
 inpainting). Axis letters: b = batch, l = positions, c = token channels (c·p² of the latents)."""
+
 import torch
 
 
-def starting_tokens(batch: int, seq_len: int, token_dim: int, device, known_tokens: torch.Tensor | None = None,
-                    known: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def starting_tokens(
+    batch: int,
+    seq_len: int,
+    token_dim: int,
+    device,
+    known_tokens: torch.Tensor | None = None,
+    known: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """tokens (b, l, c), zero where not yet drawn, and mask (b, l), True where still to draw.
 
     ``known`` (b, l) bool keeps ``known_tokens`` (b, l, c) there; every row must leave the same number to draw.
@@ -15,6 +22,8 @@ def starting_tokens(batch: int, seq_len: int, token_dim: int, device, known_toke
         return tokens, mask
     to_complete = (~known).sum(dim=1)  # (b,)
     if not torch.all(to_complete == to_complete[0]):
-        raise ValueError(f"every row must leave the same number of tokens to draw; unknown counts are {to_complete.tolist()}")
+        raise ValueError(
+            f"every row must leave the same number of tokens to draw; unknown counts are {to_complete.tolist()}"
+        )
     tokens[known] = known_tokens[known].to(tokens.dtype)
     return tokens, ~known

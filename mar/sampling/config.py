@@ -1,5 +1,6 @@
 """SamplingConfig: every sampling knob with its default, shared by the library, the command line, train.py's grids,
 the demo and the Hub model (docs/sampling.md)."""
+
 from dataclasses import dataclass, fields
 
 from mar.model.config import COMPAT
@@ -11,7 +12,9 @@ CFG_SCHEDULES = ("linear", "constant")
 @dataclass(frozen=True)
 class SamplingConfig:
     num_iter: int = 16  # autoregressive steps K
-    temperature: float = 0.3  # ddpm: noise scale per step; ddim / dpm++: starting noise; categorical: softmax temperature
+    temperature: float = (
+        0.3  # ddpm: noise scale per step; ddim / dpm++: starting noise; categorical: softmax temperature
+    )
     cfg: float = 2.0  # classifier-free guidance scale; 1 = none
     cfg_schedule: str = "constant"  # "linear" rises from 1 to cfg with the fraction of tokens drawn
     head_sampler: str = "ddpm"  # the diffusion head's solver: ddpm (the paper's), ddim or dpm++
@@ -30,7 +33,9 @@ class SamplingConfig:
         if self.compat is not None and self.compat not in COMPAT:
             raise ValueError(f"unknown compat {self.compat!r}; choose one of {', '.join(COMPAT)}")
         if self.cfg_refresh < 1:
-            raise ValueError(f"cfg_refresh {self.cfg_refresh} must be at least 1 (1 runs the unconditional half at every step)")
+            raise ValueError(
+                f"cfg_refresh {self.cfg_refresh} must be at least 1 (1 runs the unconditional half at every step)"
+            )
 
     @classmethod
     def from_namespace(cls, args) -> "SamplingConfig":

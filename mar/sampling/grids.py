@@ -1,4 +1,5 @@
 """Class sample grids: N samples of each class, one row per class, decoded to images and saved as a PNG."""
+
 from pathlib import Path
 
 import torch
@@ -11,20 +12,36 @@ from vae import Tokenizer
 
 
 @torch.no_grad()
-def class_samples(model: MARGenerator, tokenizer: Tokenizer, class_ids: list[int], per_class: int,
-                  sampling: SamplingConfig | None = None, batch_size: int = 256,
-                  generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def class_samples(
+    model: MARGenerator,
+    tokenizer: Tokenizer,
+    class_ids: list[int],
+    per_class: int,
+    sampling: SamplingConfig | None = None,
+    batch_size: int = 256,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(images (classes * per_class, 3, s, s), their class ids): ``per_class`` samples of each class, class by class."""
     device = next(model.parameters()).device
     labels = torch.tensor(class_ids, device=device).repeat_interleave(per_class)  # (n,)
-    images = torch.cat([tokenizer.decode_latents(sample_latents(model, chunk, sampling, generator=generator))
-                        for chunk in labels.split(batch_size)])
+    images = torch.cat(
+        [
+            tokenizer.decode_latents(sample_latents(model, chunk, sampling, generator=generator))
+            for chunk in labels.split(batch_size)
+        ]
+    )
     return images, labels
 
 
 def render_samples(
-    model: MARGenerator, tokenizer: Tokenizer, class_names: list[str], per_class: int, path: str | Path,
-    sampling: SamplingConfig | None = None, class_ids: list[int] | None = None, batch_size: int = 256,
+    model: MARGenerator,
+    tokenizer: Tokenizer,
+    class_names: list[str],
+    per_class: int,
+    path: str | Path,
+    sampling: SamplingConfig | None = None,
+    class_ids: list[int] | None = None,
+    batch_size: int = 256,
     generator: torch.Generator | None = None,
 ) -> Path:
     """Samples ``per_class`` images of each class (all classes by default) into a grid, one row per class."""

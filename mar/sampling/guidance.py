@@ -5,6 +5,7 @@ unconditional half runs only at steps 1, N + 1, 2N + 1, ...; between them, a pos
 conditional z minus the difference of the two at the last step that ran both.
 Axis letters: b = batch, l = positions, m = positions computed at a step, d = width, n = tokens drawn at a step.
 """
+
 import torch
 
 from mar.model.backbone import MARBackbone
@@ -30,8 +31,9 @@ class Conditions:
         """Both halves in one backbone pass; under refresh at every masked position, to keep their difference."""
         b = tokens.shape[0]
         wanted = mask if self.refresh > 1 else to_draw  # (b, l): the positions computed
-        z, z_uncond = self.backbone(tokens.repeat(2, 1, 1), torch.cat([self.labels, self.null]), mask.repeat(2, 1),
-                                    wanted.repeat(2, 1)).chunk(2)  # 2 x (b, m, d)
+        z, z_uncond = self.backbone(
+            tokens.repeat(2, 1, 1), torch.cat([self.labels, self.null]), mask.repeat(2, 1), wanted.repeat(2, 1)
+        ).chunk(2)  # 2 x (b, m, d)
         if self.refresh > 1:
             self.difference = torch.zeros(b, mask.shape[1], z.shape[-1], device=z.device, dtype=z.dtype)
             self.difference[mask] = (z - z_uncond).flatten(0, 1)

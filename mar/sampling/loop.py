@@ -1,4 +1,5 @@
 """Masked autoregressive sampling: K steps on a cosine schedule in a random order per image (docs/sampling.md)."""
+
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -62,13 +63,19 @@ def sample_latents(
     head_options = {"spacing": "iddpm" if official else "leading"} if config.head == "diffusion" else {}
     if labels.min() < 0 or labels.max() >= config.num_classes:
         bad = labels[(labels < 0) | (labels >= config.num_classes)][0].item()
-        raise ValueError(f"class id {bad} is out of range: the model has {config.num_classes} classes (0-{config.num_classes - 1})")
+        raise ValueError(
+            f"class id {bad} is out of range: the model has {config.num_classes} classes (0-{config.num_classes - 1})"
+        )
     b, seq_len = labels.shape[0], config.seq_len
-    tokens, mask = starting_tokens(b, seq_len, config.token_dim, labels.device, known_tokens, known)  # (b, l, c), (b, l)
+    tokens, mask = starting_tokens(
+        b, seq_len, config.token_dim, labels.device, known_tokens, known
+    )  # (b, l, c), (b, l)
     orders = random_orders(b, seq_len, generator=generator, device=labels.device, last=known)
     conditions = Conditions(model.backbone, labels, sampling.cfg, sampling.cfg_refresh)
     schedule = unmasking_schedule(int(mask[0].sum()), sampling.num_iter)
-    for step, (remaining, steps) in enumerate(zip(schedule, head_steps_per_step(sampling, config.num_sampling_steps)), start=1):
+    for step, (remaining, steps) in enumerate(
+        zip(schedule, head_steps_per_step(sampling, config.num_sampling_steps)), start=1
+    ):
         next_mask = mask_from_orders(orders, remaining).bool()
         to_draw = mask & ~next_mask  # (b, l): the same count in every row
         z, z_uncond = conditions(step, tokens, mask, to_draw)  # (n, d), (n, d) or None

@@ -9,6 +9,7 @@ A folder is written under a temporary name and renamed, then ``checkpoints/lates
 replaced to name it, and only then are all but the newest ``keep`` folders removed. A crash at any moment leaves
 ``latest`` naming a complete checkpoint.
 """
+
 import json
 import os
 import shutil
@@ -58,8 +59,15 @@ def _prefixed(prefix: str, module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {f"{prefix}.{name}": t.detach().contiguous().cpu() for name, t in module.state_dict().items()}
 
 
-def save_weights(path: str | Path, model: MARGenerator, tokenizer: Tokenizer, classes, image_size: int, step: int,
-                 ema: MARGenerator | None = None) -> Path:
+def save_weights(
+    path: str | Path,
+    model: MARGenerator,
+    tokenizer: Tokenizer,
+    classes,
+    image_size: int,
+    step: int,
+    ema: MARGenerator | None = None,
+) -> Path:
     """One safetensors file, written to a temporary name in the same folder and renamed over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -71,7 +79,11 @@ def save_weights(path: str | Path, model: MARGenerator, tokenizer: Tokenizer, cl
         "image_size": str(image_size),
         "step": str(step),
     }
-    tensors = _prefixed("model", model) | _prefixed("tokenizer", tokenizer) | (_prefixed("ema", ema) if ema is not None else {})
+    tensors = (
+        _prefixed("model", model)
+        | _prefixed("tokenizer", tokenizer)
+        | (_prefixed("ema", ema) if ema is not None else {})
+    )
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         save_file(tensors, tmp, metadata=metadata)
@@ -81,8 +93,16 @@ def save_weights(path: str | Path, model: MARGenerator, tokenizer: Tokenizer, cl
     return path
 
 
-def save_training_checkpoint(run_dir: str | Path, model: MARGenerator, ema, tokenizer: Tokenizer, state: TrainingState,
-                             classes, image_size: int, keep: int = 2) -> Path:
+def save_training_checkpoint(
+    run_dir: str | Path,
+    model: MARGenerator,
+    ema,
+    tokenizer: Tokenizer,
+    state: TrainingState,
+    classes,
+    image_size: int,
+    keep: int = 2,
+) -> Path:
     """Writes ``checkpoints/step-N/`` (weights and resume state), points ``latest`` at it, keeps the newest ``keep``."""
     root = Path(run_dir) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
@@ -117,8 +137,10 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     try:
         name = pointer.read_text().strip()
     except (OSError, UnicodeDecodeError) as error:
-        raise FileNotFoundError(f"{pointer} is unreadable ({type(error).__name__}); write the name of a checkpoint "
-                                f"folder into it (e.g. `echo step-N > {pointer}`)") from None
+        raise FileNotFoundError(
+            f"{pointer} is unreadable ({type(error).__name__}); write the name of a checkpoint "
+            f"folder into it (e.g. `echo step-N > {pointer}`)"
+        ) from None
     if not name or "/" in name or not (root / name).is_dir():
         existing = sorted(p.name for p in root.glob("step-*"))
         raise FileNotFoundError(
@@ -149,11 +171,15 @@ def read_metadata(path: Path) -> dict:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
     except Exception as error:  # safetensors raises its own error types for files of other formats
-        raise ValueError(f"{path} is not a safetensors checkpoint or is truncated ({type(error).__name__}); "
-                         "pass a file written by train.py") from None
+        raise ValueError(
+            f"{path} is not a safetensors checkpoint or is truncated ({type(error).__name__}); "
+            "pass a file written by train.py"
+        ) from None
     if metadata.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a MAR checkpoint of format {FORMAT} (found {metadata.get('format')!r}); "
-                         "pass a checkpoint written by this version of train.py")
+        raise ValueError(
+            f"{path} is not a MAR checkpoint of format {FORMAT} (found {metadata.get('format')!r}); "
+            "pass a checkpoint written by this version of train.py"
+        )
     return metadata
 
 
@@ -161,7 +187,9 @@ def _split(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Ten
     return {name[len(prefix) + 1 :]: t for name, t in tensors.items() if name.startswith(prefix + ".")}
 
 
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu", expect: MARConfig | None = None) -> Checkpoint:
+def load_checkpoint(
+    path: str | Path, device: str | torch.device = "cpu", expect: MARConfig | None = None
+) -> Checkpoint:
     """Rebuilds the generator, its EMA and the tokenizer from the weights file alone.
 
     With ``expect``, a checkpoint whose config differs is refused with the differing fields named.
@@ -173,10 +201,14 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu", expect
         classes, image_size, step = json.loads(metadata["classes"]), int(metadata["image_size"]), int(metadata["step"])
         identity = json.loads(metadata["tokenizer"])
         if not isinstance(classes, list) or len(classes) != config.num_classes or not isinstance(identity, dict):
-            raise ValueError("the class names do not match the config's class count, or the tokenizer entry is malformed")
+            raise ValueError(
+                "the class names do not match the config's class count, or the tokenizer entry is malformed"
+            )
     except (KeyError, TypeError, ValueError) as error:  # json's decode error is a ValueError
-        raise ValueError(f"checkpoint {path} has damaged or edited metadata ({type(error).__name__}: {error}); "
-                         "use an earlier checkpoint of the run, or train again") from None
+        raise ValueError(
+            f"checkpoint {path} has damaged or edited metadata ({type(error).__name__}: {error}); "
+            "use an earlier checkpoint of the run, or train again"
+        ) from None
     if expect is not None and (differences := expect.differences(config)):
         raise ValueError(
             f"checkpoint {path} was trained with another config (requested != saved): {'; '.join(differences)}; "
@@ -195,11 +227,17 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu", expect
         tokenizer = tokenizer_from_identity(identity).to(device)
         tokenizer.load_state_dict(_split(tensors, "tokenizer"))
     except Exception as error:  # shape or key mismatches (RuntimeError), identity fields (KeyError), safetensors errors
-        raise ValueError(f"checkpoint {path} does not hold the weights its metadata describes "
-                         f"({type(error).__name__}); use an earlier checkpoint of the run, or train again") from None
+        raise ValueError(
+            f"checkpoint {path} does not hold the weights its metadata describes "
+            f"({type(error).__name__}); use an earlier checkpoint of the run, or train again"
+        ) from None
     return Checkpoint(
-        model=model.eval(), ema=ema, tokenizer=tokenizer.eval().requires_grad_(False),
-        classes=classes, image_size=image_size, step=step,
+        model=model.eval(),
+        ema=ema,
+        tokenizer=tokenizer.eval().requires_grad_(False),
+        classes=classes,
+        image_size=image_size,
+        step=step,
     )
 
 
@@ -208,13 +246,17 @@ def load_training_state(checkpoint_dir: str | Path) -> TrainingState:
     path = Path(checkpoint_dir) / RESUME
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist; --resume needs a checkpoint folder written by train.py")
-    fix = (f"point {Path(checkpoint_dir).parent / LATEST} at an earlier step-N folder of the run, or start a new --output")
+    fix = (
+        f"point {Path(checkpoint_dir).parent / LATEST} at an earlier step-N folder of the run, or start a new --output"
+    )
     try:
         # Only tensors and plain values unpickle; anything else (a foreign or malicious pickle) is refused here.
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # truncated zip (RuntimeError), refused pickle (UnpicklingError), garbage (EOFError ...)
         # torch's own message would suggest weights_only=False, which must never be followed for a file like this
-        raise ValueError(f"resume state {path} is damaged or was not written by train.py ({type(error).__name__}); {fix}") from None
+        raise ValueError(
+            f"resume state {path} is damaged or was not written by train.py ({type(error).__name__}); {fix}"
+        ) from None
     try:
         return TrainingState(**saved)
     except TypeError:

@@ -4,6 +4,7 @@ The decay warms up as min(decay, (1 + step) / (10 + step)), as diffusers' EMAMod
 EMA after 1,000 steps would still hold 0.999^1000 = 37% of the random initial weights, and short runs sampled
 noise from it.
 """
+
 import copy
 
 import torch

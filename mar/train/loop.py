@@ -6,6 +6,7 @@ shard), where a shard is one micro-batch of one rank, and the data order of an e
 resumed run therefore draws what the uninterrupted run would have drawn, and a global batch is the same
 world_size x grad_accum shards whether they run on one process or many.
 """
+
 import signal
 import threading
 import time
@@ -56,15 +57,22 @@ class TrainingStopped(RuntimeError):
 
 def run_data(num_images: int, settings: TrainSettings) -> dict:
     """What a resumed run must share with the run it continues to repeat it exactly."""
-    return {"num_images": num_images, "batch_size": settings.batch_size, "seed": settings.seed, "dataset": settings.dataset}
+    return {
+        "num_images": num_images,
+        "batch_size": settings.batch_size,
+        "seed": settings.seed,
+        "dataset": settings.dataset,
+    }
 
 
 def check_resume_data(saved: dict, now: dict) -> None:
     """ValueError naming each difference; a field an older checkpoint did not record is not compared."""
     differences = "; ".join(f"{k}: {saved[k]} != {v}" for k, v in now.items() if k in saved and saved[k] != v)
     if differences:
-        raise ValueError(f"the checkpoint was trained on other data or settings (saved != now: {differences}); "
-                         "resume with the same data, --batch-size and --seed, or start a new --output")
+        raise ValueError(
+            f"the checkpoint was trained on other data or settings (saved != now: {differences}); "
+            "resume with the same data, --batch-size and --seed, or start a new --output"
+        )
 
 
 def shard_seed(seed: int, step: int, shard: int) -> int:
@@ -111,8 +119,18 @@ def memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # peak resident set, KiB on Linux
 
 
-def fit(model, ema: EMA, latents: LatentSet | CodeSet, tokenizer, settings: TrainSettings, device: torch.device, run_dir: Path,
-        checkpoint_info: dict, resume: TrainingState | None = None, on_step: Callable[[int], None] | None = None) -> dict:
+def fit(
+    model,
+    ema: EMA,
+    latents: LatentSet | CodeSet,
+    tokenizer,
+    settings: TrainSettings,
+    device: torch.device,
+    run_dir: Path,
+    checkpoint_info: dict,
+    resume: TrainingState | None = None,
+    on_step: Callable[[int], None] | None = None,
+) -> dict:
     """Trains ``model`` (and its ``ema``) in place from ``resume`` or from step 0; returns {"step", "loss", "stopped_by"},
     ``stopped_by`` being "end" or the signal that stopped training with a checkpoint ("SIGTERM", "SIGINT"), and
     ``loss`` None when ``resume`` is already at the last step (nothing trained, no checkpoint written).
@@ -124,12 +142,16 @@ def fit(model, ema: EMA, latents: LatentSet | CodeSet, tokenizer, settings: Trai
     rank, world = distributed.rank(), distributed.world_size()
     shards = world * settings.grad_accum
     if settings.batch_size % shards:
-        raise ValueError(f"--batch-size {settings.batch_size} is not divisible by processes x --grad-accum = {shards}; "
-                         f"use a multiple of {shards}")
+        raise ValueError(
+            f"--batch-size {settings.batch_size} is not divisible by processes x --grad-accum = {shards}; "
+            f"use a multiple of {shards}"
+        )
     micro = settings.batch_size // shards
     steps_per_epoch = len(latents) // settings.batch_size
     if steps_per_epoch == 0:
-        raise ValueError(f"--batch-size {settings.batch_size} is larger than the dataset ({len(latents)} images); lower it")
+        raise ValueError(
+            f"--batch-size {settings.batch_size} is larger than the dataset ({len(latents)} images); lower it"
+        )
     schedule_total = steps_per_epoch * settings.epochs
     total = schedule_total if settings.stop_after is None else min(schedule_total, settings.stop_after)
     data = run_data(len(latents), settings)
@@ -151,10 +173,17 @@ def fit(model, ema: EMA, latents: LatentSet | CodeSet, tokenizer, settings: Trai
     def save(reason: str) -> None:
         if rank == 0:
             state = TrainingState(
-                step=step, epoch=step // steps_per_epoch, position=step % steps_per_epoch, optimizer=optimizer.state_dict(),
-                scaler=scaler.state_dict() if scaler.is_enabled() else {}, data=data, bad_steps_in_row=bad_in_row,
+                step=step,
+                epoch=step // steps_per_epoch,
+                position=step % steps_per_epoch,
+                optimizer=optimizer.state_dict(),
+                scaler=scaler.state_dict() if scaler.is_enabled() else {},
+                data=data,
+                bad_steps_in_row=bad_in_row,
             )
-            path = save_training_checkpoint(run_dir, model, ema, tokenizer, state, keep=settings.keep_checkpoints, **checkpoint_info)
+            path = save_training_checkpoint(
+                run_dir, model, ema, tokenizer, state, keep=settings.keep_checkpoints, **checkpoint_info
+            )
             log.plot_loss(run_dir / "loss.png")
             tqdm.write(f"checkpoint ({reason}, step {step}): {path}")
         distributed.barrier()
@@ -169,8 +198,10 @@ def fit(model, ema: EMA, latents: LatentSet | CodeSet, tokenizer, settings: Trai
             epoch, position = divmod(step, steps_per_epoch)
             if epoch != order_epoch:  # one permutation per epoch, not per step
                 order_epoch, order = epoch, epoch_order(len(latents), settings.seed, epoch)
-            batch = order[position * settings.batch_size:][:settings.batch_size]
-            own = batch.to(device).view(world, settings.grad_accum, micro)[rank]  # (grad_accum, micro): this process's shards
+            batch = order[position * settings.batch_size :][: settings.batch_size]
+            own = batch.to(device).view(world, settings.grad_accum, micro)[
+                rank
+            ]  # (grad_accum, micro): this process's shards
             for group in optimizer.param_groups:
                 group["lr"] = settings.lr * lr_factor(step, settings.warmup_steps, schedule_total, settings.lr_schedule)
             loss_sum = torch.zeros((), device=device)
@@ -180,24 +211,35 @@ def fit(model, ema: EMA, latents: LatentSet | CodeSet, tokenizer, settings: Trai
                 torch.manual_seed(seed)  # dropout inside timm blocks draws from the global generator
                 x, labels = latents.draw(tokenizer, index, generator)
                 last_shard = j == settings.grad_accum - 1
-                with (nullcontext() if world == 1 or last_shard else trained.no_sync()), autocast(device, settings.precision):
+                with (
+                    nullcontext() if world == 1 or last_shard else trained.no_sync(),
+                    autocast(device, settings.precision),
+                ):
                     loss = trained(x, labels, generator) / settings.grad_accum
                 scaler.scale(loss).backward()
                 loss_sum += loss.detach().float()
             scaler.unscale_(optimizer)
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
             # one all-reduce: the summed loss, how many processes saw a non-finite loss, and whether any got a stop signal
-            totals = distributed.all_reduce_sum(torch.stack([
-                loss_sum, (~torch.isfinite(loss_sum)).float(), torch.tensor(float(signals.name is not None), device=device),
-            ])).tolist()
+            totals = distributed.all_reduce_sum(
+                torch.stack(
+                    [
+                        loss_sum,
+                        (~torch.isfinite(loss_sum)).float(),
+                        torch.tensor(float(signals.name is not None), device=device),
+                    ]
+                )
+            ).tolist()
             mean_loss = totals[0] / world
             # with fp16 the scaler skips steps with overflowing gradients itself and lowers its scale
             bad = totals[1] > 0 or (not scaler.is_enabled() and not torch.isfinite(grad_norm).item())
             if bad:
                 optimizer.zero_grad(set_to_none=True)
                 bad_in_row += 1
-                tqdm.write(f"step {step + 1}: non-finite loss {mean_loss} or gradient norm {grad_norm.item()}; "
-                           f"step skipped ({bad_in_row} in a row)")
+                tqdm.write(
+                    f"step {step + 1}: non-finite loss {mean_loss} or gradient norm {grad_norm.item()}; "
+                    f"step skipped ({bad_in_row} in a row)"
+                )
                 if bad_in_row >= settings.max_bad_steps:
                     bar.close()
                     raise TrainingStopped(
@@ -216,9 +258,18 @@ def fit(model, ema: EMA, latents: LatentSet | CodeSet, tokenizer, settings: Trai
             bar.update()
             if step % settings.log_every == 0 and rank == 0:
                 rate = since * settings.batch_size / (time.time() - tick)
-                log.write(step=step, epoch=epoch, loss=mean_loss, lr=optimizer.param_groups[0]["lr"],
-                          grad_norm=grad_norm.item(), images_per_s=rate, memory_mb=memory_mb(device))
-                bar.set_postfix(epoch=epoch, loss=f"{mean_loss:.4f}", grad=f"{grad_norm.item():.2f}", img_s=f"{rate:.0f}")
+                log.write(
+                    step=step,
+                    epoch=epoch,
+                    loss=mean_loss,
+                    lr=optimizer.param_groups[0]["lr"],
+                    grad_norm=grad_norm.item(),
+                    images_per_s=rate,
+                    memory_mb=memory_mb(device),
+                )
+                bar.set_postfix(
+                    epoch=epoch, loss=f"{mean_loss:.4f}", grad=f"{grad_norm.item():.2f}", img_s=f"{rate:.0f}"
+                )
                 tick, since = time.time(), 0
             if on_step is not None:
                 on_step(step)

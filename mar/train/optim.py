@@ -1,4 +1,5 @@
 """The optimizer with weight decay by rule, and the learning-rate schedule."""
+
 import math
 
 import torch
@@ -13,7 +14,9 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     ]
 
 
-def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float = 0.02, fused: bool = True) -> torch.optim.AdamW:
+def make_optimizer(
+    model: torch.nn.Module, lr: float, weight_decay: float = 0.02, fused: bool = True
+) -> torch.optim.AdamW:
     """AdamW (0.9, 0.95); ``fused`` updates every parameter in one kernel per group where torch has one for the
     device (CPU since torch 2.4, CUDA), else falls back to the per-parameter loop. The state is the same either way."""
     groups = param_groups(model, weight_decay)

@@ -3,6 +3,7 @@
 train.py fills every optimisation option the user leaves out from the recipe of ``--model``, and picks the named
 size itself for ``--model auto``.
 """
+
 from dataclasses import dataclass
 
 
@@ -25,9 +26,13 @@ PAPER = Recipe(blr=1e-4, batch_per_process=64, epochs=400, warmup_epochs=100, lr
 RECIPES = {
     # about 1,400 steps where bf16 runs natively: a higher rate decayed on a cosine, and an EMA whose
     # horizon (~1000 steps, warmed up) fits the run
-    "mar-tiny": Recipe(blr=4e-3, batch_per_process=64, epochs=9, warmup_epochs=2, lr_schedule="cosine", ema_decay=0.999),
+    "mar-tiny": Recipe(
+        blr=4e-3, batch_per_process=64, epochs=9, warmup_epochs=2, lr_schedule="cosine", ema_decay=0.999
+    ),
     # mar-tiny's rate and EMA over the epochs that fit 15 minutes on a 2-core CPU with native bf16
-    "mar-micro": Recipe(blr=4e-3, batch_per_process=64, epochs=40, warmup_epochs=2, lr_schedule="cosine", ema_decay=0.999),
+    "mar-micro": Recipe(
+        blr=4e-3, batch_per_process=64, epochs=40, warmup_epochs=2, lr_schedule="cosine", ema_decay=0.999
+    ),
     "mar-base": PAPER,
     "mar-large": PAPER,
     "mar-huge": PAPER,
@@ -39,8 +44,12 @@ RECIPES = {
 # fp32); 22 drew 0.91-0.92 at one thread but 0.89 at two, and 14 drew 0.76-0.84 (README, "Results on this
 # repository's default").
 CPU_FP32_RECIPES = {
-    "mar-micro": Recipe(blr=4e-3, batch_per_process=32, epochs=24, warmup_epochs=1, lr_schedule="cosine", ema_decay=0.999),
-    "mar-tiny": Recipe(blr=4e-3, batch_per_process=64, epochs=6, warmup_epochs=1, lr_schedule="cosine", ema_decay=0.999),
+    "mar-micro": Recipe(
+        blr=4e-3, batch_per_process=32, epochs=24, warmup_epochs=1, lr_schedule="cosine", ema_decay=0.999
+    ),
+    "mar-tiny": Recipe(
+        blr=4e-3, batch_per_process=64, epochs=6, warmup_epochs=1, lr_schedule="cosine", ema_decay=0.999
+    ),
 }
 
 

@@ -3,6 +3,7 @@
 The lock is ``<run>/run.lock``, created exclusively and holding ``<pid> <host>``. It is removed on exit; a lock
 whose process is gone (same host, no such pid) is stale and taken over, so a crash never blocks the folder.
 """
+
 import os
 import shutil
 import socket
@@ -10,7 +11,15 @@ import time
 from pathlib import Path
 
 LOCK = "run.lock"
-RUN_FILES = ("checkpoints", "log.csv", "loss.png", "metrics.json", "samples", "samples.png", "tensorboard")  # what --overwrite removes
+RUN_FILES = (
+    "checkpoints",
+    "log.csv",
+    "loss.png",
+    "metrics.json",
+    "samples",
+    "samples.png",
+    "tensorboard",
+)  # what --overwrite removes
 
 
 class RunFolderError(RuntimeError):
@@ -93,7 +102,9 @@ def holds_run(folder: str | Path) -> bool:
 def check_fresh_start(folder: str | Path, resume: bool, overwrite: bool) -> None:
     """Refuses to start a new run over an earlier one unless --resume or --overwrite says what to do with it."""
     if resume and overwrite:
-        raise RunFolderError("--resume and --overwrite contradict each other: continue the run in --output, or replace it")
+        raise RunFolderError(
+            "--resume and --overwrite contradict each other: continue the run in --output, or replace it"
+        )
     if not resume and not overwrite and holds_run(folder):
         raise RunFolderError(
             f"{folder} already holds a training run (checkpoints in {Path(folder) / 'checkpoints'}); continue it with "

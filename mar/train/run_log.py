@@ -1,4 +1,5 @@
 """Training metrics to a CSV file, to TensorBoard when it is installed, and as a PNG loss curve drawn with Pillow."""
+
 import csv
 import math
 from pathlib import Path
@@ -35,7 +36,9 @@ class RunLog:
 
     def plot_loss(self, path: str | Path, size: tuple[int, int] = (640, 360)) -> Path:
         """The loss against the step, on linear axes with the range printed at the corners."""
-        points = [(int(r["step"]), float(r["loss"])) for r in self.rows() if r["loss"] and math.isfinite(float(r["loss"]))]
+        points = [
+            (int(r["step"]), float(r["loss"])) for r in self.rows() if r["loss"] and math.isfinite(float(r["loss"]))
+        ]
         return draw_curve(points, path, size, title="training loss")
 
     def close(self) -> None:
@@ -68,8 +71,15 @@ def read_rows(path: str | Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def draw_curve(points: list[tuple[float, float]], path: str | Path, size: tuple[int, int], title: str, x_label: str = "step",
-               markers: bool = False, labels: list[str] | None = None) -> Path:
+def draw_curve(
+    points: list[tuple[float, float]],
+    path: str | Path,
+    size: tuple[int, int],
+    title: str,
+    x_label: str = "step",
+    markers: bool = False,
+    labels: list[str] | None = None,
+) -> Path:
     """A line through ``points`` (x, y) on linear axes, the ranges printed at the corners; dots at the points with
     ``markers``, and ``labels`` written beside them."""
     width, height = size
@@ -82,8 +92,13 @@ def draw_curve(points: list[tuple[float, float]], path: str | Path, size: tuple[
         xs, ys = [p[0] for p in points], [p[1] for p in points]
         x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
         span_x, span_y = (x1 - x0) or 1, (y1 - y0) or 1
-        line = [(margin + (x - x0) / span_x * (width - 2 * margin), height - margin - (y - y0) / span_y * (height - 2 * margin))
-                for x, y in points]
+        line = [
+            (
+                margin + (x - x0) / span_x * (width - 2 * margin),
+                height - margin - (y - y0) / span_y * (height - 2 * margin),
+            )
+            for x, y in points
+        ]
         draw.line(line, fill=(31, 119, 180), width=2)
         for x, y in line if markers else []:
             draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=(31, 119, 180))
