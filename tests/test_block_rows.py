@@ -10,7 +10,7 @@ from torch import nn
 from mar.model.backbone import MARBackbone
 from mar.model.block_rows import block_at_rows
 
-from .test_model import TINY
+from .tiny import TINY
 
 
 def rows_with_count(b: int, s: int, count: int, generator) -> torch.Tensor:

@@ -10,7 +10,7 @@ from mar import sample_latents
 from mar.train.checkpoint import load_checkpoint, save_weights
 from vae import KLTokenizer, small_autoencoder
 
-from .test_model import TINY, untrained_but_responsive
+from .tiny import TINY, untrained_but_responsive
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ def trained(glyphs, tmp_path_factory):
     return folder, classifier, info
 
 
+@pytest.mark.slow
 def test_learns_the_classes_and_reports_its_test_accuracy(glyphs, trained):
     _, classifier, info = trained
     assert info["test_accuracy"] > 0.7  # chance is 0.1; 0.885 when written

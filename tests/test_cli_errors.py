@@ -474,6 +474,7 @@ def case_id(case) -> str:
     return f"{script}-{setup.__name__ if setup else ''}-{expected[:40]}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=[case_id(c) for c in CASES])
 def test_bad_input_gets_one_line_and_changes_nothing(case, trained_run, tmp_path, capsys):
     script, argv, expected, setup = case
@@ -506,6 +507,7 @@ def test_every_option_has_a_checked_type(script):
     assert untyped_options(SCRIPTS[script].build_parser()) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "script, argv",
     [

@@ -29,6 +29,7 @@ def compared(tmp_path_factory):
     return out, args, compare.main(args)
 
 
+@pytest.mark.slow
 def test_rows_hold_intervals_over_two_seeds(compared):
     _, _, results = compared
     rows, seed_rows = results["rows"], results["seed_rows"]
@@ -47,6 +48,7 @@ def test_rows_hold_intervals_over_two_seeds(compared):
         assert all(0 <= row[key] <= 1 for key in ("accuracy", "precision", "recall"))
 
 
+@pytest.mark.slow
 def test_results_json_stores_intervals_and_every_seed(compared):
     out, _, results = compared
     stored = json.loads((out / "results.json").read_text())
@@ -55,6 +57,7 @@ def test_results_json_stores_intervals_and_every_seed(compared):
     assert len(stored["seed_rows"]) == 1 + len(VARIANTS) * 2 * 2
 
 
+@pytest.mark.slow
 def test_one_claim_line_per_metric_guidance_and_baseline(compared):
     _, _, results = compared
     assert len(results["claims"]) == 2 * 2  # (cfg 1, cfg 4) x (FID, accuracy) against fsq-ce
@@ -63,6 +66,7 @@ def test_one_claim_line_per_metric_guidance_and_baseline(compared):
         assert ("disjoint" in line) != ("not settled" in line or "tied" in line)
 
 
+@pytest.mark.slow
 def test_each_variant_trains_with_the_recipe_its_own_sweep_chose(compared):
     out, _, results = compared
     budget = compare.BUDGETS["tiny"]
@@ -81,6 +85,7 @@ def test_each_variant_trains_with_the_recipe_its_own_sweep_chose(compared):
         assert all(row["lr"] == chosen[0]["lr"] for row in results["rows"] if row["variant"] == name)
 
 
+@pytest.mark.slow
 def test_each_seed_trains_its_own_tokenizer(compared):
     out, _, _ = compared
     weights = [
@@ -90,6 +95,7 @@ def test_each_seed_trains_its_own_tokenizer(compared):
     assert weights[0] != weights[1]
 
 
+@pytest.mark.slow
 def test_markdown_table_is_well_formed(compared):
     out, _, _ = compared
     lines = (out / "table.md").read_text().splitlines()
@@ -102,6 +108,7 @@ def test_markdown_table_is_well_formed(compared):
     assert sum(line.startswith("- cfg ") for line in lines) == 4
 
 
+@pytest.mark.slow
 def test_writes_a_grid_per_variant_and_the_sweep_plots(compared):
     out, _, results = compared
     grid = Image.open(out / "samples.png")
@@ -112,6 +119,7 @@ def test_writes_a_grid_per_variant_and_the_sweep_plots(compared):
     assert (out / "sweep-temperature.png").is_file() and (out / "sweep-num-iter.png").is_file()
 
 
+@pytest.mark.slow
 def test_a_rerun_reuses_the_classifier_tokenizers_sweeps_and_runs(compared, monkeypatch):
     _, args, results = compared
     monkeypatch.setattr(train_tokenizer, "train_and_measure", lambda *a, **k: pytest.fail("retrained a kept tokenizer"))

@@ -2,6 +2,7 @@
 
 import copy
 
+import pytest
 import torch
 
 from mar import MARConfig, MARGenerator, sample_latents
@@ -24,6 +25,7 @@ SMALL = MARConfig(
 TOLERANCE = 1e-4  # fp32; compiled kernels fuse and reorder sums, so results differ from eager by rounding only
 
 
+@pytest.mark.slow
 def test_compiled_blocks_sample_like_eager():
     torch.manual_seed(0)
     eager = MARGenerator(SMALL).eval()

@@ -157,6 +157,7 @@ def test_a_categorical_checkpoint_generates_its_grid_and_pictures(categorical):
     assert [caption.split(":")[0] for _, caption in result.frames] == ["step 1/3", "step 2/3", "step 3/3"]
 
 
+@pytest.mark.slow
 def test_the_page_of_a_categorical_checkpoint_greys_out_the_diffusion_controls(categorical):
     pytest.importorskip("gradio", reason="gradio is not installed: pip install -e '.[demo]'")
     from mar.demo.app import build_app
@@ -200,6 +201,7 @@ def test_the_page_keeps_the_command_line_defaults_and_checks_its_own_values():
         checked_count(3, 5, 12)
 
 
+@pytest.mark.slow
 # ---- the script ----------------------------------------------------------------------------------------------------------
 def test_no_checkpoint_says_how_to_make_one_in_one_line():
     done = subprocess.run([sys.executable, "-m", "mar", "demo"], cwd=ROOT, capture_output=True, text=True, timeout=60)
@@ -258,6 +260,7 @@ def test_the_page_in_headless_chromium(server, checkpoint, tmp_path):
     assert Image.open(shot).size[0] == 1400
 
 
+@pytest.mark.slow
 def test_the_endpoint_through_gradio_client_gives_the_direct_pixels(server, checkpoint):
     from gradio_client import Client
     from gradio_client.exceptions import AppError

@@ -8,6 +8,7 @@ from diffloss import DiffLoss, DiffLossConfig
 from .mixture import MODES, expected_moments, sample
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("k", [0, 1, 2])
 def test_learns_mean_and_covariance_per_condition(trained_head, k):
     x = sample(trained_head, k)
@@ -16,18 +17,21 @@ def test_learns_mean_and_covariance_per_condition(trained_head, k):
     assert torch.allclose(torch.cov(x.T), cov, atol=0.06), (torch.cov(x.T), cov)
 
 
+@pytest.mark.slow
 def test_mixture_condition_splits_between_its_modes(trained_head):
     x = sample(trained_head, 2)
     nearest = torch.cdist(x, MODES).argmin(1)
     assert abs(nearest.float().mean().item() - 0.5) < 0.06
 
 
+@pytest.mark.slow
 def test_temperature_shrinks_and_widens_the_spread(trained_head):
     spread = {t: torch.cov(sample(trained_head, 0, temperature=t).T).trace().item() for t in (0.5, 1.0, 1.3)}
     assert spread[0.5] < 0.8 * spread[1.0]
     assert spread[1.3] > 1.15 * spread[1.0]
 
 
+@pytest.mark.slow
 def test_cfg_one_equals_unguided_and_seeds_repeat(trained_head):
     z = torch.nn.functional.one_hot(torch.arange(64) % 3, 3).float()
     uncond_a, uncond_b = torch.zeros_like(z), torch.rand(z.shape, generator=torch.Generator().manual_seed(5))

@@ -117,6 +117,7 @@ def test_sample_py_takes_a_hub_id_from_the_cache(local_cache, tmp_path):
     assert out.is_file()
 
 
+@pytest.mark.slow
 def test_a_missing_hub_id_is_one_line_naming_the_download(local_cache, tmp_path):
     """A real process (HF_HUB_OFFLINE=1): exit 2, one line, no traceback, and the command that fetches it."""
     run = subprocess.run(

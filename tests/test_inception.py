@@ -55,6 +55,7 @@ def reference_npz(features, tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::scipy.linalg.LinAlgWarning")  # 8 samples give a singular 2048-d covariance
 def test_fid_is_zero_on_the_reference_set_and_larger_off_it(extractor_and_weights, features, reference_npz, images):
     _, weights = extractor_and_weights

@@ -72,6 +72,7 @@ def test_a_cache_made_otherwise_is_refused_with_the_differences_named(tmp_path, 
         check_latent_cache(tmp_path, tokenizer, 16, "glyphs", False)
 
 
+@pytest.mark.slow
 def test_torchrun_with_two_processes_writes_the_same_cache(tmp_path, tokenizer):
     tokenizer.save(tmp_path / "tokenizer")
     common = [

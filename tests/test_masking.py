@@ -25,6 +25,7 @@ def test_orders_are_permutations_and_seeded():
     assert not torch.equal(orders[0], orders[1])
 
 
+@pytest.mark.slow
 def test_mask_ratio_follows_the_truncated_normal():
     generator = torch.Generator().manual_seed(0)
     draws = np.array([draw_mask_ratio(generator) for _ in range(4000)])

@@ -9,36 +9,7 @@ from mar import NAMED_SIZES, MARGenerator, named_config, sample_latents
 from mar.model.tokens import patchify, unpatchify
 from mar.sampling import loop as sampling_module
 
-TINY = named_config(
-    "mar-tiny",
-    num_classes=5,
-    latent_channels=4,
-    latent_size=8,
-    patch_size=2,
-    width=64,
-    num_heads=4,
-    encoder_depth=2,
-    decoder_depth=2,
-    buffer_size=4,
-    head_width=64,
-    head_depth=2,
-    num_sampling_steps=10,
-)
-
-
-def tiny_model(seed: int = 0, **overrides) -> MARGenerator:
-    torch.manual_seed(seed)
-    return MARGenerator(replace(TINY, **overrides))
-
-
-def untrained_but_responsive(seed: int = 0) -> MARGenerator:
-    """A tiny model whose zero-initialised layers are perturbed, so its samples depend on z and the class."""
-    model = tiny_model(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            if not torch.any(p != 0):
-                p.normal_(std=0.05)
-    return model.eval()
+from .tiny import tiny_model, untrained_but_responsive
 
 
 @pytest.mark.parametrize("name, millions", [("mar-base", 208), ("mar-large", 479), ("mar-huge", 943)])
@@ -49,6 +20,7 @@ def test_paper_sizes_have_the_paper_parameter_counts(name, millions):
     assert abs(count - millions) / millions < 0.05, count
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(NAMED_SIZES))
 def test_every_named_size_runs_forward_and_backward_at_toy_data_sizes(name):
     # Widths and depths as named; the latent grid and classes shrunk so each runs on a CPU in seconds.
@@ -86,6 +58,7 @@ def test_every_parameter_receives_a_gradient():
     assert not silent, silent
 
 
+@pytest.mark.slow
 def test_overfits_a_single_batch():
     model = tiny_model()
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)

@@ -24,7 +24,7 @@ from mar.train.loop import StopSignals
 from mar.train.run_folder import LOCK, RunFolderError, RunLock, check_fresh_start
 from vae import KLTokenizer, small_autoencoder
 
-from .test_model import tiny_model
+from .tiny import tiny_model
 from .toy import TOY
 
 

@@ -41,6 +41,7 @@ def test_the_plan_balances_classes_and_seeds_chunks_by_index():
     assert SamplePlan(20, 10, 6, 4).generator_seed(0) != plan.generator_seed(0)
 
 
+@pytest.mark.slow
 def test_one_and_two_gloo_processes_write_identical_files(trained_run, tmp_path):
     args = ["--checkpoint", str(trained_run), *FAST, "--device", "cpu"]
     threads = torch.get_num_threads()

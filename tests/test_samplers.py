@@ -59,6 +59,7 @@ def test_each_sampler_recovers_the_mixture_from_its_exact_denoiser(sampler, k):
     assert_moments(exact_draws(sampler, k), k)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sampler", ["ddim", "dpm++"])
 def test_deterministic_samplers_place_the_trained_heads_draws(trained_head, sampler):
     """Means and the mixture's split, not covariances: on this briefly trained head the ODE solvers' covariances are

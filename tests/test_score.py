@@ -58,6 +58,7 @@ def features(inception, images):
         return inception[0](torch.from_numpy(images).permute(0, 3, 1, 2))
 
 
+@pytest.mark.slow
 def test_a_folder_against_its_own_reference_scores_fid_zero_and_full_precision_recall(
     inception, folder, features, tmp_path, capsys
 ):
@@ -129,6 +130,7 @@ def test_a_folder_against_its_own_reference_scores_fid_zero_and_full_precision_r
     assert same["inception_score_std"] == pytest.approx(expected["inception_score_std"], rel=1e-3, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_an_npz_against_an_adm_reference_gets_precision_recall_from_its_images(
     inception, images, folder, features, tmp_path
 ):

@@ -136,6 +136,7 @@ def test_train_on_an_image_folder(tmp_path, capsys):
     assert Image.open(tmp_path / "run" / "samples.png").height == 2 * 32 * 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", ["train.py", "sample.py", "train-tokenizer", "cache-latents"])
 def test_help_lists_options_with_defaults(script):
     command = [str(ROOT / script)] if script.endswith(".py") else ["-m", "mar", script]

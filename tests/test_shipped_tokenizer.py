@@ -14,6 +14,7 @@ from vae.embedded import GLYPH_TOKENIZER, GLYPH_TOKENIZER_IMAGE_SIZE
 from .toy import TOY, TOY_GENERATOR
 
 
+@pytest.mark.slow
 def test_shipped_tokenizer_reconstructs_unseen_glyphs_as_recorded(tmp_path):
     tokenizer = load_tokenizer(str(GLYPH_TOKENIZER))
     assert (tokenizer.kind, tokenizer.stride, tokenizer.channels) == ("kl", 2, 1)
@@ -45,6 +46,7 @@ def test_tokenizer_auto_takes_the_shipped_one_only_where_it_fits(options, shippe
     )  # the new one's defaults are filled in
 
 
+@pytest.mark.slow
 def test_a_run_without_tokenizer_options_trains_on_the_shipped_tokenizer(tmp_path, capsys):
     train.main(TOY_GENERATOR + ["--output", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache")])
     assert "the glyph tokenizer shipped in" in capsys.readouterr().out
@@ -52,6 +54,7 @@ def test_a_run_without_tokenizer_options_trains_on_the_shipped_tokenizer(tmp_pat
     assert fingerprint(checkpoint.tokenizer) == fingerprint(load_tokenizer(str(GLYPH_TOKENIZER)))
 
 
+@pytest.mark.slow
 def test_a_run_on_a_new_tokenizer_resumes_without_tokenizer_options(tmp_path, capsys):
     run = ["--output", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache"), "--grid-accuracy", "off"]
     train.main(TOY + run + ["--stop-after-steps", "2"])

@@ -46,6 +46,7 @@ def test_unknown_class_is_refused():
         render_texture("plaid", 16, np.random.default_rng(0))
 
 
+@pytest.mark.slow
 def test_compare_runs_on_a_texture_folder(tmp_path):
     root = write_texture_folder(tmp_path / "textures", 12, 32)
     results = compare.main(

@@ -75,6 +75,7 @@ MIN_GAIN_DB = (
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["kl", "vq", "fsq"])
 def test_training_on_the_default_data_cuts_the_reconstruction_error(kind):
     images = glyph_dataset(400, 32, seed=0).tensors[0]

@@ -19,7 +19,7 @@ from mar.train.loop import TrainingStopped, TrainSettings, fit
 from mar.train.run_log import read_rows
 from vae import KLTokenizer, small_autoencoder
 
-from .test_model import tiny_model
+from .tiny import tiny_model
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = TrainSettings(
@@ -128,7 +128,7 @@ import os, signal, sys, torch
 sys.path.insert(0, {root!r})
 import mar.train.checkpoint as ckpt
 from mar.train.ema import EMA
-from tests.test_model import tiny_model
+from tests.tiny import tiny_model
 from vae import KLTokenizer, small_autoencoder
 model = tiny_model(seed=1)
 tokenizer = KLTokenizer(small_autoencoder(4, 4, 32))
@@ -151,6 +151,7 @@ ckpt.save_training_checkpoint({run!r}, model, EMA(model, 0.9), tokenizer, state(
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", ["weights", "resume"])
 def test_sigkill_while_writing_leaves_the_previous_checkpoint_loadable(tmp_path, target):
     script = KILL_DURING_WRITE.format(root=str(ROOT), run=str(tmp_path), target=target)
@@ -203,6 +204,7 @@ def train_process(args, **kwargs):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
 def test_a_stop_signal_saves_a_checkpoint_that_resumes(tmp_path, stop):
     out = tmp_path / "run"
@@ -235,6 +237,7 @@ def test_a_stop_signal_saves_a_checkpoint_that_resumes(tmp_path, stop):
     assert [int(r["step"]) for r in read_rows(out / "log.csv")] == list(range(1, stopped_at + 3))
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_process_at_the_same_global_batch(tmp_path):
     common = ["--epochs", "1", "--stop-after-steps", "3", "--cache-dir", str(tmp_path / "cache")]
     first = train_process(common + ["--output", str(tmp_path / "one"), "--grad-accum", "2"])

@@ -8,7 +8,7 @@ import torch
 from mar.precision import resolve_precision
 from mar.train.optim import lr_factor, make_optimizer
 
-from .test_model import tiny_model
+from .tiny import tiny_model
 
 
 def test_weight_decay_applies_to_matrices_and_embeddings_only():
