@@ -223,7 +223,7 @@ def score_checkpoint(args, classifier, device, judges: list) -> tuple:
         fail(
             f"--contexts {max(args.contexts)} leaves no token to draw: the model has {model.config.seq_len} tokens; give fewer"
         )
-    train_timesteps = model.head.config.num_train_timesteps if model.config.head == "diffusion" else 0
+    train_timesteps = model.head.config.num_train_timesteps if model.config.head_kind == "diffusion" else 0
     for num_iter in args.num_iters:  # K and the head's steps, as sample.py checks them
         check_sampling(
             argparse.Namespace(
@@ -233,7 +233,7 @@ def score_checkpoint(args, classifier, device, judges: list) -> tuple:
                 diffusion_steps_last=None,
             ),
             model.config.seq_len,
-            model.config.head,
+            model.config.head_kind,
             train_timesteps,
         )
     precision = resolve_precision(args.amp, device)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from diffloss import DiffLossConfig
 from mar import MARConfig
 
 # The official code's default model shape at a small scale: 64 tokens of 16 channels, 64 buffer tokens.
@@ -22,9 +23,7 @@ OFFICIAL_MIRROR = MARConfig(
     latent_channels=16,
     latent_size=8,
     patch_size=1,
-    head_width=256,
-    head_depth=3,
-    diffusion_batch_mul=4,
+    head=DiffLossConfig(width=256, depth=3, diffusion_batch_mul=4),
 )
 # Data geometry: classes, latent channels, latent side, patch size.
 GEOMETRIES = {"glyphs32": (10, 4, 8, 2), "glyphs64": (10, 4, 16, 2), "imagenet256": (1000, 16, 16, 1)}

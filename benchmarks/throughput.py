@@ -198,7 +198,7 @@ def main(argv=None) -> None:
     depths = args.head_depth or [None]
     models = {}
     for patch, depth in itertools.product(patches, depths):
-        given = {"head_depth": depth, "mask_ratio_min": args.mask_ratio_min, "mask_ratio_std": args.mask_ratio_std}
+        given = {"mask_ratio_min": args.mask_ratio_min, "mask_ratio_std": args.mask_ratio_std}
         config = named_config(
             args.model,
             num_classes=classes,
@@ -206,7 +206,7 @@ def main(argv=None) -> None:
             latent_size=side,
             patch_size=patch,
             **{name: value for name, value in given.items() if value is not None},
-        )
+        ).with_head(**({} if depth is None else {"depth": depth}))
         torch.manual_seed(0)
         models[variant_name(patch, depth)] = MARGenerator(config).to(device)
     for name, model in models.items():

@@ -47,8 +47,8 @@ def test_round_trip_reproduces_the_same_images(saved):
 
 def test_other_config_is_refused_naming_the_fields(saved):
     path, *_ = saved
-    with pytest.raises(ValueError, match=r"width: 96 != 64.*head_depth: 3 != 2"):
-        load_checkpoint(path, expect=replace(TINY, width=96, head_depth=3))
+    with pytest.raises(ValueError, match=r"width: 96 != 64.*head.depth: 3 != 2"):
+        load_checkpoint(path, expect=replace(TINY, width=96).with_head(depth=3))
 
 
 def test_missing_and_foreign_files_get_clear_errors(tmp_path):

@@ -5,6 +5,7 @@ import copy
 import pytest
 import torch
 
+from diffloss import DiffLossConfig
 from mar import MARConfig, MARGenerator, sample_latents
 
 SMALL = MARConfig(
@@ -17,8 +18,7 @@ SMALL = MARConfig(
     latent_channels=4,
     latent_size=4,
     patch_size=1,
-    head_width=64,
-    head_depth=2,
+    head=DiffLossConfig(width=64, depth=2),
     attn_dropout=0.1,
     proj_dropout=0.1,
 )

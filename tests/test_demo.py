@@ -22,6 +22,7 @@ from mar.demo.frames import partial_images
 from mar.demo.generation import generate, shown_steps
 from mar.demo.launch import build_parser
 from mar.demo.settings import SettingsError, checked_classes, checked_count, checked_sampling, default_sampling
+from mar.model.categorical import CategoricalConfig
 from mar.model.masking import unmasking_schedule
 from mar.model.tokens import patchify, unpatchify
 from mar.sampling.loop import sample_latents
@@ -66,9 +67,7 @@ def categorical():
         latent_channels=3,
         latent_size=4,
         patch_size=2,
-        head="categorical",
-        codebook_size=12,
-        head_width=32,
+        head=CategoricalConfig(width=32, codebook_size=12),
     )
     model = MARGenerator(config, tokenizer.latent_codebook()).eval()
     return Checkpoint(model=model, ema=None, tokenizer=tokenizer, classes=["a", "b", "c"], image_size=16, step=0)

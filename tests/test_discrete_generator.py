@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from mar import MARGenerator, named_config, sample_latents
+from mar.model.categorical import CategoricalConfig
 from mar.train.checkpoint import load_checkpoint, save_weights
 from vae import DiscreteConfig, DiscreteTokenizer, FSQConfig
 
@@ -28,9 +29,7 @@ def setup():
         latent_channels=3,
         latent_size=4,
         patch_size=2,
-        head="categorical",
-        codebook_size=12,
-        head_width=32,
+        head=CategoricalConfig(width=32, codebook_size=12),
     )
     model = MARGenerator(config, tokenizer.latent_codebook()).eval()
     return tokenizer, model

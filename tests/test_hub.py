@@ -86,7 +86,10 @@ def test_config_and_model_card_hold_what_the_run_recorded(trained_run, hub_folde
     )
     assert metrics["final_loss"] == run_metrics["final_loss"] and metrics["steps"] == 5 and "tokenizer_psnr" in metrics
     assert config["training"] == training and config["metrics"] == metrics and config["step"] == 5
-    assert config["classes"] == load_checkpoint(trained_run).classes and config["mar_config"]["head"] == "diffusion"
+    assert (
+        config["classes"] == load_checkpoint(trained_run).classes
+        and config["mar_config"]["head"]["kind"] == "diffusion"
+    )
     assert (hub_folder / "samples.png").read_bytes() == grid.read_bytes()
 
     card = (hub_folder / "README.md").read_text()

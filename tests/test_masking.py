@@ -7,6 +7,7 @@ import pytest
 import torch
 from scipy import stats
 
+from diffloss import DiffLossConfig
 from mar.model.masking import (
     annealed_steps,
     cfg_at,
@@ -50,8 +51,7 @@ def test_training_mask_count_matches_the_ratio_in_every_sample(seq_len):
             num_heads=2,
             encoder_depth=1,
             decoder_depth=1,
-            head_width=16,
-            head_depth=1,
+            head=DiffLossConfig(width=16, depth=1),
         )
     )
     for seed in range(5):

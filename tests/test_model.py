@@ -5,7 +5,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from mar import NAMED_SIZES, MARGenerator, named_config, sample_latents
+from mar import NAMED_SIZES, MARConfig, MARGenerator, named_config, sample_latents
 from mar.model.tokens import patchify, unpatchify
 from mar.sampling import loop as sampling_module
 
@@ -24,8 +24,8 @@ def test_paper_sizes_have_the_paper_parameter_counts(name, millions):
 @pytest.mark.parametrize("name", list(NAMED_SIZES))
 def test_every_named_size_runs_forward_and_backward_at_toy_data_sizes(name):
     # Widths and depths as named; the latent grid and classes shrunk so each runs on a CPU in seconds.
-    config = named_config(
-        name, num_classes=3, latent_channels=2, latent_size=2, patch_size=1, buffer_size=2, head_depth=1
+    config = named_config(name, num_classes=3, latent_channels=2, latent_size=2, patch_size=1, buffer_size=2).with_head(
+        depth=1
     )
     if name != "mar-tiny":
         config = replace(config, encoder_depth=1, decoder_depth=1)
@@ -294,3 +294,21 @@ def test_cfg_refresh_runs_the_unconditional_half_every_n_steps_and_is_exact_wher
     assert torch.equal(run(1, cfg=1.0), run(4, cfg=1.0))  # without guidance there is nothing to refresh
     with pytest.raises(ValueError, match="cfg_refresh 0 must be at least 1"):
         run(0)
+
+
+def test_the_flat_config_layout_of_older_checkpoints_loads_into_the_head_config():
+    backbone = {k: v for k, v in named_config("mar-tiny").to_dict().items() if k not in ("head", "compat")}
+    flat_head = {
+        "head_width": 64,
+        "head_depth": 2,
+        "diffusion_batch_mul": 4,
+        "num_sampling_steps": 10,
+        "learn_sigma": True,
+    }
+    diffusion = MARConfig.from_dict(backbone | flat_head | {"head": "diffusion", "codebook_size": 0})
+    assert diffusion == named_config("mar-tiny").with_head(width=64, depth=2, num_sampling_steps=10)
+    categorical = MARConfig.from_dict(backbone | flat_head | {"head": "categorical", "codebook_size": 12})
+    assert categorical == named_config("mar-tiny").with_head("categorical", width=64, codebook_size=12)
+    assert MARConfig.from_dict(categorical.to_dict()) == categorical  # and the nested layout round-trips
+    with pytest.raises(ValueError, match="head has fields this version does not know: depth"):
+        MARConfig.from_dict(categorical.to_dict() | {"head": {"kind": "categorical", "depth": 3}})

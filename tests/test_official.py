@@ -263,7 +263,12 @@ def test_the_config_comes_from_args_or_from_the_shapes_and_num_heads(tmp_path):
         2,
         4,
     )
-    assert (config.head_width, config.head_depth, config.num_sampling_steps, config.compat) == (24, 2, 100, "official")
+    assert (config.head.width, config.head.depth, config.head.num_sampling_steps, config.compat) == (
+        24,
+        2,
+        100,
+        "official",
+    )
     with pytest.raises(OfficialCheckpointError, match="head count of this 32-wide model is unknown.*pass --num-heads"):
         official_config(None, tensors, 4, 4)
     assert official_config(None, tensors, 4, 4, num_heads=4) == config  # the same model from flags and shapes
@@ -561,8 +566,7 @@ def tiny_official_model(compat: str):
         latent_channels=4,
         latent_size=4,
         patch_size=1,
-        head_width=16,
-        head_depth=1,
+        head=DiffLossConfig(width=16, depth=1),
         compat=compat,
     )
     torch.manual_seed(0)
@@ -648,7 +652,7 @@ def test_compat_lives_in_the_config_so_a_resume_with_another_is_refused():
     assert (
         MARConfig.from_dict({k: v for k, v in default.to_dict().items() if k != "compat"}) == default
     )  # older checkpoints
-    assert official.head_config().discretized_decoder and not default.head_config().discretized_decoder
+    assert official.head.discretized_decoder and not default.head.discretized_decoder
     with pytest.raises(ValueError, match="unknown compat 'iddpm'"):
         MARConfig(compat="iddpm")
 

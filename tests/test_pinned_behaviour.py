@@ -138,6 +138,7 @@ def record() -> None:
     import tempfile
 
     if not CHECKPOINT.exists():
+        from diffloss import DiffLossConfig
         from mar import MARGenerator, named_config
         from mar.train.checkpoint import save_weights
         from vae import KLTokenizer, small_autoencoder
@@ -154,8 +155,7 @@ def record() -> None:
             num_heads=2,
             encoder_depth=1,
             decoder_depth=1,
-            head_width=32,
-            head_depth=1,
+            head=DiffLossConfig(width=32, depth=1),
         )
         model = MARGenerator(config).eval()
         with torch.no_grad():  # zero-initialised layers perturbed, so that samples depend on z and the class

@@ -253,8 +253,8 @@ def test_head_and_mask_law_options_reach_the_config(trained, capsys):
         ],
     )
     for difference in (
-        "head_width: 64 != 128",
-        "head_depth: 2 != 3",
+        "head.width: 64 != 128",
+        "head.depth: 2 != 3",
         "mask_ratio_min: 0.3 != 0.0",
         "mask_ratio_std: 1000.0 != 0.5",
     ):

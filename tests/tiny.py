@@ -4,6 +4,7 @@ from dataclasses import replace
 
 import torch
 
+from diffloss import DiffLossConfig
 from mar import MARGenerator, named_config
 
 TINY = named_config(
@@ -17,9 +18,7 @@ TINY = named_config(
     encoder_depth=2,
     decoder_depth=2,
     buffer_size=4,
-    head_width=64,
-    head_depth=2,
-    num_sampling_steps=10,
+    head=DiffLossConfig(width=64, depth=2, num_sampling_steps=10),
 )
 
 

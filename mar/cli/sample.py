@@ -75,8 +75,8 @@ def main(argv=None) -> None:
         fail(
             f"class id {bad[0]} is out of range: this checkpoint has {config.num_classes} classes (0-{config.num_classes - 1})"
         )
-    train_timesteps = ckpt.model.head.config.num_train_timesteps if config.head == "diffusion" else 0
-    check_sampling(args, config.seq_len, config.head, train_timesteps)
+    train_timesteps = ckpt.model.head.config.num_train_timesteps if config.head_kind == "diffusion" else 0
+    check_sampling(args, config.seq_len, config.head_kind, train_timesteps)
     given = Path(args.checkpoint)
     folder = given if given.is_dir() else given.parent if given.exists() else Path("runs") / "hub" / args.checkpoint
     name = f"samples-step{ckpt.step}-K{args.num_iter}-{args.head_sampler}{args.diffusion_steps}-cfg{args.cfg:g}-t{args.temperature:g}.png"

@@ -75,8 +75,8 @@ def main(argv=None) -> None:
     check_sampling(
         args,
         config.seq_len,
-        config.head,
-        ckpt.model.head.config.num_train_timesteps if config.head == "diffusion" else 0,
+        config.head_kind,
+        ckpt.model.head.config.num_train_timesteps if config.head_kind == "diffusion" else 0,
     )
     plan = SamplePlan(args.num_images, config.num_classes, args.chunk_size, args.seed)
     record = sample_set_record(plan, args.checkpoint, asdict(sampling_options(args)), ema=not args.no_ema)

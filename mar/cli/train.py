@@ -460,14 +460,23 @@ def check_run_options(args, world: int) -> None:
 
 
 def config_overrides(args) -> dict:
-    """The config fields of the head's size and the mask-ratio law that the command line sets; the others stay the
-    named size's."""
-    given = {
-        "head_width": args.head_width,
-        "head_depth": args.head_depth,
-        "mask_ratio_min": args.mask_ratio_min,
-        "mask_ratio_std": args.mask_ratio_std,
-    }
+    """The mask-ratio law's fields that the command line sets; the others stay the named size's."""
+    given = {"mask_ratio_min": args.mask_ratio_min, "mask_ratio_std": args.mask_ratio_std}
+    return {name: value for name, value in given.items() if value is not None}
+
+
+def head_changes(args, tokenizer) -> dict:
+    """The head config's fields that the command line sets; --head-width and --head-depth left out keep the named
+    size's, and a categorical head takes the tokenizer's codebook (it has no depth, steps or timesteps per z)."""
+    if args.head == "categorical":
+        given = {"width": args.head_width, "codebook_size": tokenizer.codebook_size}
+    else:
+        given = {
+            "width": args.head_width,
+            "depth": args.head_depth,
+            "diffusion_batch_mul": args.diffusion_batch_mul,
+            "num_sampling_steps": args.diffusion_steps,
+        }
     return {name: value for name, value in given.items() if value is not None}
 
 
@@ -551,14 +560,10 @@ def train_run(args, device, output: Path, started: float) -> None:
         latent_channels=channels,
         latent_size=args.image_size // stride,
         patch_size=args.patch_size,
-        diffusion_batch_mul=args.diffusion_batch_mul,
-        num_sampling_steps=args.diffusion_steps,
         **config_overrides(args),
-        head=args.head,
-        codebook_size=tokenizer.codebook_size if args.head == "categorical" else 0,
         compat=args.compat or "default",  # recorded in the config: a resume with another one is refused
-    )
-    train_timesteps = config.head_config().num_train_timesteps if args.head == "diffusion" else 0
+    ).with_head(args.head, **head_changes(args, tokenizer))
+    train_timesteps = config.head.num_train_timesteps if args.head == "diffusion" else 0
     check_sampling(args, config.seq_len, args.head, train_timesteps)
     source_path = latest_checkpoint(output) if resumed is not None else args.init_from
     source = resumed or (args.init_from and load_or_fail(args.init_from))

@@ -30,7 +30,7 @@ def describe(checkpoint: Checkpoint, source: str, use_ema: bool, device: torch.d
     config = checkpoint.model.config
     weights = "EMA weights" if use_ema and checkpoint.ema is not None else "trained weights"
     return (
-        f"# MAR demo\n`{source}`: step {checkpoint.step}, {config.head} head, {len(checkpoint.classes)} classes, "
+        f"# MAR demo\n`{source}`: step {checkpoint.step}, {config.head_kind} head, {len(checkpoint.classes)} classes, "
         f"{checkpoint.image_size} px images of {config.seq_len} tokens ({config.grid_size} x {config.grid_size}), "
         f"{weights}, on {device}."
     )
@@ -42,7 +42,7 @@ def build_app(
     """The page for one loaded checkpoint; its generate button is also the API endpoint ``/generate``."""
     model = checkpoint.sampling_model if use_ema else checkpoint.model
     config, names, defaults = model.config, checkpoint.classes, default_sampling()
-    diffusion = config.head == "diffusion"
+    diffusion = config.head_kind == "diffusion"
     train_timesteps = model.head.config.num_train_timesteps if diffusion else 0
     zoom = max(1, 128 // checkpoint.image_size)  # small images are shown at 128 px or more
     head_note = (
@@ -67,7 +67,7 @@ def build_app(
                     cfg_schedule=cfg_schedule,
                 ),
                 config.seq_len,
-                config.head,
+                config.head_kind,
                 train_timesteps,
             )
         except SettingsError as error:

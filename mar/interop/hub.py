@@ -149,7 +149,7 @@ def model_card_body(pretrained: PretrainedMAR) -> str:
     parameters = sum(p.numel() for p in ckpt.model.parameters())
     head = (
         "a diffusion head (DDPM loss, MLP denoiser)"
-        if config.head == "diffusion"
+        if config.head_kind == "diffusion"
         else "a categorical head (cross-entropy over codes)"
     )
     rows = [

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from diffloss import DiffLossConfig
 from mar.model.config import MARConfig
 from mar.model.generator import MARGenerator
 
@@ -265,10 +266,12 @@ def official_config(
             latent_channels=tokenizer_channels,
             latent_size=grid * patch,
             patch_size=patch,
-            head_width=settings["diffloss_w"],
-            head_depth=settings["diffloss_d"],
-            diffusion_batch_mul=settings["diffusion_batch_mul"],
-            num_sampling_steps=int(steps),
+            head=DiffLossConfig(
+                width=settings["diffloss_w"],
+                depth=settings["diffloss_d"],
+                diffusion_batch_mul=settings["diffusion_batch_mul"],
+                num_sampling_steps=int(steps),
+            ),
             compat="official",
         )
     except (TypeError, ValueError) as error:

@@ -19,9 +19,10 @@ from vae import nearest_code
 
 @dataclass(frozen=True)
 class CategoricalConfig:
-    cond_channels: int
-    codes_per_token: int
     width: int = 1024
+    codebook_size: int = 0  # the discrete tokenizer's number of codes
+    cond_channels: int = 768  # set by MARConfig: the backbone's width
+    codes_per_token: int = 1  # set by MARConfig: p^2 for patch size p
 
 
 class CategoricalHead(nn.Module):

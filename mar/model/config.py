@@ -1,11 +1,11 @@
-"""The generator's config and the registry of named sizes."""
+"""The generator's config (the backbone's fields and the token head's config) and the registry of named sizes."""
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 
 from diffloss import DiffLossConfig
 from mar.model.categorical import CategoricalConfig
 
-HEADS = ("diffusion", "categorical")
+HEADS = {"diffusion": DiffLossConfig, "categorical": CategoricalConfig}
 # Conventions: this library's, or the official MAR code's (improved-DDPM respacing of the head's chain, the guidance
 # scale of its last autoregressive step, the discretised loss at t = 0; mar/interop/official.py).
 COMPAT = ("default", "official")
@@ -31,14 +31,10 @@ class MARConfig:
     latent_channels: int = 16
     latent_size: int = 16
     patch_size: int = 1
-    # Token head: "diffusion" (DiffLoss) or "categorical" (cross-entropy over a tokenizer's codebook_size codes).
-    head: str = "diffusion"
-    codebook_size: int = 0
-    head_width: int = 1024
-    head_depth: int = 6
-    diffusion_batch_mul: int = 4
-    num_sampling_steps: int = 100
-    learn_sigma: bool = True
+    # Token head: DiffLossConfig (the paper's diffusion loss) or CategoricalConfig (cross-entropy over a discrete
+    # tokenizer's codes). Its input sizes (token channels, condition width, codes per token) and the official loss at
+    # t = 0 follow from the fields here: they are set from them, whatever the given config says.
+    head: DiffLossConfig | CategoricalConfig = DiffLossConfig(width=1024, depth=6)
     # "official" trains the head with the official code's loss at t = 0 and samples as it does, unless told otherwise.
     compat: str = "default"
 
@@ -48,14 +44,28 @@ class MARConfig:
                 f"latent size {self.latent_size} is not divisible by patch size {self.patch_size}; "
                 "choose a patch size that divides the tokenizer's latent grid"
             )
-        if self.head not in HEADS:
-            raise ValueError(f"unknown head {self.head!r}; choose one of {', '.join(HEADS)}")
+        if not isinstance(self.head, tuple(HEADS.values())):
+            raise ValueError(f"head {self.head!r} is not a head config; use DiffLossConfig or CategoricalConfig")
         if self.compat not in COMPAT:
             raise ValueError(f"unknown compat {self.compat!r}; choose one of {', '.join(COMPAT)}")
-        if self.head == "categorical" and self.codebook_size < 1:
+        if self.head_kind == "categorical" and self.head.codebook_size < 1:
             raise ValueError("the categorical head needs codebook_size, the discrete tokenizer's number of codes")
         if self.width % self.num_heads:
             raise ValueError(f"width {self.width} is not divisible by num_heads {self.num_heads}")
+        if self.head_kind == "categorical":
+            inputs = {"cond_channels": self.width, "codes_per_token": self.patch_size**2}
+        else:
+            inputs = {
+                "token_channels": self.token_dim,
+                "cond_channels": self.width,
+                "discretized_decoder": self.compat == "official",
+            }
+        object.__setattr__(self, "head", replace(self.head, **inputs))  # frozen: set once, here
+
+    @property
+    def head_kind(self) -> str:
+        """ "diffusion" or "categorical"."""
+        return "categorical" if isinstance(self.head, CategoricalConfig) else "diffusion"
 
     @property
     def grid_size(self) -> int:
@@ -69,40 +79,68 @@ class MARConfig:
     def token_dim(self) -> int:
         return self.latent_channels * self.patch_size**2
 
-    def head_config(self) -> DiffLossConfig | CategoricalConfig:
-        if self.head == "categorical":
-            return CategoricalConfig(
-                cond_channels=self.width, codes_per_token=self.patch_size**2, width=self.head_width
-            )
-        return DiffLossConfig(
-            token_channels=self.token_dim,
-            cond_channels=self.width,
-            width=self.head_width,
-            depth=self.head_depth,
-            num_sampling_steps=self.num_sampling_steps,
-            diffusion_batch_mul=self.diffusion_batch_mul,
-            learn_sigma=self.learn_sigma,
-            discretized_decoder=self.compat == "official",
-        )
+    def with_head(self, kind: str | None = None, **changes) -> "MARConfig":
+        """This config with the head's fields changed; ``kind`` switches the head, keeping its width.
+
+        ``named_config("mar-tiny").with_head(depth=2)``, ``...with_head("categorical", codebook_size=512)``.
+        """
+        head = self.head
+        if kind is not None and kind != self.head_kind:
+            if kind not in HEADS:
+                raise ValueError(f"unknown head {kind!r}; choose one of {', '.join(HEADS)}")
+            head = HEADS[kind](width=head.width)
+        return replace(self, head=replace(head, **changes))
 
     def to_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """JSON-ready: the head as a dict with its ``kind``."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return values | {"head": {"kind": self.head_kind, **asdict(self.head)}}
 
     @classmethod
     def from_dict(cls, values: dict) -> "MARConfig":
+        """The config of ``to_dict``, or of checkpoints written before the head had its own config (flat fields)."""
+        values = dict(values)
+        head = values.pop("head", "diffusion")
+        if isinstance(head, str):  # the flat layout: head kind and head fields beside the backbone's
+            head = {"kind": head} | {new: values.pop(old) for old, new in FLAT_HEAD_FIELDS.items() if old in values}
+            if head["kind"] == "diffusion":
+                head.pop("codebook_size", None)
+            else:
+                for name in ("depth", "diffusion_batch_mul", "num_sampling_steps", "learn_sigma"):
+                    head.pop(name, None)
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"config has fields this version does not know: {', '.join(unknown)}")
-        return cls(**values)
+        head = dict(head)
+        kind = head.pop("kind", "diffusion")
+        if kind not in HEADS:
+            raise ValueError(f"config names an unknown head {kind!r}; this version knows {', '.join(HEADS)}")
+        head_fields = {f.name for f in fields(HEADS[kind])}
+        if unknown := sorted(set(head) - head_fields):
+            raise ValueError(f"config's {kind} head has fields this version does not know: {', '.join(unknown)}")
+        return cls(**values, head=HEADS[kind](**head))
 
     def differences(self, other: "MARConfig") -> list[str]:
-        """'field: mine != theirs' for every field that differs."""
-        return [
-            f"{f.name}: {getattr(self, f.name)!r} != {getattr(other, f.name)!r}"
-            for f in fields(self)
-            if getattr(self, f.name) != getattr(other, f.name)
-        ]
+        """'field: mine != theirs' for every field that differs; the head's fields as 'head.field'."""
+
+        def flat(config: "MARConfig") -> dict:
+            values = config.to_dict()
+            return values | {f"head.{k}": v for k, v in values.pop("head").items()}
+
+        mine, theirs = flat(self), flat(other)
+        return [f"{k}: {mine[k]!r} != {theirs.get(k)!r}" for k in mine if mine[k] != theirs.get(k)]
+
+
+# The flat layout's head fields (checkpoints before the head had its own config) and their names in the head's config.
+FLAT_HEAD_FIELDS = {
+    "head_width": "width",
+    "head_depth": "depth",
+    "diffusion_batch_mul": "diffusion_batch_mul",
+    "num_sampling_steps": "num_sampling_steps",
+    "learn_sigma": "learn_sigma",
+    "codebook_size": "codebook_size",
+}
 
 
 # Widths and depths of the paper's models (Li et al. 2024, Table 4 and the official configs). mar-tiny is ours,
@@ -119,8 +157,7 @@ NAMED_SIZES: dict[str, MARConfig] = {
         attn_dropout=0.0,
         proj_dropout=0.0,
         buffer_size=4,
-        head_width=128,
-        head_depth=3,
+        head=DiffLossConfig(width=128, depth=3),
         mask_ratio_min=0.0,
         mask_ratio_std=0.5,
     ),
@@ -132,12 +169,17 @@ NAMED_SIZES: dict[str, MARConfig] = {
         attn_dropout=0.0,
         proj_dropout=0.0,
         buffer_size=4,
-        head_width=256,
-        head_depth=3,
+        head=DiffLossConfig(width=256, depth=3),
     ),
-    "mar-base": MARConfig(width=768, encoder_depth=12, decoder_depth=12, num_heads=12, head_width=1024, head_depth=6),
-    "mar-large": MARConfig(width=1024, encoder_depth=16, decoder_depth=16, num_heads=16, head_width=1280, head_depth=8),
-    "mar-huge": MARConfig(width=1280, encoder_depth=20, decoder_depth=20, num_heads=16, head_width=1536, head_depth=12),
+    "mar-base": MARConfig(
+        width=768, encoder_depth=12, decoder_depth=12, num_heads=12, head=DiffLossConfig(width=1024, depth=6)
+    ),
+    "mar-large": MARConfig(
+        width=1024, encoder_depth=16, decoder_depth=16, num_heads=16, head=DiffLossConfig(width=1280, depth=8)
+    ),
+    "mar-huge": MARConfig(
+        width=1280, encoder_depth=20, decoder_depth=20, num_heads=16, head=DiffLossConfig(width=1536, depth=12)
+    ),
 }
 
 

@@ -20,16 +20,16 @@ class MARGenerator(nn.Module):
         super().__init__()
         self.config = config
         self.backbone = MARBackbone(config)
-        if config.head == "categorical":
-            shape = (config.codebook_size, config.latent_channels)
+        if config.head_kind == "categorical":
+            shape = (config.head.codebook_size, config.latent_channels)
             if codebook is not None and tuple(codebook.shape) != shape:
                 raise ValueError(
                     f"codebook of shape {tuple(codebook.shape)} does not fit the config's {shape} "
                     "(codebook_size, latent_channels)"
                 )
-            self.head = CategoricalHead(config.head_config(), codebook if codebook is not None else torch.zeros(shape))
+            self.head = CategoricalHead(config.head, codebook if codebook is not None else torch.zeros(shape))
         else:
-            self.head = DiffLoss(config.head_config())
+            self.head = DiffLoss(config.head)
 
     def training_mask(self, batch: int, device, generator=None) -> torch.Tensor:
         """(b, l) with 1 = masked: one ratio per batch from the truncated normal, a random order per sample."""
@@ -57,7 +57,7 @@ class MARGenerator(nn.Module):
         tolerance). The first call of each shape kind pays the compilation (tens of seconds on a CPU).
         """
         blocks = [*self.backbone.encoder_blocks, *self.backbone.decoder_blocks]
-        if self.config.head == "diffusion":
+        if self.config.head_kind == "diffusion":
             blocks += [*self.head.net.blocks, self.head.net.final]
         for block in blocks:
             block.compile(dynamic=True)

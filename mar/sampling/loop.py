@@ -20,9 +20,10 @@ from mar.sampling.config import SamplingConfig
 from mar.sampling.guidance import Conditions
 
 
-def head_steps_per_step(sampling: SamplingConfig, model_default: int) -> list[int | None]:
-    """The head's steps at each of the K steps: constant, or annealed linearly to ``diffusion_steps_last``."""
-    if sampling.diffusion_steps_last is None:
+def head_steps_per_step(sampling: SamplingConfig, model_default: int | None) -> list[int | None]:
+    """The head's steps at each of the K steps: constant, or annealed linearly to ``diffusion_steps_last`` (a head
+    without steps, ``model_default`` None, takes them unused)."""
+    if sampling.diffusion_steps_last is None or model_default is None:
         return [sampling.diffusion_steps] * sampling.num_iter
     first = model_default if sampling.diffusion_steps is None else sampling.diffusion_steps
     return annealed_steps(first, sampling.diffusion_steps_last, sampling.num_iter)
@@ -60,7 +61,7 @@ def sample_latents(
     sampling = replace(sampling or SamplingConfig(), **overrides)
     config, head = model.config, model.head
     official = (config.compat if sampling.compat is None else sampling.compat) == "official"
-    head_options = {"spacing": "iddpm" if official else "leading"} if config.head == "diffusion" else {}
+    head_options = {"spacing": "iddpm" if official else "leading"} if config.head_kind == "diffusion" else {}
     if labels.min() < 0 or labels.max() >= config.num_classes:
         bad = labels[(labels < 0) | (labels >= config.num_classes)][0].item()
         raise ValueError(
@@ -74,7 +75,7 @@ def sample_latents(
     conditions = Conditions(model.backbone, labels, sampling.cfg, sampling.cfg_refresh)
     schedule = unmasking_schedule(int(mask[0].sum()), sampling.num_iter)
     for step, (remaining, steps) in enumerate(
-        zip(schedule, head_steps_per_step(sampling, config.num_sampling_steps)), start=1
+        zip(schedule, head_steps_per_step(sampling, getattr(config.head, "num_sampling_steps", None))), start=1
     ):
         next_mask = mask_from_orders(orders, remaining).bool()
         to_draw = mask & ~next_mask  # (b, l): the same count in every row
