@@ -1,7 +1,7 @@
 """The pixel term every tokenizer here trains with: L1 (the default, as LDM's autoencoders) or mean squared error.
 
-On the procedural textures L1 left the KL tokenizer near the PSNR of each image's mean colour (README, "Beyond the
-glyphs"); MSE, the term PSNR itself measures, moved it off that plateau.
+On the procedural textures L1 left the KL tokenizer near the PSNR of each image's mean colour (docs/experiments/
+2026-12-03-texture-tokenizers-and-l1-plateau.md); MSE, the term PSNR itself measures, moved it off that plateau.
 """
 
 import torch

@@ -115,7 +115,7 @@ BUDGETS = {
     # mar-micro (the CPU default's model, about 3x mar-tiny's images/s) so that 3 seeds fit 75 minutes on 2 cores
     # (4490 s on the AMX Xeon). 1600 tokenizer steps: at 800 the KL tokenizer of seed 2 stayed on the colour
     # plateau (14.86 dB; 23.02 at 1600). The rate grid stops at the recipe's: the 2-epoch sweep ranked 2x first for
-    # every head, and all 9 generators trained at 2x ignored the class (README, "The default budget, measured").
+    # every head, and all 9 generators trained at 2x ignored the class (docs/experiments/2026-12-02-compare-learning-rates.md).
     "default": Budget(
         num_images=10_000,
         reference_images=1000,
@@ -196,13 +196,13 @@ def build_parser() -> Parser:
         "--tokenizer-pixel-loss",
         default=DEFAULT_TOKENIZER_RECIPE["pixel_loss"],
         choices=PIXEL_LOSSES,
-        help="reconstruction term of every tokenizer: l1, or mse (the textures' choice, README)",
+        help="reconstruction term of every tokenizer: l1, or mse (the textures' choice, docs/data-and-tokenizers.md)",
     )
     parser.add_argument(
         "--kl-initial-logvar",
         type=number(-20, 5),
         default=DEFAULT_TOKENIZER_RECIPE["initial_logvar"],
-        help="the KL tokenizer's posterior log-variance at the start (-8 on the textures, README)",
+        help="the KL tokenizer's posterior log-variance at the start (-8 on the textures, docs/data-and-tokenizers.md)",
     )
     parser.add_argument("--output", type=text, default=None, help="folder of everything; default runs/compare-<budget>")
     parser.add_argument("--seed", type=SEED, default=0, help="first seed; the others follow it")
@@ -273,7 +273,7 @@ def tokenizer_folder(args, budget: Budget, kind: str, seed: int, output: Path) -
         kept.get(k, DEFAULT_TOKENIZER_RECIPE[k]) != v for k, v in recipe.items()
     ):
         images = args.num_images
-        extra = ["--vq-update", "ema"] if kind == "vq" else []  # EMA codebooks reconstruct better here (README)
+        extra = ["--vq-update", "ema"] if kind == "vq" else []  # EMA codebooks reconstruct better here (docs/results.md)
         extra += [item for key, value in recipe.items() for item in (f"--{key.replace('_', '-')}", str(value))]
         train_tokenizer.main(
             data_arguments(args)

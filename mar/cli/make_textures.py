@@ -1,4 +1,5 @@
-"""Write the procedural texture set (mar/textures.py) as an ImageFolder: the offline second dataset of the README.
+"""Write the procedural texture set (mar/data/textures.py) as an ImageFolder: the offline second dataset
+(docs/data-and-tokenizers.md).
 
 Ten classes (stripes at three angles, checks, dots, rings, rays, waves, gradient, smooth noise), each image with
 its own colours, scale, phase and rotation, the same for the same --seed.

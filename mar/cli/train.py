@@ -184,7 +184,7 @@ def build_parser() -> Parser:
         "--tokenizer-pixel-loss",
         default=None,
         choices=PIXEL_LOSSES,
-        help=f"reconstruction term of a new tokenizer ({NEW_TOKENIZER['tokenizer_pixel_loss']}; mse on the textures, README)",
+        help=f"reconstruction term of a new tokenizer ({NEW_TOKENIZER['tokenizer_pixel_loss']}; mse on the textures, docs/data-and-tokenizers.md)",
     )
     tok.add_argument(
         "--tokenizer-initial-logvar",

@@ -72,7 +72,7 @@ def build_parser() -> Parser:
         "--initial-logvar",
         type=number(-20, 5),
         default=0.0,
-        help="KL: the posterior's log-variance at the start (-8 helped on the textures, README)",
+        help="KL: the posterior's log-variance at the start (-8 helped on the textures, docs/data-and-tokenizers.md)",
     )
     tok.add_argument("--codebook-size", type=integer(2), default=512, help="VQ: number of codes")
     tok.add_argument("--code-dim", type=POSITIVE, default=8, help="VQ: dimension of a code")
@@ -94,7 +94,7 @@ def build_parser() -> Parser:
         "--pixel-loss",
         default="l1",
         choices=PIXEL_LOSSES,
-        help="reconstruction term: l1, or mse (off the textures' colour plateau, README)",
+        help="reconstruction term: l1, or mse (off the textures' colour plateau, docs/data-and-tokenizers.md)",
     )
     opt.add_argument(
         "--images", type=integer(2), default=10_000, help="images drawn from the dataset for training and measuring"

@@ -41,8 +41,8 @@ RECIPES = {
 # A CPU without native bf16 (AVX2 only) trains in fp32 at about half the speed of one with it. mar-micro there
 # trains in steps of 32 (at equal images, 32 beat 64 on the same seed) for 24 epochs: on an AVX2-only EPYC that took
 # 13.7 minutes and drew 0.91 and 0.97 of its grid with training seeds 0 and 1 (0.94 and 0.95 on the AMX Xeon in
-# fp32); 22 drew 0.91-0.92 at one thread but 0.89 at two, and 14 drew 0.76-0.84 (README, "Results on this
-# repository's default").
+# fp32); 22 drew 0.91-0.92 at one thread but 0.89 at two, and 14 drew 0.76-0.84 (docs/results.md,
+# docs/experiments/2026-12-02-fp32-recipe.md).
 CPU_FP32_RECIPES = {
     "mar-micro": Recipe(
         blr=4e-3, batch_per_process=32, epochs=24, warmup_epochs=1, lr_schedule="cosine", ema_decay=0.999
@@ -57,7 +57,8 @@ def default_model(device_type: str) -> str:
     """The named size ``--model auto`` trains: mar-micro on a CPU, mar-tiny elsewhere.
 
     On 2-core CPUs mar-micro trained at 2.8-3.1 times mar-tiny's images per second (separate runs, bf16 and fp32),
-    and at equal training time was as accurate (README, "Results on this repository's default").
+    and at equal training time was as accurate (docs/results.md,
+    docs/experiments/2026-12-02-shipped-tokenizer-and-mar-micro.md).
     """
     return "mar-micro" if device_type == "cpu" else "mar-tiny"
 
