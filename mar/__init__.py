@@ -3,8 +3,10 @@
 The public names: import them from ``mar`` so that user code survives moves inside the package.
 """
 
+from diffloss import DiffLossConfig
 from mar.interop.hub import PretrainedMAR, open_checkpoint
 from mar.model.backbone import MARBackbone
+from mar.model.categorical import CategoricalConfig
 from mar.model.config import NAMED_SIZES, MARConfig, named_config
 from mar.model.generator import MARGenerator
 from mar.sampling.config import SamplingConfig
@@ -13,7 +15,9 @@ from mar.train.checkpoint import Checkpoint, load_checkpoint
 
 __all__ = [
     "NAMED_SIZES",
+    "CategoricalConfig",
     "Checkpoint",
+    "DiffLossConfig",
     "MARBackbone",
     "MARConfig",
     "MARGenerator",

@@ -273,7 +273,9 @@ def tokenizer_folder(args, budget: Budget, kind: str, seed: int, output: Path) -
         kept.get(k, DEFAULT_TOKENIZER_RECIPE[k]) != v for k, v in recipe.items()
     ):
         images = args.num_images
-        extra = ["--vq-update", "ema"] if kind == "vq" else []  # EMA codebooks reconstruct better here (docs/results.md)
+        extra = (
+            ["--vq-update", "ema"] if kind == "vq" else []
+        )  # EMA codebooks reconstruct better here (docs/results.md)
         extra += [item for key, value in recipe.items() for item in (f"--{key.replace('_', '-')}", str(value))]
         train_tokenizer.main(
             data_arguments(args)
