@@ -25,3 +25,31 @@ def trained_head():
     from .mixture import train_head  # here, not at the top: diffusers must import after HF_HUB_OFFLINE is set
 
     return train_head()
+
+
+@pytest.fixture(scope="module")
+def categorical_generator():
+    """(FSQ tokenizer, untrained generator with a categorical head over its 12 codes): 3 classes, 4 tokens."""
+    import torch
+
+    from mar import CategoricalConfig, MARGenerator, named_config
+    from vae import DiscreteConfig, DiscreteTokenizer, FSQConfig
+
+    torch.manual_seed(0)
+    tokenizer = DiscreteTokenizer(
+        DiscreteConfig(kind="fsq", stride=4, width=16, fsq=FSQConfig(levels=(3, 2, 2)))
+    ).eval()
+    config = named_config(
+        "mar-tiny",
+        width=32,
+        encoder_depth=1,
+        decoder_depth=1,
+        num_heads=2,
+        num_classes=3,
+        buffer_size=1,
+        latent_channels=3,
+        latent_size=4,
+        patch_size=2,
+        head=CategoricalConfig(width=32, codebook_size=12),
+    )
+    return tokenizer, MARGenerator(config, tokenizer.latent_codebook()).eval()

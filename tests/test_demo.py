@@ -14,7 +14,6 @@ import pytest
 import torch
 from PIL import Image
 
-from mar import MARGenerator, named_config
 from mar.cli import sample
 from mar.cli.options import untyped_options
 from mar.data.images import grid_image
@@ -22,12 +21,10 @@ from mar.demo.frames import partial_images
 from mar.demo.generation import generate, shown_steps
 from mar.demo.launch import build_parser
 from mar.demo.settings import SettingsError, checked_classes, checked_count, checked_sampling, default_sampling
-from mar.model.categorical import CategoricalConfig
 from mar.model.masking import unmasking_schedule
 from mar.model.tokens import patchify, unpatchify
 from mar.sampling.loop import sample_latents
 from mar.train.checkpoint import Checkpoint, load_checkpoint
-from vae import DiscreteConfig, DiscreteTokenizer, FSQConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -50,26 +47,9 @@ def checkpoint(trained_run):
 
 
 @pytest.fixture(scope="module")
-def categorical():
+def categorical(categorical_generator):
     """An untrained generator with a categorical head on an FSQ tokenizer: the page must serve it too."""
-    torch.manual_seed(0)
-    tokenizer = DiscreteTokenizer(
-        DiscreteConfig(kind="fsq", stride=4, width=16, fsq=FSQConfig(levels=(3, 2, 2)))
-    ).eval()
-    config = named_config(
-        "mar-tiny",
-        width=32,
-        encoder_depth=1,
-        decoder_depth=1,
-        num_heads=2,
-        num_classes=3,
-        buffer_size=1,
-        latent_channels=3,
-        latent_size=4,
-        patch_size=2,
-        head=CategoricalConfig(width=32, codebook_size=12),
-    )
-    model = MARGenerator(config, tokenizer.latent_codebook()).eval()
+    tokenizer, model = categorical_generator
     return Checkpoint(model=model, ema=None, tokenizer=tokenizer, classes=["a", "b", "c"], image_size=16, step=0)
 
 

@@ -4,35 +4,15 @@ greedy sampling repeats, and a checkpoint carries the codebook."""
 import pytest
 import torch
 
-from mar import MARGenerator, named_config, sample_latents
-from mar.model.categorical import CategoricalConfig
+from mar import MARGenerator, sample_latents
 from mar.train.checkpoint import load_checkpoint, save_weights
-from vae import DiscreteConfig, DiscreteTokenizer, FSQConfig
 
 LABELS = torch.tensor([0, 1, 2, 1])
 
 
 @pytest.fixture(scope="module")
-def setup():
-    torch.manual_seed(0)
-    tokenizer = DiscreteTokenizer(
-        DiscreteConfig(kind="fsq", stride=4, width=16, fsq=FSQConfig(levels=(3, 2, 2)))
-    ).eval()
-    config = named_config(
-        "mar-tiny",
-        width=32,
-        encoder_depth=1,
-        decoder_depth=1,
-        num_heads=2,
-        num_classes=3,
-        buffer_size=1,
-        latent_channels=3,
-        latent_size=4,
-        patch_size=2,
-        head=CategoricalConfig(width=32, codebook_size=12),
-    )
-    model = MARGenerator(config, tokenizer.latent_codebook()).eval()
-    return tokenizer, model
+def setup(categorical_generator):
+    return categorical_generator
 
 
 def sample(model, seed=0, **kw):

@@ -18,6 +18,8 @@ import torch
 from PIL import Image
 from safetensors import safe_open
 
+from .toy import TOY
+
 GOLDEN = Path(__file__).resolve().parent / "golden"
 CHECKPOINT = GOLDEN / "checkpoint" / "weights.safetensors"
 # Two sampling settings: the command line's defaults, and the approximate guidance refresh with a few-step solver.
@@ -42,33 +44,8 @@ DRAWS = {
         "0.8",
     ],
 }
-TOY_RUN = [
-    "--num-images",
-    "120",
-    "--epochs",
-    "1",
-    "--batch-size",
-    "24",
-    "--warmup-epochs",
-    "0.5",
-    "--samples-per-class",
-    "1",
-    "--num-iter",
-    "2",
-    "--diffusion-steps",
-    "2",
-    "--tokenizer-steps",
-    "3",
-    "--tokenizer-images",
-    "120",
-    "--grid-accuracy",
-    "off",
-    "--amp",
-    "none",
-    "--seed",
-    "5",
-    "--no-progress",
-]
+# fp32 on every machine (--amp auto picks bf16 on some)
+TOY_RUN = TOY + ["--grid-accuracy", "off", "--amp", "none", "--seed", "5"]
 
 
 def environment() -> dict:

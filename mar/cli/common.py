@@ -1,4 +1,4 @@
-"""Shared pieces of the command-line scripts: device choice, data options, the sample grid (option rules: options.py)."""
+"""Shared pieces of the command line: device choice, the checkpoint, sampling and data options (option types: options.py)."""
 
 import argparse
 from pathlib import Path

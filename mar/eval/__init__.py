@@ -1,1 +1,1 @@
-"""Evaluation at scale: sample sets drawn to disk (PNGs, ADM's .npz) and their Inception scores, streamed."""
+"""Evaluation: the feature classifier and metrics, Inception, sample sets drawn to disk and their scores, the comparison."""
