@@ -1,0 +1,1 @@
+"""Data: the embedded glyphs, image folders, the texture set, latent caches and image grids."""
