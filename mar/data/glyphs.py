@@ -1,4 +1,5 @@
 """The embedded glyph set: the digits 0-9 rendered offline from a seed, as (image (3, s, s) in [-1, 1], label)."""
+
 import sys
 import zipfile
 from dataclasses import dataclass
@@ -7,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
-from torch.utils.data import Dataset, TensorDataset, default_collate
+from torch.utils.data import TensorDataset
 
 GLYPH_CLASSES = tuple("0123456789")
 RENDER_SCALE = 4  # glyphs are drawn at 4x and downsampled, which anti-aliases the edges
@@ -43,19 +44,27 @@ def render_glyph(text: str, image_size: int, rng: np.random.Generator, style: Gl
     font = ImageFont.load_default(size=max(4, int(canvas * rng.uniform(*style.size))))
     stroke = int(canvas * rng.uniform(*style.stroke))
     layer = Image.new("L", (canvas, canvas), 0)
-    ImageDraw.Draw(layer).text((canvas / 2, canvas / 2), text, fill=255, font=font, anchor="mm", stroke_width=stroke, stroke_fill=255)
+    ImageDraw.Draw(layer).text(
+        (canvas / 2, canvas / 2), text, fill=255, font=font, anchor="mm", stroke_width=stroke, stroke_fill=255
+    )
     dx, dy = (rng.uniform(-style.shift, style.shift, size=2) * canvas).round().astype(int)
-    layer = layer.rotate(rng.uniform(-style.rotation_degrees, style.rotation_degrees), Image.BICUBIC, translate=(int(dx), int(dy)))
+    layer = layer.rotate(
+        rng.uniform(-style.rotation_degrees, style.rotation_degrees), Image.BICUBIC, translate=(int(dx), int(dy))
+    )
     image = Image.composite(Image.new("RGB", layer.size, foreground), Image.new("RGB", layer.size, background), layer)
     return image.resize((image_size, image_size), Image.LANCZOS)
 
 
-def glyph_dataset(num_images: int = 10_000, image_size: int = 32, seed: int = 0, cache_dir: str | Path | None = None) -> TensorDataset:
+def glyph_dataset(
+    num_images: int = 10_000, image_size: int = 32, seed: int = 0, cache_dir: str | Path | None = None
+) -> TensorDataset:
     """Balanced class-conditional glyph images, the same for the same (num_images, image_size, seed).
 
     With ``cache_dir`` the rendered set is kept as a .npz and reloaded on the next call.
     """
-    cache = Path(cache_dir) / f"glyphs-v{GLYPH_VERSION}-n{num_images}-s{image_size}-seed{seed}.npz" if cache_dir else None
+    cache = (
+        Path(cache_dir) / f"glyphs-v{GLYPH_VERSION}-n{num_images}-s{image_size}-seed{seed}.npz" if cache_dir else None
+    )
     stored = _read_glyph_cache(cache) if cache is not None and cache.exists() else None
     if stored is not None:
         images, labels = stored
@@ -78,5 +87,7 @@ def _read_glyph_cache(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
         with np.load(path) as stored:
             return stored["images"], stored["labels"]
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
-        print(f"warning: glyph cache {path} is damaged ({type(error).__name__}); rendering the set again", file=sys.stderr)
+        print(
+            f"warning: glyph cache {path} is damaged ({type(error).__name__}); rendering the set again", file=sys.stderr
+        )
         return None

@@ -1,4 +1,5 @@
 """Any ImageFolder-style directory (root/<class>/<image>) as (image (3, s, s) in [-1, 1], label)."""
+
 import sys
 from pathlib import Path
 
@@ -41,17 +42,26 @@ class ImageFolderDataset(Dataset):
         if root.is_file():
             raise FileNotFoundError(f"image folder {root} is a file; pass a directory with one sub-folder per class")
         if not root.is_dir():
-            raise FileNotFoundError(f"image folder {root} does not exist; pass a directory with one sub-folder per class")
+            raise FileNotFoundError(
+                f"image folder {root} does not exist; pass a directory with one sub-folder per class"
+            )
         if bad_images not in ("fail", "skip"):
             raise ValueError(f"bad_images {bad_images!r} must be 'fail' or 'skip'")
         self.classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-        files = {name: sorted(p for p in (root / name).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES) for name in self.classes}
+        files = {
+            name: sorted(p for p in (root / name).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            for name in self.classes
+        }
         if not self.classes or not any(files.values()):
-            raise ValueError(f"image folder {root} holds no images in class sub-folders (expected {root}/<class>/<image>.png)")
+            raise ValueError(
+                f"image folder {root} holds no images in class sub-folders (expected {root}/<class>/<image>.png)"
+            )
         empty = [name for name in self.classes if not files[name]]
         if empty:
-            raise ValueError(f"class folder {root / empty[0]} holds no images ({len(empty)} such folder(s)); add images "
-                             f"(suffixes {', '.join(sorted(IMAGE_SUFFIXES))}) or remove the folder")
+            raise ValueError(
+                f"class folder {root / empty[0]} holds no images ({len(empty)} such folder(s)); add images "
+                f"(suffixes {', '.join(sorted(IMAGE_SUFFIXES))}) or remove the folder"
+            )
         self.samples = [(path, label) for label, name in enumerate(self.classes) for path in files[name]]
         self.image_size, self.flip, self.bad_images = image_size, flip, bad_images
 

@@ -1,4 +1,5 @@
 """Writing samples as PNG grids (one row per class, its name in a left margin), alone or as titled panels."""
+
 from pathlib import Path
 
 import numpy as np

@@ -6,6 +6,7 @@ KL: the posterior ``mean`` and ``std`` (n, V, c, h, w); VQ / FSQ: code ``indices
 ``cache.json`` is written last, after every shard, so a folder without it is an unfinished cache. Under torchrun
 each rank encodes every world_size-th shard.
 """
+
 import json
 import math
 import os
@@ -17,10 +18,9 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
-from vae import DiscreteTokenizer, KLTokenizer, Tokenizer, fingerprint
-
 from mar import distributed
 from mar.data.image_folder import collate_readable
+from vae import DiscreteTokenizer, KLTokenizer, Tokenizer, fingerprint
 
 FORMAT = "mar-latents/1"
 MANIFEST = "cache.json"
@@ -64,7 +64,9 @@ class CodeSet:
     def to(self, device) -> "CodeSet":
         return CodeSet(self.indices.to(device), self.labels.to(device))
 
-    def draw(self, tokenizer: DiscreteTokenizer, index: torch.Tensor, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
+    def draw(
+        self, tokenizer: DiscreteTokenizer, index: torch.Tensor, generator=None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Scaled code vectors for images ``index`` (b,), each from a random view: ((b, d, h, w), (b,))."""
         view = torch.randint(0, self.indices.shape[1], index.shape, generator=generator, device=index.device)
         return tokenizer.latents(self.indices[index, view]), self.labels[index]
@@ -88,13 +90,25 @@ def _atomic_save(tensors: dict[str, torch.Tensor], path: Path) -> None:
 
 
 def expected_manifest(tokenizer: Tokenizer, image_size: int, dataset_name: str, flips: bool) -> dict:
-    return {"tokenizer_fingerprint": fingerprint(tokenizer), "image_size": image_size, "dataset": dataset_name,
-            "views": 2 if flips else 1}
+    return {
+        "tokenizer_fingerprint": fingerprint(tokenizer),
+        "image_size": image_size,
+        "dataset": dataset_name,
+        "views": 2 if flips else 1,
+    }
 
 
 def write_latent_cache(
-    tokenizer: Tokenizer, dataset: Dataset, directory: str | Path, image_size: int, dataset_name: str, flips: bool,
-    batch_size: int = 256, shard_size: int = 8192, num_workers: int = 0, progress: bool = True,
+    tokenizer: Tokenizer,
+    dataset: Dataset,
+    directory: str | Path,
+    image_size: int,
+    dataset_name: str,
+    flips: bool,
+    batch_size: int = 256,
+    shard_size: int = 8192,
+    num_workers: int = 0,
+    progress: bool = True,
 ) -> dict:
     """Encodes ``dataset`` into shards (this rank's share under torchrun), writes the manifest on rank 0, returns it."""
     directory = Path(directory)
@@ -106,8 +120,11 @@ def write_latent_cache(
     device = next(tokenizer.parameters()).device
     num_shards = math.ceil(len(dataset) / shard_size)
     mine = range(rank, num_shards, world)
-    bar = tqdm(total=sum(min(shard_size, len(dataset) - k * shard_size) for k in mine), desc=f"caching (rank {rank})",
-               disable=not progress)
+    bar = tqdm(
+        total=sum(min(shard_size, len(dataset) - k * shard_size) for k in mine),
+        desc=f"caching (rank {rank})",
+        disable=not progress,
+    )
     for k in mine:
         part = Subset(dataset, range(k * shard_size, min(len(dataset), (k + 1) * shard_size)))
         stored: dict[str, list[torch.Tensor]] = {}
@@ -119,13 +136,20 @@ def write_latent_cache(
                     stored.setdefault(name, []).append(tensor.cpu())
             bar.update(min(batch_size, len(part) - first))
         if not stored:
-            raise ValueError(f"every image of shard {k} ({len(part)} images) was unreadable and skipped; check the data")
-        _atomic_save({name: torch.cat(parts) for name, parts in stored.items()}, directory / f"shard-{k:05d}.safetensors")
+            raise ValueError(
+                f"every image of shard {k} ({len(part)} images) was unreadable and skipped; check the data"
+            )
+        _atomic_save(
+            {name: torch.cat(parts) for name, parts in stored.items()}, directory / f"shard-{k:05d}.safetensors"
+        )
     bar.close()
     distributed.barrier()
     manifest = {
-        "format": FORMAT, **expected_manifest(tokenizer, image_size, dataset_name, flips), "tokenizer": tokenizer.identity(),
-        "num_images": len(dataset), "shards": [f"shard-{k:05d}.safetensors" for k in range(num_shards)],
+        "format": FORMAT,
+        **expected_manifest(tokenizer, image_size, dataset_name, flips),
+        "tokenizer": tokenizer.identity(),
+        "num_images": len(dataset),
+        "shards": [f"shard-{k:05d}.safetensors" for k in range(num_shards)],
     }  # num_images counts the dataset's files; images skipped as unreadable are absent from the shards
     if rank == 0:
         tmp = directory / f".{MANIFEST}.tmp"
@@ -135,15 +159,23 @@ def write_latent_cache(
     return manifest
 
 
-def check_latent_cache(directory: str | Path, tokenizer: Tokenizer, image_size: int, dataset_name: str, flips: bool) -> dict:
+def check_latent_cache(
+    directory: str | Path, tokenizer: Tokenizer, image_size: int, dataset_name: str, flips: bool
+) -> dict:
     """The manifest of a finished cache made by this tokenizer at this image size from this data, else a clear error."""
     directory = Path(directory)
     if not (directory / MANIFEST).is_file():
-        raise FileNotFoundError(f"latent cache {directory} has no {MANIFEST} (missing or unfinished); "
-                                "delete the folder and let train.py or mar cache-latents write it again")
+        raise FileNotFoundError(
+            f"latent cache {directory} has no {MANIFEST} (missing or unfinished); "
+            "delete the folder and let train.py or mar cache-latents write it again"
+        )
     manifest = read_manifest(directory)
     expected = expected_manifest(tokenizer, image_size, dataset_name, flips)
-    differences = [f"{key}: cache {manifest[key]!r} != this run {expected[key]!r}" for key in expected if manifest[key] != expected[key]]
+    differences = [
+        f"{key}: cache {manifest[key]!r} != this run {expected[key]!r}"
+        for key in expected
+        if manifest[key] != expected[key]
+    ]
     if differences:
         raise LatentCacheMismatch(
             f"latent cache {directory} was made with another tokenizer, image size, dataset or flip setting ({'; '.join(differences)}); "
@@ -162,14 +194,17 @@ def read_manifest(directory: Path) -> dict:
     try:
         manifest = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise LatentCacheMismatch(f"latent cache manifest {path} is unreadable ({type(error).__name__}); {fix}") from None
+        raise LatentCacheMismatch(
+            f"latent cache manifest {path} is unreadable ({type(error).__name__}); {fix}"
+        ) from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
         raise LatentCacheMismatch(f"{path} is not a latent cache manifest of format {FORMAT} (found {found!r}); {fix}")
     missing = [key for key in REQUIRED if key not in manifest]
     if missing or not isinstance(manifest["shards"], list) or not all(isinstance(s, str) for s in manifest["shards"]):
-        raise LatentCacheMismatch(f"latent cache manifest {path} is damaged (missing or malformed: "
-                                  f"{', '.join(missing) or 'shards'}); {fix}")
+        raise LatentCacheMismatch(
+            f"latent cache manifest {path} is damaged (missing or malformed: {', '.join(missing) or 'shards'}); {fix}"
+        )
     return manifest
 
 
@@ -193,9 +228,12 @@ def read_latent_cache(directory: str | Path, manifest: dict) -> dict[str, torch.
         tensors = {name: torch.cat([shard[name] for shard in shards]) for name in names}
     except RuntimeError:
         raise LatentCacheMismatch(f"latent cache {directory} has shards of mismatched shapes; {fix}") from None
-    if {"labels"} | ({"indices"} if "indices" in tensors else {"mean", "std"}) != set(names) or \
-            any(len(t) != len(tensors["labels"]) for t in tensors.values()):
-        raise LatentCacheMismatch(f"latent cache {directory} holds tensors {names} of unequal lengths or unknown kinds; {fix}")
+    if {"labels"} | ({"indices"} if "indices" in tensors else {"mean", "std"}) != set(names) or any(
+        len(t) != len(tensors["labels"]) for t in tensors.values()
+    ):
+        raise LatentCacheMismatch(
+            f"latent cache {directory} holds tensors {names} of unequal lengths or unknown kinds; {fix}"
+        )
     return tensors
 
 

@@ -6,12 +6,24 @@ Each image draws its own two colours, scale, phase and a small rotation, plus a 
 generator, so the set is the same for the same seed. It exists to show the tools on data that is not the glyphs
 (``mar compare --data-path``), from files, as a user's data would come.
 """
+
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-TEXTURE_CLASSES = ("horizontal", "vertical", "diagonal", "checks", "dots", "rings", "rays", "waves", "gradient", "noise")
+TEXTURE_CLASSES = (
+    "horizontal",
+    "vertical",
+    "diagonal",
+    "checks",
+    "dots",
+    "rings",
+    "rays",
+    "waves",
+    "gradient",
+    "noise",
+)
 
 
 def _pattern(name: str, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
