@@ -72,7 +72,7 @@ from mar.data.latents import (
 )
 from mar.eval.classifier import predict
 from mar.eval.reference_data import CLASSIFIER_STEPS, dataset_classifier
-from mar.model.config import HEADS
+from mar.model.config import ATTENTIONS, HEADS, ORDERS
 from mar.precision import resolve_precision
 from mar.sampling.grids import class_samples, render_samples
 from mar.train.checkpoint import latest_checkpoint, load_checkpoint, load_training_state
@@ -204,6 +204,19 @@ def build_parser() -> Parser:
         default="diffusion",
         choices=list(HEADS),
         help="token head: diffusion loss, or cross-entropy over the codes of a VQ / FSQ --tokenizer",
+    )
+    model.add_argument(
+        "--attention",
+        default="bidirectional",
+        choices=list(ATTENTIONS),
+        help="bidirectional: MAR's backbone, sets of tokens per step; causal: a decoder-only transformer, one token "
+        "per step (the paper's Table 1 AR rows)",
+    )
+    model.add_argument(
+        "--order",
+        default="random",
+        choices=list(ORDERS),
+        help="generation order: random per image, or raster (row-major; causal attention only)",
     )
     model.add_argument("--patch-size", type=POSITIVE, default=4, help="latent patch per token (p x p)")
     model.add_argument("--diffusion-batch-mul", type=POSITIVE, default=4, help="timesteps drawn per z")
@@ -457,11 +470,18 @@ def check_run_options(args, world: int) -> None:
         )
     if args.resume and args.init_from is not None:
         fail("--init-from starts a new run from other weights, --resume continues this one; pass only one of them")
+    if args.order == "raster" and args.attention == "bidirectional":
+        fail("--order raster is for --attention causal; the bidirectional model draws in a random order")
 
 
 def config_overrides(args) -> dict:
-    """The mask-ratio law's fields that the command line sets; the others stay the named size's."""
-    given = {"mask_ratio_min": args.mask_ratio_min, "mask_ratio_std": args.mask_ratio_std}
+    """The attention, the order and the mask-ratio law that the command line sets; the others stay the named size's."""
+    given = {
+        "attention": args.attention,
+        "order": args.order,
+        "mask_ratio_min": args.mask_ratio_min,
+        "mask_ratio_std": args.mask_ratio_std,
+    }
     return {name: value for name, value in given.items() if value is not None}
 
 
@@ -633,7 +653,7 @@ def train_run(args, device, output: Path, started: float) -> None:
     if rank == 0:
         print(
             f"model: {args.model}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, "
-            f"{args.head} head on a {tokenizer.kind} tokenizer, {config.seq_len} tokens of {config.token_dim} channels; "
+            f"{config.attention} attention in {config.order} order, {args.head} head on a {tokenizer.kind} tokenizer, {config.seq_len} tokens of {config.token_dim} channels; "
             f"{world} process(es), global batch {args.batch_size} "
             f"(x{args.grad_accum} accumulation), {args.epochs} epochs, lr {args.lr:.3g}, {args.lr_schedule} after "
             f"{settings.warmup_steps} warmup steps, "

@@ -64,6 +64,9 @@ class MARBackbone(nn.Module):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
 
+    def all_blocks(self) -> list[nn.Module]:
+        return [*self.encoder_blocks, *self.decoder_blocks]
+
     @property
     def null_class(self) -> int:
         return self.config.num_classes

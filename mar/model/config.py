@@ -9,6 +9,8 @@ HEADS = {"diffusion": DiffLossConfig, "categorical": CategoricalConfig}
 # Conventions: this library's, or the official MAR code's (improved-DDPM respacing of the head's chain, the guidance
 # scale of its last autoregressive step, the discretised loss at t = 0; mar/interop/official.py).
 COMPAT = ("default", "official")
+ATTENTIONS = ("bidirectional", "causal")
+ORDERS = ("random", "raster")
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,10 @@ class MARConfig:
     head: DiffLossConfig | CategoricalConfig = DiffLossConfig(width=1024, depth=6)
     # "official" trains the head with the official code's loss at t = 0 and samples as it does, unless told otherwise.
     compat: str = "default"
+    # The paper's Table 1 axes: "bidirectional" (MAR's MAE-style backbone) or "causal" (a decoder-only transformer,
+    # one token per step with a key/value cache), over a "random" order per image or the "raster" (row-major) order.
+    attention: str = "bidirectional"
+    order: str = "random"
 
     def __post_init__(self):
         if self.latent_size % self.patch_size:
@@ -50,6 +56,15 @@ class MARConfig:
             raise ValueError(f"unknown compat {self.compat!r}; choose one of {', '.join(COMPAT)}")
         if self.head_kind == "categorical" and self.head.codebook_size < 1:
             raise ValueError("the categorical head needs codebook_size, the discrete tokenizer's number of codes")
+        if self.attention not in ATTENTIONS:
+            raise ValueError(f"unknown attention {self.attention!r}; choose one of {', '.join(ATTENTIONS)}")
+        if self.order not in ORDERS:
+            raise ValueError(f"unknown order {self.order!r}; choose one of {', '.join(ORDERS)}")
+        if self.order == "raster" and self.attention == "bidirectional":
+            raise ValueError(
+                "raster order is for the causal model (attention causal); the bidirectional model draws "
+                "in a random order"
+            )
         if self.width % self.num_heads:
             raise ValueError(f"width {self.width} is not divisible by num_heads {self.num_heads}")
         if self.head_kind == "categorical":

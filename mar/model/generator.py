@@ -6,8 +6,9 @@ from torch import nn
 from diffloss import DiffLoss
 from mar.model.backbone import MARBackbone
 from mar.model.categorical import CategoricalHead
+from mar.model.causal import CausalBackbone
 from mar.model.config import MARConfig
-from mar.model.masking import draw_mask_ratio, mask_from_orders, num_masked_for_ratio, random_orders
+from mar.model.masking import draw_mask_ratio, mask_from_orders, num_masked_for_ratio, orders_for, random_orders
 from mar.model.tokens import patchify
 
 
@@ -19,7 +20,7 @@ class MARGenerator(nn.Module):
         """
         super().__init__()
         self.config = config
-        self.backbone = MARBackbone(config)
+        self.backbone = CausalBackbone(config) if config.attention == "causal" else MARBackbone(config)
         if config.head_kind == "categorical":
             shape = (config.head.codebook_size, config.latent_channels)
             if codebook is not None and tuple(codebook.shape) != shape:
@@ -41,6 +42,8 @@ class MARGenerator(nn.Module):
     def loss(self, latents: torch.Tensor, labels: torch.Tensor, generator=None) -> torch.Tensor:
         """The head's loss on the masked tokens of latents (b, c, h, w) with class ids labels (b,)."""
         tokens = patchify(latents, self.config.patch_size)  # (b, l, c)
+        if self.config.attention == "causal":
+            return self.causal_loss(tokens, labels, generator)
         mask = self.training_mask(tokens.shape[0], tokens.device, generator).bool()  # (b, l)
         if self.training:
             labels = self.backbone.drop_labels(labels, generator)
@@ -49,6 +52,15 @@ class MARGenerator(nn.Module):
         z = self.backbone(tokens, labels, mask, wanted=mask).flatten(0, 1)
         return self.head.loss(z, tokens[mask], generator=generator)
 
+    def causal_loss(self, tokens: torch.Tensor, labels: torch.Tensor, generator=None) -> torch.Tensor:
+        """Teacher forcing: one forward pass gives every position's z from the tokens before it in the order, and the
+        head's loss covers every token: (b, l, d) -> (b·l, d), with the targets (b·l, c)."""
+        orders = orders_for(self.config.order, tokens.shape[0], self.config.seq_len, generator, tokens.device)
+        if self.training:
+            labels = self.backbone.drop_labels(labels, generator)
+        z = self.backbone(tokens, labels, orders).flatten(0, 1)
+        return self.head.loss(z, tokens.flatten(0, 1), generator=generator)
+
     def compile_blocks(self) -> "MARGenerator":
         """Compiles each transformer block and each head block with ``torch.compile``, in place; returns self.
 
@@ -56,7 +68,7 @@ class MARGenerator(nn.Module):
         step. Weights and state-dict names are unchanged; results match eager up to float rounding (tests state the
         tolerance). The first call of each shape kind pays the compilation (tens of seconds on a CPU).
         """
-        blocks = [*self.backbone.encoder_blocks, *self.backbone.decoder_blocks]
+        blocks = self.backbone.all_blocks()
         if self.config.head_kind == "diffusion":
             blocks += [*self.head.net.blocks, self.head.net.final]
         for block in blocks:

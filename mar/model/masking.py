@@ -20,6 +20,18 @@ def random_orders(
     return torch.argsort(scores, dim=1)
 
 
+def raster_orders(batch: int, seq_len: int, device=None) -> torch.Tensor:
+    """Row-major order (the token order of patchify) for every sample: (b, l) long."""
+    return torch.arange(seq_len, device=device).expand(batch, -1)
+
+
+def orders_for(order: str, batch: int, seq_len: int, generator=None, device=None) -> torch.Tensor:
+    """A causal model's generation order: "random" (``random_orders``) or "raster" (``raster_orders``), (b, l) long."""
+    if order == "raster":
+        return raster_orders(batch, seq_len, device)
+    return random_orders(batch, seq_len, generator=generator, device=device)
+
+
 def mask_from_orders(orders: torch.Tensor, num_masked: int) -> torch.Tensor:
     """1 at the first ``num_masked`` positions of each order, 0 elsewhere: (b, l) float."""
     mask = torch.zeros(orders.shape, device=orders.device)

@@ -7,7 +7,6 @@ import torch
 
 from mar.model.generator import MARGenerator
 from mar.model.masking import (
-    annealed_steps,
     cfg_at,
     mask_from_orders,
     random_orders,
@@ -15,18 +14,11 @@ from mar.model.masking import (
     unmasking_schedule,
 )
 from mar.model.tokens import unpatchify
+from mar.sampling.causal import sample_causal
 from mar.sampling.completion import starting_tokens
 from mar.sampling.config import SamplingConfig
 from mar.sampling.guidance import Conditions
-
-
-def head_steps_per_step(sampling: SamplingConfig, model_default: int | None) -> list[int | None]:
-    """The head's steps at each of the K steps: constant, or annealed linearly to ``diffusion_steps_last`` (a head
-    without steps, ``model_default`` None, takes them unused)."""
-    if sampling.diffusion_steps_last is None or model_default is None:
-        return [sampling.diffusion_steps] * sampling.num_iter
-    first = model_default if sampling.diffusion_steps is None else sampling.diffusion_steps
-    return annealed_steps(first, sampling.diffusion_steps_last, sampling.num_iter)
+from mar.sampling.head_settings import head_plan
 
 
 @torch.no_grad()
@@ -45,7 +37,8 @@ def sample_latents(
 
     Keyword ``overrides`` replace fields of ``sampling``: ``sample_latents(model, labels, cfg=3.0, num_iter=8)``.
 
-    Each step runs the backbone on the tokens drawn so far, then the head draws the tokens that the schedule
+    A causal model draws one token per step with a key/value cache (mar/sampling/causal.py; ``num_iter`` does not
+    apply). Otherwise each step runs the backbone on the tokens drawn so far, then the head draws the tokens that the schedule
     unmasks at this step; every token is drawn exactly once. With cfg != 1 the backbone also runs with the null
     class (mar/sampling/guidance.py) and the head is guided at a scale given by ``cfg_schedule``. The categorical
     head ignores the head-step options. ``compat`` "official" samples as the official MAR code: the ddpm chain
@@ -59,14 +52,30 @@ def sample_latents(
     tokens are kept and visible from the first step; the K steps draw the others, at least K in every row.
     """
     sampling = replace(sampling or SamplingConfig(), **overrides)
-    config, head = model.config, model.head
-    official = (config.compat if sampling.compat is None else sampling.compat) == "official"
-    head_options = {"spacing": "iddpm" if official else "leading"} if config.head_kind == "diffusion" else {}
+    config = model.config
     if labels.min() < 0 or labels.max() >= config.num_classes:
         bad = labels[(labels < 0) | (labels >= config.num_classes)][0].item()
         raise ValueError(
             f"class id {bad} is out of range: the model has {config.num_classes} classes (0-{config.num_classes - 1})"
         )
+    if config.attention == "causal":
+        if known is not None:
+            raise ValueError("completing known tokens needs a bidirectional model; this one is causal")
+        return sample_causal(model, labels, sampling, generator=generator, on_step=on_step)
+    return sample_masked(model, labels, sampling, generator, on_step, known_tokens, known)
+
+
+def sample_masked(
+    model: MARGenerator,
+    labels: torch.Tensor,
+    sampling: SamplingConfig,
+    generator: torch.Generator | None,
+    on_step: Callable | None,
+    known_tokens: torch.Tensor | None,
+    known: torch.Tensor | None,
+) -> torch.Tensor:
+    """MAR's loop: K steps, each drawing the set of tokens the cosine schedule unmasks, in a random order."""
+    config, head = model.config, model.head
     b, seq_len = labels.shape[0], config.seq_len
     tokens, mask = starting_tokens(
         b, seq_len, config.token_dim, labels.device, known_tokens, known
@@ -74,9 +83,8 @@ def sample_latents(
     orders = random_orders(b, seq_len, generator=generator, device=labels.device, last=known)
     conditions = Conditions(model.backbone, labels, sampling.cfg, sampling.cfg_refresh)
     schedule = unmasking_schedule(int(mask[0].sum()), sampling.num_iter)
-    for step, (remaining, steps) in enumerate(
-        zip(schedule, head_steps_per_step(sampling, getattr(config.head, "num_sampling_steps", None))), start=1
-    ):
+    official, head_options, head_steps = head_plan(config, sampling, sampling.num_iter)
+    for step, (remaining, steps) in enumerate(zip(schedule, head_steps), start=1):
         next_mask = mask_from_orders(orders, remaining).bool()
         to_draw = mask & ~next_mask  # (b, l): the same count in every row
         z, z_uncond = conditions(step, tokens, mask, to_draw)  # (n, d), (n, d) or None
