@@ -230,3 +230,50 @@ def test_a_kept_tokenizer_of_another_pixel_loss_is_retrained_and_its_runs_refuse
     with pytest.raises(SystemExit):
         compare.check_kept_runs(mse, budget, tmp_path)
     assert "holds a run of other settings" in capsys.readouterr().err
+
+
+def test_the_table1_set_expands_to_the_papers_rows_with_both_heads():
+    args = compare.parse_args(["--variants", "table1", "kl-diffusion"])
+    assert args.variants == compare.VARIANT_SETS["table1"]
+    rows = {(v.attention, v.order, v.one_per_step) for v in map(compare.BY_NAME.get, args.variants)}
+    assert rows == {
+        ("causal", "raster", False),
+        ("causal", "random", False),
+        ("bidirectional", "random", True),
+        ("bidirectional", "random", False),
+    }
+    assert all(compare.BY_NAME[n].paper for n in args.variants)
+
+
+@pytest.mark.slow
+def test_table1_rows_train_causal_models_and_reuse_mars_runs_for_one_token_per_step(tmp_path):
+    from mar import load_checkpoint
+
+    names = ["ar-raster-kl-diffusion", "one-per-step-kl-diffusion", "kl-diffusion"]
+    results = compare.main(
+        [
+            "--budget",
+            "tiny",
+            "--variants",
+            *names,
+            "--output",
+            str(tmp_path),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--no-progress",
+        ]
+    )
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["ar-raster-kl-diffusion", "kl-diffusion"]
+    config = load_checkpoint(tmp_path / "runs" / "ar-raster-kl-diffusion" / "seed-0").model.config
+    assert (config.attention, config.order) == ("causal", "raster")
+    rows = {(r["variant"], r["cfg"]): r for r in results["rows"][1:]}
+    assert (
+        rows[("ar-raster-kl-diffusion", 1.0)]["paper_fid"] == 19.23 and rows[("kl-diffusion", 4.0)]["paper_fid"] == 1.98
+    )
+    assert all(r["images_per_s"].mean > 0 for r in rows.values())
+    compared = {
+        tuple(line.split(": ", 2)[1].split(" vs ")[i].split(" ")[0] for i in (0, 1)) for line in results["claims"]
+    }
+    assert compared == {("kl-diffusion", "ar-raster-kl-diffusion"), ("kl-diffusion", "one-per-step-kl-diffusion")}
+    table = (tmp_path / "table.md").read_text()
+    assert "paper FID" in table and "| one-per-step-kl-diffusion | 1.0 |" in table

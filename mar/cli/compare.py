@@ -159,14 +159,54 @@ BUDGETS = {
 DEFAULT_TOKENIZER_RECIPE = {
     key: train_tokenizer.build_parser().get_default(key) for key in ("pixel_loss", "initial_logvar")
 }
-# (name, tokenizer kind, head)
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    kind: str  # tokenizer: kl, vq or fsq
+    head: str  # diffusion or categorical
+    attention: str = "bidirectional"
+    order: str = "random"
+    one_per_step: bool = False  # sample with K = the token count (a causal model always draws one per step)
+    trains_as: str | None = None  # the variant whose runs it samples (it trains nothing of its own)
+    paper: tuple[float, float] | None = None  # the paper's FID without / with guidance (Table 1, MAR-L)
+
+    @property
+    def run_name(self) -> str:
+        return self.trains_as or self.name
+
+
 VARIANTS = [
-    ("kl-diffusion", "kl", "diffusion"),
-    ("vq-ce", "vq", "categorical"),
-    ("fsq-ce", "fsq", "categorical"),
-    ("vq-diffusion", "vq", "diffusion"),
+    Variant("kl-diffusion", "kl", "diffusion", paper=(3.50, 1.98)),
+    Variant("vq-ce", "vq", "categorical", paper=(8.79, 3.69)),
+    Variant("fsq-ce", "fsq", "categorical"),
+    Variant("vq-diffusion", "vq", "diffusion"),
+    # The paper's Table 1 (Li et al. 2024): AR and MAR over continuous (diffusion) or VQ (cross-entropy) tokens.
+    Variant("ar-raster-kl-diffusion", "kl", "diffusion", "causal", "raster", paper=(19.23, 4.69)),
+    Variant("ar-raster-vq-ce", "vq", "categorical", "causal", "raster", paper=(19.58, 4.92)),
+    Variant("causal-random-kl-diffusion", "kl", "diffusion", "causal", paper=(13.07, 4.07)),
+    Variant("causal-random-vq-ce", "vq", "categorical", "causal", paper=(16.22, 4.36)),
+    Variant(
+        "one-per-step-kl-diffusion", "kl", "diffusion", one_per_step=True, trains_as="kl-diffusion", paper=(3.43, 1.84)
+    ),
+    Variant("one-per-step-vq-ce", "vq", "categorical", one_per_step=True, trains_as="vq-ce", paper=(8.75, 3.50)),
 ]
+BY_NAME = {v.name: v for v in VARIANTS}
 DEFAULT_VARIANTS = ["kl-diffusion", "vq-ce", "fsq-ce"]
+# Named sets for --variants; table1 in the paper's row order, each row with both heads.
+VARIANT_SETS = {
+    "table1": [
+        "ar-raster-vq-ce",
+        "ar-raster-kl-diffusion",
+        "causal-random-vq-ce",
+        "causal-random-kl-diffusion",
+        "one-per-step-vq-ce",
+        "one-per-step-kl-diffusion",
+        "vq-ce",
+        "kl-diffusion",
+    ],
+}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -175,6 +215,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.num_images is None:  # training images (the glyph set's size) follow the budget unless given
         args.num_images = budget.num_images
     args.seeds = list(range(args.seed, args.seed + (args.num_seeds or budget.seeds)))
+    args.variants = list(dict.fromkeys(n for given in args.variants for n in VARIANT_SETS.get(given, [given])))
     return args
 
 
@@ -186,8 +227,8 @@ def build_parser() -> Parser:
         "--variants",
         nargs="+",
         default=DEFAULT_VARIANTS,
-        choices=[v[0] for v in VARIANTS],
-        help="variants to train and score",
+        choices=[*BY_NAME, *VARIANT_SETS],
+        help="variants to train and score; table1: the paper's Table 1 rows, each with both heads",
     )
     parser.add_argument(
         "--patch-size", type=POSITIVE, default=2, help="latent patch per token, the same for every variant"
@@ -302,16 +343,19 @@ def tokenizer_folder(args, budget: Budget, kind: str, seed: int, output: Path) -
     return folder
 
 
-def run_settings(args, budget: Budget, kind: str, head: str, seed: int, recipe: dict, epochs: int) -> dict:
+def run_settings(args, budget: Budget, variant: Variant, seed: int, recipe: dict, epochs: int) -> dict:
     """What a run folder's compare.json records of its training, as JSON reads it back (tuples as lists)."""
+    kind = variant.kind
     settings = {
         "budget": asdict(budget),
         "kind": kind,
-        "head": head,
+        "head": variant.head,
         "patch_size": args.patch_size,
         "seed": seed,
         "epochs": epochs,
     } | recipe
+    # attention and order where they are not MAR's, so that run folders of earlier versions stay valid
+    settings |= {"attention": variant.attention, "order": variant.order} if variant.attention != "bidirectional" else {}
     # the tokenizer's recipe where it is not the default, so that run folders of earlier versions stay valid
     settings |= {
         f"tokenizer_{k}": v for k, v in tokenizer_recipe(args, kind).items() if v != DEFAULT_TOKENIZER_RECIPE[k]
@@ -340,7 +384,8 @@ def sweep_recipes(budget: Budget) -> list[tuple[str, dict]]:
 def check_kept_runs(args, budget: Budget, output: Path) -> None:
     """Stops before any work at a kept run folder of other settings (another budget, seed or patch size in a reused
     --output). A seed's run is checked but for its recipe, which its sweep chooses later (train_variant checks it)."""
-    for name, kind, head in [v for v in VARIANTS if v[0] in args.variants]:
+    for variant in training_variants(args.variants):
+        name = variant.name
         runs = [
             (output / "sweep" / name / folder, args.seeds[0], recipe, budget.sweep_epochs)
             for folder, recipe in sweep_recipes(budget)
@@ -353,15 +398,21 @@ def check_kept_runs(args, budget: Budget, output: Path) -> None:
             kept = json.loads(marker.read_text())
             if recipe is None:  # a seed's run, whose recipe is not known yet
                 kept = {key: value for key, value in kept.items() if key not in ("lr", "warmup_epochs")}
-            if kept != run_settings(args, budget, kind, head, seed, recipe or {}, epochs):
+            if kept != run_settings(args, budget, variant, seed, recipe or {}, epochs):
                 refuse_other_settings(run)
 
 
+def training_variants(names: list[str]) -> list[Variant]:
+    """The variants whose runs ``names`` need, each once: a variant that samples another's runs needs that one."""
+    return [BY_NAME[n] for n in dict.fromkeys(BY_NAME[name].run_name for name in names)]
+
+
 def train_variant(
-    args, budget: Budget, kind: str, head: str, seed: int, recipe: dict, output: Path, run: Path, epochs: int
+    args, budget: Budget, variant: Variant, seed: int, recipe: dict, output: Path, run: Path, epochs: int
 ) -> Path:
     """Trains one generator through train.py, unless ``run`` records a finished run of these settings; ``run``."""
-    marker, settings = run / "compare.json", run_settings(args, budget, kind, head, seed, recipe, epochs)
+    kind, head = variant.kind, variant.head
+    marker, settings = run / "compare.json", run_settings(args, budget, variant, seed, recipe, epochs)
     if marker.is_file():
         if json.loads(marker.read_text()) == settings:
             return run
@@ -376,6 +427,10 @@ def train_variant(
             str(output / "latents" / f"{kind}-seed-{seed}"),
             "--head",
             head,
+            "--attention",
+            variant.attention,
+            "--order",
+            variant.order,
             "--model",
             budget.model,
             "--patch-size",
@@ -412,20 +467,21 @@ def train_variant(
     return run
 
 
-def recipe_sweep(args, budget: Budget, name: str, kind: str, head: str, validation: tuple, output: Path) -> list[dict]:
+def recipe_sweep(args, budget: Budget, variant: Variant, validation: tuple, output: Path) -> list[dict]:
     """Every (learning rate, warmup) of the budget's grid, trained briefly at the first seed and scored by held-out loss.
 
     Every variant gets the same grid and run length; each keeps the recipe of its own lowest loss (marked "chosen").
     """
-    tokenizer = load_tokenizer(str(tokenizer_folder(args, budget, kind, args.seeds[0], output))).to(args.device).eval()
+    name = variant.name
+    tokenizer = load_tokenizer(str(tokenizer_folder(args, budget, variant.kind, args.seeds[0], output)))
+    tokenizer = tokenizer.to(args.device).eval()
     latents = held_out_latents(tokenizer, *validation)
     points = []
     for folder, recipe in sweep_recipes(budget):
         run = train_variant(
             args,
             budget,
-            kind,
-            head,
+            variant,
             args.seeds[0],
             recipe,
             output,
@@ -528,29 +584,42 @@ def main(argv=None) -> dict:
     labels = torch.arange(len(classes), device=device).repeat_interleave(budget.per_class)
     sampling = dict(num_iter=budget.num_iter, diffusion_steps=budget.diffusion_steps, cfg_schedule="constant")
     panels, sweeps, recipe_sweeps = {}, {}, {}
-    for name, kind, head in [v for v in VARIANTS if v[0] in args.variants]:
-        recipe_sweeps[name] = recipe_sweep(args, budget, name, kind, head, validation, output)
+    for variant in [BY_NAME[name] for name in args.variants]:
+        name, kind, head, trained = variant.name, variant.kind, variant.head, BY_NAME[variant.run_name]
+        if trained.name not in recipe_sweeps:
+            recipe_sweeps[trained.name] = recipe_sweep(args, budget, trained, validation, output)
         recipe = next(
-            {"lr": p["lr"], "warmup_epochs": p["warmup_epochs"]} for p in recipe_sweeps[name] if p.get("chosen")
+            {"lr": p["lr"], "warmup_epochs": p["warmup_epochs"]} for p in recipe_sweeps[trained.name] if p.get("chosen")
         )
         for seed in args.seeds:
             tokenizer = load_tokenizer(str(tokenizer_folder(args, budget, kind, seed, output))).to(device).eval()
             about = {"variant": name, "tokenizer": kind, "head": head, "seed": seed} | recipe
             about |= tokenizer_metrics(tokenizer, classifier, reference)
-            run = train_variant(
-                args, budget, kind, head, seed, recipe, output, output / "runs" / name / f"seed-{seed}", budget.epochs
-            )
+            run = output / "runs" / trained.name / f"seed-{seed}"
+            train_variant(args, budget, trained, seed, recipe, output, run, budget.epochs)
             checkpoint = load_checkpoint(run, device)
+            num_iter = checkpoint.model.config.seq_len if variant.one_per_step else budget.num_iter
             for cfg in (1.0, budget.cfg):
                 images, rate = draw(
-                    checkpoint.sampling_model, checkpoint.tokenizer, labels, seed, temperature=1.0, cfg=cfg, **sampling
+                    checkpoint.sampling_model,
+                    checkpoint.tokenizer,
+                    labels,
+                    seed,
+                    temperature=1.0,
+                    cfg=cfg,
+                    **(sampling | {"num_iter": num_iter}),
                 )
-                row = about | {
-                    "cfg": cfg,
-                    "steps": checkpoint.step,
-                    "images_per_s": rate,
-                    **sample_metrics(classifier, reference, images, labels),
-                }
+                paper = {"paper_fid": variant.paper[0 if cfg == 1.0 else 1]} if variant.paper else {}
+                row = (
+                    about
+                    | paper
+                    | {
+                        "cfg": cfg,
+                        "steps": checkpoint.step,
+                        "images_per_s": rate,
+                        **sample_metrics(classifier, reference, images, labels),
+                    }
+                )
                 seed_rows.append(row | (score_inception(images) if score_inception is not None else {}))
                 print(
                     f"{name} seed {seed} cfg {cfg:g}: FID {row['fid']:.3f}, accuracy {row['accuracy']:.3f}, "
@@ -575,7 +644,7 @@ def main(argv=None) -> dict:
         "samples_per_setting": len(labels),
         "classifier": classifier_info,
         "rows": rows,
-        "claims": claims(rows),
+        "claims": claims(rows, table1_pairs(args.variants)),
         "seed_rows": seed_rows,
         "recipe_sweeps": recipe_sweeps,
         "sweeps": sweeps,
@@ -583,6 +652,17 @@ def main(argv=None) -> dict:
     }
     write_outputs(results, panels, output)
     return results
+
+
+def table1_pairs(names: list[str]) -> list[tuple[str, str]]:
+    """The paper's Table 1 claims among the variants asked for, as (expected better, expected worse): within each row
+    the diffusion head over cross-entropy, and within each head each row over the one above it."""
+    rows = ["ar-raster-", "causal-random-", "one-per-step-", ""]
+    pairs = [(row + "kl-diffusion", row + "vq-ce") for row in rows]
+    pairs += [
+        (lower + head, upper + head) for head in ("kl-diffusion", "vq-ce") for upper, lower in zip(rows, rows[1:])
+    ]
+    return [(a, b) for a, b in pairs if a in names and b in names]
 
 
 def sweep(model, tokenizer, classifier, reference, budget: Budget, seed: int, sampling: dict) -> dict:

@@ -30,7 +30,7 @@ def gather(seed_rows: list[dict]) -> list[dict]:
     for rows in groups.values():
         row = {
             key: rows[0][key]
-            for key in ("variant", "cfg", "tokenizer", "head", "lr", "warmup_epochs")
+            for key in ("variant", "cfg", "tokenizer", "head", "lr", "warmup_epochs", "paper_fid")
             if key in rows[0]
         }
         row |= {"seeds": [r["seed"] for r in rows]}
@@ -39,18 +39,19 @@ def gather(seed_rows: list[dict]) -> list[dict]:
     return gathered
 
 
-def claims(rows: list[dict]) -> list[str]:
-    """For each guidance setting and each other variant: is the reference variant ahead on FID and on class accuracy?"""
+def claims(rows: list[dict], pairs: list[tuple[str, str]] = ()) -> list[str]:
+    """For each guidance setting: is the reference variant ahead of each other one on FID and on class accuracy, and
+    is the first of each of ``pairs`` (the diffusion head of a Table 1 row) ahead of the second (its cross-entropy)?"""
     lines = []
     for cfg in dict.fromkeys(row["cfg"] for row in rows):
         at_cfg = {row["variant"]: row for row in rows if row["cfg"] == cfg}
-        if REFERENCE_VARIANT not in at_cfg:
-            continue
-        ours = at_cfg[REFERENCE_VARIANT]
-        for name, other in at_cfg.items():
-            if name != REFERENCE_VARIANT:
+        compared = [(REFERENCE_VARIANT, name) for name in at_cfg if name != REFERENCE_VARIANT]
+        compared += [pair for pair in pairs if pair not in compared]
+        for first, second in compared:
+            if first in at_cfg and second in at_cfg:
                 lines += [
-                    f"cfg {cfg:g}, " + verdict(metric, REFERENCE_VARIANT, ours[metric], name, other[metric], lower)
+                    f"cfg {cfg:g}, "
+                    + verdict(metric, first, at_cfg[first][metric], second, at_cfg[second][metric], lower)
                     for metric, lower in LOWER_IS_BETTER.items()
                 ]
     return lines
@@ -92,6 +93,8 @@ def table(rows: list[dict]) -> str:
         ("codebook usage", "usage"),
         ("images/s", "images_per_s"),
     ]
+    if any("paper_fid" in row for row in rows):  # the paper's ranking is what carries over, not its values
+        columns.insert(3, ("paper FID (MAR-L, ImageNet 256)", "paper_fid"))
     if any("inception_fid" in row for row in rows):
         columns += [("Inception FID", "inception_fid"), ("IS", "inception_score")]
     lines = ["| " + " | ".join(c[0] for c in columns) + " |", "|" + "---|" * len(columns)]
@@ -99,7 +102,10 @@ def table(rows: list[dict]) -> str:
         row = row | ({"recipe": f"{row['lr']:.3g} / {row['warmup_epochs']:g}"} if "lr" in row else {})
         lines.append(
             "| "
-            + " | ".join(cell(row.get(key), 1 if key in ("images_per_s", "cfg") else 3) for _, key in columns)
+            + " | ".join(
+                cell(row.get(key), 1 if key in ("images_per_s", "cfg") else 2 if key == "paper_fid" else 3)
+                for _, key in columns
+            )
             + " |"
         )
     return "\n".join(lines)
