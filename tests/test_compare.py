@@ -139,8 +139,7 @@ def test_a_run_folder_of_other_settings_stops_instead_of_being_relabelled(tmp_pa
         compare.train_variant(
             args,
             compare.BUDGETS["tiny"],
-            "kl",
-            "diffusion",
+            compare.BY_NAME["kl-diffusion"],
             0,
             {"lr": 1e-3, "warmup_epochs": 0.0},
             tmp_path,
@@ -157,12 +156,12 @@ def test_a_kept_run_of_another_budget_stops_before_any_work(tmp_path, capsys):
     run.mkdir(parents=True)
     recipe = {"lr": 1e-3, "warmup_epochs": 0.0}  # any recipe: the sweep has not chosen one yet when this is checked
     tiny = compare.run_settings(
-        args, compare.BUDGETS["tiny"], "kl", "diffusion", 1, recipe, compare.BUDGETS["tiny"].epochs
+        args, compare.BUDGETS["tiny"], compare.BY_NAME["kl-diffusion"], 1, recipe, compare.BUDGETS["tiny"].epochs
     )
     (run / "compare.json").write_text(json.dumps(tiny))
     compare.check_kept_runs(args, compare.BUDGETS["tiny"], tmp_path)
     small = compare.run_settings(
-        args, compare.BUDGETS["small"], "kl", "diffusion", 1, recipe, compare.BUDGETS["small"].epochs
+        args, compare.BUDGETS["small"], compare.BY_NAME["kl-diffusion"], 1, recipe, compare.BUDGETS["small"].epochs
     )
     (run / "compare.json").write_text(json.dumps(small))
     with pytest.raises(SystemExit):
@@ -222,7 +221,7 @@ def test_a_kept_tokenizer_of_another_pixel_loss_is_retrained_and_its_runs_refuse
     assert given[given.index("--pixel-loss") + 1] == "mse" and float(given[given.index("--initial-logvar") + 1]) == -8
 
     recipe = {"lr": 1e-3, "warmup_epochs": 0.0}
-    settings = compare.run_settings(default, budget, "kl", "diffusion", 0, recipe, budget.epochs)
+    settings = compare.run_settings(default, budget, compare.BY_NAME["kl-diffusion"], 0, recipe, budget.epochs)
     assert not any(key.startswith("tokenizer_") for key in settings)  # markers of earlier versions stay valid
     run = tmp_path / "runs" / "kl-diffusion" / "seed-0"
     run.mkdir(parents=True)
