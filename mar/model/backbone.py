@@ -14,10 +14,11 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from mar.model.block_rows import block_at_rows
+from mar.model.conditioning import ClassConditioned
 from mar.model.config import MARConfig
 
 
-class MARBackbone(nn.Module):
+class MARBackbone(ClassConditioned):
     def __init__(self, config: MARConfig):
         super().__init__()
         self.config = config
@@ -51,30 +52,12 @@ class MARBackbone(nn.Module):
         self.decoder_blocks = blocks(config.decoder_depth)
         self.decoder_norm = nn.LayerNorm(width, eps=1e-6)
         self.head_pos = nn.Parameter(torch.zeros(1, config.seq_len, width))  # position of z for the head
-        self.initialize_weights()
-
-    def initialize_weights(self) -> None:
-        for param in (self.class_embed.weight, self.encoder_pos, self.mask_token, self.decoder_pos, self.head_pos):
-            nn.init.normal_(param, std=0.02)
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.xavier_uniform_(module.weight)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.LayerNorm):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        self.initialize_weights(
+            [self.class_embed.weight, self.encoder_pos, self.mask_token, self.decoder_pos, self.head_pos]
+        )
 
     def all_blocks(self) -> list[nn.Module]:
         return [*self.encoder_blocks, *self.decoder_blocks]
-
-    @property
-    def null_class(self) -> int:
-        return self.config.num_classes
-
-    def drop_labels(self, labels: torch.Tensor, generator=None) -> torch.Tensor:
-        """Replaces each label by the null class with probability ``label_drop_prob``."""
-        drop = torch.rand(labels.shape, device=labels.device, generator=generator) < self.config.label_drop_prob
-        return torch.where(drop, torch.full_like(labels, self.null_class), labels)
 
     def run_blocks(self, blocks: nn.ModuleList, x: torch.Tensor) -> torch.Tensor:
         """The blocks in turn; with ``grad_checkpointing`` in training, activations are recomputed in the backward pass."""

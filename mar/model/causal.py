@@ -19,6 +19,7 @@ from timm.layers import Mlp
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from mar.model.conditioning import ClassConditioned
 from mar.model.config import MARConfig
 from mar.model.masking import raster_orders
 
@@ -73,7 +74,7 @@ class CausalBlock(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
-class CausalBackbone(nn.Module):
+class CausalBackbone(ClassConditioned):
     def __init__(self, config: MARConfig):
         super().__init__()
         self.config = config
@@ -86,27 +87,7 @@ class CausalBackbone(nn.Module):
         self.next_pos = nn.Parameter(torch.zeros(1, config.seq_len, width))  # the position to predict next
         self.blocks = nn.ModuleList(CausalBlock(config) for _ in range(config.encoder_depth + config.decoder_depth))
         self.norm = nn.LayerNorm(width, eps=1e-6)
-        self.initialize_weights()
-
-    def initialize_weights(self) -> None:
-        for param in (self.class_embed.weight, self.buffer_pos, self.token_pos, self.next_pos):
-            nn.init.normal_(param, std=0.02)
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.xavier_uniform_(module.weight)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.LayerNorm):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-
-    @property
-    def null_class(self) -> int:
-        return self.config.num_classes
-
-    def drop_labels(self, labels: torch.Tensor, generator=None) -> torch.Tensor:
-        """Replaces each label by the null class with probability ``label_drop_prob``."""
-        drop = torch.rand(labels.shape, device=labels.device, generator=generator) < self.config.label_drop_prob
-        return torch.where(drop, torch.full_like(labels, self.null_class), labels)
+        self.initialize_weights([self.class_embed.weight, self.buffer_pos, self.token_pos, self.next_pos])
 
     def all_blocks(self) -> list[nn.Module]:
         return list(self.blocks)
