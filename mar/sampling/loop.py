@@ -1,4 +1,5 @@
-"""Masked autoregressive sampling: K steps on a cosine schedule in a random order per image (docs/sampling.md)."""
+"""sample_latents: MAR's K steps on a cosine schedule in a random order per image (here), or one token per step for a
+causal model (mar/sampling/causal.py); docs/sampling.md."""
 
 from collections.abc import Callable
 from dataclasses import replace
