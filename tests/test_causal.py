@@ -155,7 +155,7 @@ def test_a_checkpoint_keeps_attention_and_order_and_older_configs_load_as_bidire
 
 
 @pytest.mark.slow
-def test_train_py_trains_resumes_and_samples_a_causal_raster_model(tmp_path, capsys):
+def test_train_py_trains_resumes_samples_and_exports_a_causal_raster_model(tmp_path, capsys):
     from mar.cli import sample, train
 
     from .toy import TOY
@@ -195,6 +195,26 @@ def test_train_py_trains_resumes_and_samples_a_causal_raster_model(tmp_path, cap
         ]
     )
     assert (tmp_path / "grid.png").is_file()
+    from mar import open_checkpoint
+    from mar.cli import export_hub, sample_at_scale
+
+    export_hub.main(["--checkpoint", str(tmp_path / "run"), "--out", str(tmp_path / "hub")])
+    hub = open_checkpoint(str(tmp_path / "hub")).model
+    assert (hub.config.attention, hub.config.order) == ("causal", "raster")
+    sample_at_scale.main(
+        [
+            "--checkpoint",
+            str(tmp_path / "hub"),
+            "--num-images",
+            "10",
+            "--diffusion-steps",
+            "2",
+            "--out",
+            str(tmp_path / "set"),
+            "--no-progress",
+        ]
+    )
+    assert len(list((tmp_path / "set").rglob("*.png"))) == 10
 
 
 def test_raster_order_with_bidirectional_attention_is_one_line_before_any_work(tmp_path, capsys):
