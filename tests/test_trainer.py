@@ -238,8 +238,10 @@ def test_a_stop_signal_saves_a_checkpoint_that_resumes(tmp_path, stop):
 
 
 @pytest.mark.slow
-def test_two_processes_match_one_process_at_the_same_global_batch(tmp_path):
+@pytest.mark.parametrize("attention", ["bidirectional", "causal"])
+def test_two_processes_match_one_process_at_the_same_global_batch(tmp_path, attention):
     common = ["--epochs", "1", "--stop-after-steps", "3", "--cache-dir", str(tmp_path / "cache")]
+    common += ["--attention", attention]
     first = train_process(common + ["--output", str(tmp_path / "one"), "--grad-accum", "2"])
     assert first.wait(timeout=300) == 0, first.stderr.read()[-2000:]
     shared = ["--tokenizer", str(tmp_path / "one" / "tokenizer"), "--latent-cache", str(tmp_path / "one" / "latents")]
