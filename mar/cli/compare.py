@@ -584,6 +584,7 @@ def main(argv=None) -> dict:
     labels = torch.arange(len(classes), device=device).repeat_interleave(budget.per_class)
     sampling = dict(num_iter=budget.num_iter, diffusion_steps=budget.diffusion_steps, cfg_schedule="constant")
     panels, sweeps, recipe_sweeps = {}, {}, {}
+    tokenizer_scores = {}  # (kind, seed) -> metrics: Table 1's rows share each seed's tokenizers
     for variant in [BY_NAME[name] for name in args.variants]:
         name, kind, head, trained = variant.name, variant.kind, variant.head, BY_NAME[variant.run_name]
         if trained.name not in recipe_sweeps:
@@ -592,9 +593,11 @@ def main(argv=None) -> dict:
             {"lr": p["lr"], "warmup_epochs": p["warmup_epochs"]} for p in recipe_sweeps[trained.name] if p.get("chosen")
         )
         for seed in args.seeds:
-            tokenizer = load_tokenizer(str(tokenizer_folder(args, budget, kind, seed, output))).to(device).eval()
+            if (kind, seed) not in tokenizer_scores:
+                tokenizer = load_tokenizer(str(tokenizer_folder(args, budget, kind, seed, output))).to(device).eval()
+                tokenizer_scores[kind, seed] = tokenizer_metrics(tokenizer, classifier, reference)
             about = {"variant": name, "tokenizer": kind, "head": head, "seed": seed} | recipe
-            about |= tokenizer_metrics(tokenizer, classifier, reference)
+            about |= tokenizer_scores[kind, seed]
             run = output / "runs" / trained.name / f"seed-{seed}"
             train_variant(args, budget, trained, seed, recipe, output, run, budget.epochs)
             checkpoint = load_checkpoint(run, device)

@@ -13,8 +13,7 @@ from mar.model.backbone import MARBackbone
 
 class Conditions:
     def __init__(self, backbone: MARBackbone, labels: torch.Tensor, cfg: float, refresh: int = 1):
-        if refresh < 1:
-            raise ValueError(f"cfg_refresh {refresh} must be at least 1 (1 runs the unconditional half at every step)")
+        """``refresh`` >= 1, as SamplingConfig checks it."""
         self.backbone, self.labels, self.refresh = backbone, labels, refresh
         self.guided = cfg != 1.0
         self.null = torch.full_like(labels, backbone.null_class)
