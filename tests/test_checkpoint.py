@@ -1,16 +1,27 @@
 """Checkpoints: a round trip reproduces the samples; bad files and other configs are refused clearly."""
 
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
 
 import mar.train.checkpoint as checkpoint_module
 from mar import sample_latents
-from mar.train.checkpoint import load_checkpoint, save_weights
+from mar.train.checkpoint import (
+    CheckpointWriteError,
+    TrainingState,
+    latest_checkpoint,
+    load_checkpoint,
+    save_training_checkpoint,
+    save_weights,
+)
+from mar.train.ema import EMA
 from vae import KLTokenizer, small_autoencoder
 
-from .tiny import TINY, untrained_but_responsive
+from .tiny import TINY, tiny_model, untrained_but_responsive
 
 
 @pytest.fixture
@@ -77,3 +88,69 @@ def test_failed_write_keeps_the_previous_checkpoint(saved, monkeypatch):
     assert path.read_bytes() == before
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left behind
     assert load_checkpoint(path).step == 12
+
+
+def test_non_finite_weights_are_refused_naming_the_file(saved, tmp_path):
+    path, model, tokenizer = saved
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(float("nan"))
+    broken = save_weights(tmp_path / "nan.safetensors", model, tokenizer, list("abcde"), 32, step=13)
+    with pytest.raises(ValueError, match=r"nan.safetensors holds non-finite weights .*use an earlier checkpoint"):
+        load_checkpoint(broken)
+
+
+def training_state(step: int) -> TrainingState:
+    return TrainingState(step=step, epoch=0, position=step, optimizer={}, scaler={}, data={})
+
+
+def test_a_checkpoint_that_cannot_be_written_keeps_the_previous_one(tmp_path, monkeypatch):
+    model = tiny_model()
+    tokenizer = KLTokenizer(small_autoencoder(latent_channels=4, stride=4, width=32))
+    first = save_training_checkpoint(tmp_path, model, EMA(model, 0.9), tokenizer, training_state(1), "abcde", 32)
+
+    def read_only(tensors, filename, metadata):
+        raise PermissionError(13, "Permission denied", str(filename))
+
+    monkeypatch.setattr(checkpoint_module, "save_file", read_only)
+    with pytest.raises(CheckpointWriteError) as error:
+        save_training_checkpoint(tmp_path, model, EMA(model, 0.9), tokenizer, training_state(2), "abcde", 32)
+    message = str(error.value)
+    assert "\n" not in message and f"in {tmp_path / 'checkpoints'} (PermissionError" in message
+    assert f"the previous checkpoint {first} is intact" in message and "--resume" in message
+    assert latest_checkpoint(tmp_path) == first and load_checkpoint(first).step == 1
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["latest", first.name]
+
+
+FILE_SIZE_LIMIT = """
+import resource, sys
+import torch
+from mar.train.checkpoint import CheckpointWriteError, save_training_checkpoint
+from mar.train.ema import EMA
+from tests.test_checkpoint import training_state
+from tests.tiny import tiny_model
+from vae import KLTokenizer, small_autoencoder
+
+model = tiny_model()
+tokenizer = KLTokenizer(small_autoencoder(latent_channels=4, stride=4, width=32))
+save_training_checkpoint(sys.argv[1], model, EMA(model, 0.9), tokenizer, training_state(1), "abcde", 32)
+resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+try:
+    save_training_checkpoint(sys.argv[1], model, EMA(model, 0.9), tokenizer, training_state(2), "abcde", 32)
+except CheckpointWriteError as error:
+    print(error)
+"""
+
+
+def test_a_full_disk_keeps_the_previous_checkpoint(tmp_path):
+    """A real write past the file-size limit (as on a full disk), in a child process that sets the limit."""
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [sys.executable, "-c", FILE_SIZE_LIMIT, str(tmp_path)], capture_output=True, text=True, cwd=root, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    first = tmp_path / "checkpoints" / "step-00000001"
+    assert f"the checkpoint of step 2 could not be written in {tmp_path / 'checkpoints'}" in result.stdout
+    assert f"the previous checkpoint {first} is intact" in result.stdout
+    assert latest_checkpoint(tmp_path) == first and load_checkpoint(first).step == 1
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["latest", first.name]

@@ -178,6 +178,28 @@ def other_tokenizer(tmp, copy):
     KLTokenizer(small_autoencoder(4, 4)).save(tmp / "other-tokenizer")
 
 
+def only_image_unreadable(tmp, copy):
+    (tmp / "data" / "cats").mkdir(parents=True)
+    (tmp / "data" / "cats" / "only.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+
+
+def nan_weights(tmp, copy):
+    """The latest checkpoint's weights all NaN, its metadata kept."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    path = latest_checkpoint_dir(copy) / "weights.safetensors"
+    with safe_open(str(path), framework="pt") as f:
+        metadata, tensors = f.metadata(), {name: f.get_tensor(name) for name in f.keys()}
+    save_file({k: t.fill_(float("nan")) if t.is_floating_point() else t for k, t in tensors.items()}, path, metadata)
+
+
+def not_an_ldm_checkpoint(tmp, copy):
+    import torch
+
+    torch.save({"classifier.weight": torch.zeros(3, 2)}, tmp / "classifier.ckpt")
+
+
 def live_lock(tmp, copy):
     """A lock held by a live process (this one): the copy of the run is in use."""
     import os
@@ -290,6 +312,13 @@ CASES = [
     ("train", T + ["--tokenizer", "{tmp}/nowhere"], "nowhere does not exist", None),
     ("train", T + ["--tokenizer", "{tmp}/file"], "{tmp}/file is a file of an unknown kind", a_file),
     ("train", T + ["--tokenizer", "{copy}/tokenizer"], "{copy}/tokenizer is damaged", broken_tokenizer),
+    (
+        "train",
+        T + ["--tokenizer", "{tmp}/classifier.ckpt"],
+        "tokenizer {tmp}/classifier.ckpt is not an LDM autoencoder layout",
+        not_an_ldm_checkpoint,
+    ),
+    ("train", T + ["--data-path", "{tmp}/data"], "{tmp}/data/cats/only.png cannot be read", only_image_unreadable),
     ("train", T + ["--data-path", "{tmp}/nodata"], "nodata does not exist", None),
     ("train", T + ["--data-path", "{tmp}/data"], "{tmp}/data/green holds no images", empty_class),
     (
@@ -351,6 +380,7 @@ CASES = [
     ("sample", ["--checkpoint", "{tmp}/file"], "{tmp}/file is not a safetensors checkpoint", a_file),
     ("sample", ["--checkpoint", "{copy}"], "latest names 'step-99999999'", latest_names_missing),
     ("sample", ["--checkpoint", "{copy}"], "is not a safetensors checkpoint or is truncated", truncated_weights),
+    ("sample", ["--checkpoint", "{copy}"], "holds non-finite weights", nan_weights),
     ("sample", ["--checkpoint", "{copy}"], "damaged or edited metadata", edited_metadata),
     ("sample", S + ["--classes", "3", "10"], "class id 10 is out of range", None),
     ("sample", S + ["--classes", "-1"], "--classes: -1", None),
@@ -526,3 +556,39 @@ def test_the_real_command_line_prints_one_line_and_exits_2(script, argv, tmp_pat
     assert result.returncode == 2 and result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("error: "), result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "failure",
+    [PermissionError(13, "Permission denied"), "SafetensorError"],
+    ids=["read-only folder", "full disk"],
+)
+def test_a_checkpoint_write_failing_mid_run_is_one_line_and_keeps_the_previous(failure, tmp_path, capsys, monkeypatch):
+    """The second checkpoint of a run fails (a checkpoints folder made read-only, a full disk): one line naming the
+    folder and the fix, and the first checkpoint stays the latest."""
+    from safetensors import SafetensorError
+
+    import mar.train.checkpoint as checkpoint_module
+
+    error = (
+        SafetensorError("Error while serializing: IoError(File too large)") if failure == "SafetensorError" else failure
+    )
+    real_save, calls = checkpoint_module.save_file, []
+
+    def fails_after_the_first(tensors, filename, metadata):
+        calls.append(filename)
+        if len(calls) > 1:
+            raise error
+        real_save(tensors, filename, metadata)
+
+    monkeypatch.setattr(checkpoint_module, "save_file", fails_after_the_first)
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(TOY + ["--output", str(out), "--cache-dir", str(tmp_path / "cache"), "--save-every", "2"])
+    message = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and len(message) == 1, message
+    first = out / "checkpoints" / "step-00000002"
+    assert f"could not be written in {out / 'checkpoints'}" in message[0]
+    assert f"the previous checkpoint {first} is intact" in message[0]
+    assert (out / "checkpoints" / "latest").read_text().strip() == first.name

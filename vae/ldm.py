@@ -65,6 +65,12 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     for wrapper in ("model", "state_dict"):
         if isinstance(tensors, dict) and isinstance(tensors.get(wrapper), dict):
             tensors = tensors[wrapper]
+    if not isinstance(tensors, dict) or not any(isinstance(t, torch.Tensor) for t in tensors.values()):
+        raise ValueError(
+            f"tokenizer {path} holds no dictionary of tensors (found {type(tensors).__name__}); "
+            "pass MAR's kl16.ckpt or an LDM autoencoder .ckpt/.safetensors"
+        )
+    tensors = {k: v for k, v in tensors.items() if isinstance(v, torch.Tensor)}
     for prefix in WRAPPER_PREFIXES:
         if any(k.startswith(prefix) for k in tensors):
             tensors = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
@@ -77,7 +83,7 @@ def infer_layout(tensors: dict[str, torch.Tensor]) -> LDMLayout:
 
     levels = count(r"encoder\.down\.(\d+)\.")
     if levels == 0 or "post_quant_conv.weight" not in tensors:
-        raise ValueError("not an LDM autoencoder layout: no encoder.down.* or post_quant_conv tensors")
+        raise ValueError("not an LDM autoencoder layout (no encoder.down.* or post_quant_conv tensors)")
     return LDMLayout(
         block_out_channels=tuple(tensors[f"encoder.down.{i}.block.0.conv2.weight"].shape[0] for i in range(levels)),
         layers_per_block=count(r"encoder\.down\.0\.block\.(\d+)\."),
@@ -149,7 +155,12 @@ def convert_state_dict(tensors: dict[str, torch.Tensor], levels: int) -> dict[st
 def load_ldm_autoencoder(path: str | Path) -> tuple[AutoencoderKL, float | None]:
     """(AutoencoderKL with every tensor of the checkpoint, the known latent scale of its layout or None)."""
     tensors = read_state_dict(path)
-    layout = infer_layout(tensors)
+    try:
+        layout = infer_layout(tensors)
+    except ValueError as error:
+        raise ValueError(
+            f"tokenizer {path} is {error}; pass MAR's kl16.ckpt, an LDM autoencoder checkpoint, or a tokenizer folder"
+        ) from None
     autoencoder = AutoencoderKL(**layout.autoencoder_config())
     converted = convert_state_dict(tensors, len(layout.block_out_channels))
     result = autoencoder.load_state_dict(converted, strict=False)

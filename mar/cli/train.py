@@ -75,7 +75,7 @@ from mar.eval.reference_data import CLASSIFIER_STEPS, dataset_classifier
 from mar.model.config import ATTENTIONS, HEADS, ORDERS
 from mar.precision import resolve_precision
 from mar.sampling.grids import class_samples, render_samples
-from mar.train.checkpoint import latest_checkpoint, load_checkpoint, load_training_state
+from mar.train.checkpoint import CheckpointWriteError, latest_checkpoint, load_checkpoint, load_training_state
 from mar.train.ema import EMA
 from mar.train.loop import TrainingStopped, TrainSettings, check_resume_data, fit, run_data
 from mar.train.recipes import default_model, recipe_for
@@ -595,6 +595,8 @@ def train_run(args, device, output: Path, started: float) -> None:
     precision = resolve_precision(args.amp, device)
     num_images = args.num_images if folder is None else len(folder)
     if args.batch_size > num_images:
+        if folder is not None:  # a small folder: an unreadable image is named first (BadImage), not the batch
+            num_images = sum(folder[i] is not None for i in range(len(folder)))
         fail(f"--batch-size {args.batch_size} is larger than the dataset ({num_images} images); lower it")
     settings = TrainSettings(
         epochs=args.epochs,
@@ -681,7 +683,7 @@ def train_run(args, device, output: Path, started: float) -> None:
             resume=state,
             on_step=grid if rank == 0 else None,
         )
-    except (ValueError, TrainingStopped) as error:
+    except (ValueError, TrainingStopped, CheckpointWriteError) as error:
         fail(str(error))
     if rank == 0:
         trained = result["loss"] is not None

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from mar.model.config import MARConfig
@@ -42,6 +42,13 @@ class Checkpoint:
     def sampling_model(self) -> MARGenerator:
         """The EMA weights when the checkpoint has them (they sample better), else the trained weights."""
         return self.ema if self.ema is not None else self.model
+
+
+class CheckpointWriteError(RuntimeError):
+    """A checkpoint could not be written (a read-only folder, a full disk); the previous one is intact."""
+
+
+WRITE_ERRORS = (OSError, RuntimeError, SafetensorError)  # torch.save reports a failed write as a RuntimeError
 
 
 @dataclass
@@ -103,26 +110,49 @@ def save_training_checkpoint(
     image_size: int,
     keep: int = 2,
 ) -> Path:
-    """Writes ``checkpoints/step-N/`` (weights and resume state), points ``latest`` at it, keeps the newest ``keep``."""
+    """Writes ``checkpoints/step-N/`` (weights and resume state), points ``latest`` at it, keeps the newest ``keep``.
+
+    Raises ``CheckpointWriteError`` naming the folder and the fix when a write fails; what was half written is removed
+    and ``latest`` still names the previous checkpoint.
+    """
     root = Path(run_dir) / "checkpoints"
-    root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{state.step:08d}"
     tmp = root / f".tmp-{final.name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    save_weights(tmp / WEIGHTS, model, tokenizer, classes, image_size, state.step, ema=ema.module)
-    torch.save(asdict(state), tmp / RESUME)
-    if final.exists():  # the same step saved again (e.g. a SIGTERM right after a periodic save): keep the first
-        shutil.rmtree(tmp)
-    else:
-        os.replace(tmp, final)
     pointer = root / f".{LATEST}.tmp-{os.getpid()}"
-    pointer.write_text(final.name + "\n")
-    os.replace(pointer, root / LATEST)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        save_weights(tmp / WEIGHTS, model, tokenizer, classes, image_size, state.step, ema=ema.module)
+        torch.save(asdict(state), tmp / RESUME)
+        if final.exists():  # the same step saved again (e.g. a SIGTERM right after a periodic save): keep the first
+            shutil.rmtree(tmp)
+        else:
+            os.replace(tmp, final)
+        pointer.write_text(final.name + "\n")
+        os.replace(pointer, root / LATEST)
+    except WRITE_ERRORS as error:
+        shutil.rmtree(tmp, ignore_errors=True)
+        pointer.unlink(missing_ok=True)
+        raise CheckpointWriteError(write_failure(root, state.step, error)) from None
     older = sorted(p for p in root.glob("step-*") if p.name < final.name)  # zero-padded: name order is step order
     for old in older[: max(0, len(older) - (max(1, keep) - 1))]:  # the one just written always stays
-        shutil.rmtree(old)
+        shutil.rmtree(old, ignore_errors=True)  # a folder that cannot be removed is kept, not an error
     return final
+
+
+def write_failure(root: Path, step: int, error: Exception) -> str:
+    """One line: which checkpoint could not be written where, why, what is kept, and the fix."""
+    try:
+        previous = latest_checkpoint(root.parent)
+    except FileNotFoundError:
+        previous = None
+    kept = f"the previous checkpoint {previous} is intact" if previous else "no earlier checkpoint exists"
+    reason = " ".join(f"{type(error).__name__}: {error}".split())
+    return (
+        f"the checkpoint of step {step} could not be written in {root} ({reason}); {kept}; make the folder writable "
+        f"and free disk space, then continue with --output {root.parent} --resume"
+    )
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
@@ -183,6 +213,11 @@ def read_metadata(path: Path) -> dict:
     return metadata
 
 
+def non_finite(tensors: dict[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point tensors holding a NaN or an infinity."""
+    return [name for name, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+
+
 def _split(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     return {name[len(prefix) + 1 :]: t for name, t in tensors.items() if name.startswith(prefix + ".")}
 
@@ -231,6 +266,11 @@ def load_checkpoint(
             f"checkpoint {path} does not hold the weights its metadata describes "
             f"({type(error).__name__}); use an earlier checkpoint of the run, or train again"
         ) from None
+    if broken := non_finite(tensors):
+        raise ValueError(
+            f"checkpoint {path} holds non-finite weights ({len(broken)} of {len(tensors)} tensors, e.g. {broken[0]}): "
+            "it would sample noise; use an earlier checkpoint of the run (checkpoints/step-N), or train again"
+        )
     return Checkpoint(
         model=model.eval(),
         ema=ema,
