@@ -9,6 +9,7 @@ weight norms by a relative 1e-3. Re-record (only when behaviour is meant to chan
 
 import hashlib
 import json
+import platform
 import sys
 from pathlib import Path
 
@@ -45,11 +46,27 @@ DRAWS = {
     ],
 }
 # fp32 on every machine (--amp auto picks bf16 on some)
-TOY_RUN = TOY + ["--grid-accuracy", "off", "--amp", "none", "--seed", "5"]
+TOY_RUN = TOY + ["--quality", "off", "--amp", "none", "--seed", "5"]
+TOY_RUN += [
+    "--tokenizer-init",
+    "scratch",
+    "--tokenizer-pixel-loss",
+    "l1",
+    "--tokenizer-initial-logvar=0",
+]  # when pinned
 
 
 def environment() -> dict:
-    return {"torch": torch.__version__, "cpu": torch.backends.cpu.get_cpu_capability()}
+    """What the bytes depend on: torch, the CPU's vector capability and its model (an AMX Xeon and an AVX-512 EPYC
+    share the capability but not the rounding)."""
+    return {"torch": torch.__version__, "cpu": torch.backends.cpu.get_cpu_capability(), "model": cpu_model()}
+
+
+def cpu_model() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return names[0] if names else platform.processor()
 
 
 def recorded() -> dict:

@@ -4,7 +4,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from einops import rearrange
 from PIL import Image, ImageDraw, ImageFont
 
 
@@ -18,33 +17,51 @@ def from_uint8(pixels: torch.Tensor) -> torch.Tensor:
     return pixels.permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
+GAP = 2  # white pixels between grid cells
+NAME_PADDING = 6  # pixels either side of the row names
+
+
 def grid_image(images: torch.Tensor, row_names: list[str], zoom: int = 2) -> Image.Image:
-    """Images (rows * cols, 3, s, s), row-major, into one picture with ``row_names`` on the left."""
+    """Images (rows * cols, 3, s, s), row-major, into one picture: cells ``GAP`` pixels apart, each row's whole name
+    in a left margin as wide as the longest name, in letters a little shorter than a row (at most 14 pixels)."""
     rows = len(row_names)
-    grid = rearrange(to_uint8(images), "(r c) h w ch -> (r h) (c w) ch", r=rows).numpy()
-    picture = Image.fromarray(grid)
-    picture = picture.resize((picture.width * zoom, picture.height * zoom), Image.NEAREST)
-    row_height = picture.height // rows
-    margin = _margin(row_height)
-    font = ImageFont.load_default(size=max(10, row_height // 2))
-    canvas = Image.new("RGB", (picture.width + margin, picture.height), "white")
-    canvas.paste(picture, (margin, 0))
+    cells = to_uint8(images).numpy()  # (rows * cols, s, s, 3)
+    cols, side = len(cells) // rows, cells.shape[1] * zoom
+    font = _font(side)
+    margin = _margin(row_names, font)
+    canvas = Image.new("RGB", (margin + cols * (side + GAP) - GAP, rows * (side + GAP) - GAP), "white")
+    for index, cell in enumerate(cells):
+        r, c = divmod(index, cols)
+        picture = Image.fromarray(cell).resize((side, side), Image.NEAREST)
+        canvas.paste(picture, (margin + c * (side + GAP), r * (side + GAP)))
     draw = ImageDraw.Draw(canvas)
     for r, name in enumerate(row_names):
-        draw.text((margin // 2, r * row_height + row_height // 2), str(name)[:4], fill="black", font=font, anchor="mm")
+        draw.text((NAME_PADDING, r * (side + GAP) + side // 2), str(name), fill="black", font=font, anchor="lm")
     return canvas
 
 
-def grid_cells(picture: Image.Image, rows: int, image_size: int, zoom: int = 2) -> torch.Tensor:
+def grid_cells(picture: Image.Image, row_names: list[str], image_size: int, zoom: int = 2) -> torch.Tensor:
     """The images of a ``grid_image`` picture, row-major: (rows * cols, 3, s, s) in [-1, 1], as its pixels hold them."""
-    pixels = torch.from_numpy(np.array(picture.convert("RGB")))  # (rows * s * zoom, margin + cols * s * zoom, 3)
-    cells = pixels[::zoom, _margin(picture.height // rows) :: zoom]  # (rows * s, cols * s, 3)
-    return from_uint8(rearrange(cells, "(r h) (c w) ch -> (r c) h w ch", h=image_size, w=image_size))
+    side = image_size * zoom
+    margin = _margin(row_names, _font(side))
+    pixels = torch.from_numpy(np.array(picture.convert("RGB")))  # (rows * (side + GAP) - GAP, margin + ..., 3)
+    rows, cols = len(row_names), (picture.width - margin + GAP) // (side + GAP)
+    cells = [
+        pixels[r * (side + GAP) :][:side:zoom, margin + c * (side + GAP) :][:, :side:zoom]  # (s, s, 3)
+        for r in range(rows)
+        for c in range(cols)
+    ]
+    return from_uint8(torch.stack(cells))
 
 
-def _margin(row_height: int) -> int:
-    """Width of the left margin that holds the row names."""
-    return max(24, row_height)
+def _font(row_height: int) -> ImageFont.FreeTypeFont:
+    """Pillow's scalable font, at most 14 pixels and never taller than a row."""
+    return ImageFont.load_default(size=max(6, min(14, row_height - 2)))
+
+
+def _margin(row_names: list[str], font: ImageFont.FreeTypeFont) -> int:
+    """Width of the left margin: the longest row name and its padding."""
+    return max(int(font.getlength(str(name))) for name in row_names) + 2 * NAME_PADDING
 
 
 def save_grid(images: torch.Tensor, row_names: list[str], path: str | Path, zoom: int = 2) -> Path:
