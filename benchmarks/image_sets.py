@@ -8,6 +8,10 @@ check that its defaults hold elsewhere. Each kind asks something different of th
   and rotation; every class is its own mirror image up to a rotation, so flips and turns never change the class;
 - ``photos``: real photographs, not drawn by the project: random square crops (25-60% of the short side) of ten
   sample images that ship inside the scikit-image wheel; the class is the photograph;
+- ``leaves``: a dead-leaves model, a classic stand-in for natural image statistics: overlapping discs, boxes and
+  triangles of random colours whose sizes follow a power law, some shaded, over a random background; one class;
+- ``broad``: the tokenizer-training mix: leaves, shapes and the procedural textures (mar/data/textures.py), each
+  in class folders of its own; the general tokenizer shipped in vae/weights was trained on it;
 - ``mirrored``: five pairs of shapes whose two classes differ only by a left-right mirror (arrows, L/J, S/Z,
   slashes, spirals), turned at most 10 degrees; a model or augmentation that flips images cannot tell them apart.
 Image i of a class is the same for the same --seed, whatever --per-class. scikit-learn and scikit-image are needed
@@ -194,7 +198,64 @@ def write_mirrored(root: Path, per_class: int, image_size: int, seed: int) -> in
     return _write_drawn(root, MIRROR_PAIRS, per_class, image_size, seed, turn=10)
 
 
-KINDS = {"digits": write_digits, "shapes": write_shapes, "photos": write_photos, "mirrored": write_mirrored}
+def render_leaves(image_size: int, rng: np.random.Generator) -> Image.Image:
+    """Up to 60 shapes, radii drawn from a density ~ r^-3 between 1 pixel and half the side, painted back to front."""
+    side = SUPERSAMPLE * image_size
+    picture = Image.new("RGB", (side, side), _random_colour(rng))
+    draw = ImageDraw.Draw(picture)
+    low, high = SUPERSAMPLE, side / 2
+    for _ in range(rng.integers(10, 60)):
+        radius = 1 / math.sqrt(rng.uniform(1 / high**2, 1 / low**2))  # inverse CDF of the r^-3 law on [low, high]
+        x, y = rng.uniform(-radius, side + radius, 2)
+        box = (x - radius, y - radius, x + radius, y + radius)
+        kind, colour = rng.integers(3), _random_colour(rng)
+        if kind == 0:
+            draw.ellipse(box, fill=colour)
+        elif kind == 1:
+            draw.rectangle(box, fill=colour)
+        else:
+            draw.polygon(
+                [(x + radius * cx, y + radius * cy) for cx, cy in _regular(3, turn=rng.uniform(0, 360))], fill=colour
+            )
+    picture = picture.resize((image_size, image_size), Image.BOX)
+    if rng.uniform() < 0.5:  # a shading gradient over half of the images
+        ramp = np.linspace(rng.uniform(0.5, 1), rng.uniform(0.5, 1), image_size)[:, None, None]
+        ramp = ramp if rng.uniform() < 0.5 else ramp.transpose(1, 0, 2)
+        picture = Image.fromarray((np.asarray(picture) * ramp).round().astype(np.uint8))
+    return picture
+
+
+def _random_colour(rng: np.random.Generator) -> tuple:
+    """Any hue, saturation and brightness."""
+    return tuple(round(255 * c) for c in colorsys.hsv_to_rgb(rng.uniform(), rng.uniform(), rng.uniform()))
+
+
+def write_leaves(root: Path, per_class: int, image_size: int, seed: int) -> int:
+    """``per_class`` dead-leaves images in one class folder, ``leaves``."""
+    rng = np.random.default_rng([seed, 0])
+    for i in range(per_class):
+        _save(render_leaves(image_size, rng), root, "leaves", i)
+    return per_class
+
+
+def write_broad(root: Path, per_class: int, image_size: int, seed: int) -> int:
+    """Leaves (ten classes' worth), shapes and textures, ``per_class`` per class; 30 class folders in all."""
+    from mar.data.textures import write_texture_folder
+
+    written = write_leaves(root, 10 * per_class, image_size, seed)
+    written += write_shapes(root / "shapes", per_class, image_size, seed)
+    write_texture_folder(root / "textures", per_class, image_size, seed)
+    return written + 10 * per_class
+
+
+KINDS = {
+    "digits": write_digits,
+    "shapes": write_shapes,
+    "photos": write_photos,
+    "mirrored": write_mirrored,
+    "leaves": write_leaves,
+    "broad": write_broad,
+}
 
 
 def main(argv=None) -> None:

@@ -216,7 +216,7 @@ def official_training(args, device, precision) -> dict:
     torch.manual_seed(0)
     tokenizer = KLTokenizer(small_autoencoder(16, 4, 32)).to(device)  # only its latent scale is used by the draws
     base = TrainSettings(
-        epochs=1,
+        steps=args.train_steps,
         batch_size=32,
         lr=1e-4,
         warmup_steps=0,

@@ -169,7 +169,7 @@ def test_train_py_trains_resumes_samples_and_exports_a_causal_raster_model(tmp_p
         str(tmp_path / "run"),
         "--cache-dir",
         str(tmp_path / "cache"),
-        "--grid-accuracy",
+        "--quality",
         "off",
     ]
     train.main(TOY + run)

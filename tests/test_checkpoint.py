@@ -142,6 +142,7 @@ except CheckpointWriteError as error:
 """
 
 
+@pytest.mark.slow
 def test_a_full_disk_keeps_the_previous_checkpoint(tmp_path):
     """A real write past the file-size limit (as on a full disk), in a child process that sets the limit."""
     root = Path(__file__).resolve().parent.parent

@@ -20,6 +20,7 @@ from mar.data.images import grid_image
 from mar.demo.frames import partial_images
 from mar.demo.generation import generate, shown_steps
 from mar.demo.launch import build_parser
+from mar.demo.quality_note import quality_note, run_metrics
 from mar.demo.settings import SettingsError, checked_classes, checked_count, checked_sampling, default_sampling
 from mar.model.masking import unmasking_schedule
 from mar.model.tokens import patchify, unpatchify
@@ -60,11 +61,11 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(checkpoint):
+def server(checkpoint, trained_run):
     pytest.importorskip("gradio", reason="gradio is not installed: pip install -e '.[demo]'")
     from mar.demo.app import build_app, serve
 
-    app = build_app(checkpoint, "toy run", torch.device("cpu"), max_images=12)
+    app = build_app(checkpoint, str(trained_run), torch.device("cpu"), max_images=12)
     yield serve(app, "127.0.0.1", free_port(), block=False)
     app.close()
 
@@ -194,7 +195,7 @@ def test_no_checkpoint_says_how_to_make_one_in_one_line():
 @pytest.mark.skipif(
     CHROMIUM is None, reason="no chromium on PATH: apt-get install -y chromium (.ci/run does where apt-get exists)"
 )
-def test_the_page_in_headless_chromium(server, checkpoint, tmp_path):
+def test_the_page_in_headless_chromium(server, checkpoint, trained_run, tmp_path):
     from playwright.sync_api import sync_playwright  # the dev extra's: a missing one fails rather than skips
 
     with sync_playwright() as playwright:
@@ -231,9 +232,12 @@ def test_the_page_in_headless_chromium(server, checkpoint, tmp_path):
         page.screenshot(path=shot, full_page=True)
         frames = page.locator("#frames img").count()
         text = status.input_value()
+        quality = page.locator("#quality").inner_text()
         browser.close()
     print(f"screenshot: {shot}")
     assert text.startswith("6 images in ") and "dpm++ head with 3 steps" in text and "seed 5" in text
+    record = run_metrics(trained_run)
+    assert quality.startswith("Quality at the end of training") and f"{record['sample_accuracy']:.3f} of" in quality
     assert grid.size == expected_grid_size(checkpoint, 2, PAGE["per_class"]) and frames == PAGE["num_iter"]
     assert_not_blank(grid)
     assert Image.open(shot).size[0] == 1400
@@ -264,3 +268,17 @@ def test_the_endpoint_through_gradio_client_gives_the_direct_pixels(server, chec
         client.predict(*{**PAGE, "per_class": 7}.values(), api_name="/generate")
     with pytest.raises(AppError, match=r"no class is picked"):
         client.predict(*{**PAGE, "classes": []}.values(), api_name="/generate")
+
+
+def test_the_page_shows_the_runs_quality_figures_from_any_of_its_paths(trained_run):
+    record = run_metrics(trained_run)
+    assert record["samples_scored"] > 0 and "grid_accuracy" in record
+    weights = sorted((trained_run / "checkpoints").glob("step-*/weights.safetensors"))[-1]
+    assert run_metrics(weights) == run_metrics(weights.parent) == record
+    note = quality_note(trained_run)
+    assert f"class accuracy {record['sample_accuracy']:.3f} of {record['samples_scored']} samples" in note
+    assert note.count("step ") == len(record["during_training"]) + 1
+
+
+def test_a_checkpoint_without_figures_says_so(tmp_path):
+    assert quality_note(tmp_path).startswith("No quality figures")

@@ -18,8 +18,19 @@ def resolved(argv):
 
 def test_train_fills_the_picked_sizes_recipe_and_keeps_a_named_one():
     fp32 = resolved(["--amp", "none"])
-    assert (fp32.model, fp32.epochs, fp32.warmup_epochs, fp32.batch_size, fp32.lr) == ("mar-micro", 24, 1, 32, 5e-4)
+    assert (fp32.model, fp32.batch_size, fp32.lr) == ("mar-micro", 32, 5e-4)
+    assert train.schedule_length(fp32, steps_per_epoch=312) == (7488, 312)
     bf16 = resolved(["--amp", "bf16"])
-    assert (bf16.model, bf16.epochs, bf16.warmup_epochs, bf16.lr) == ("mar-micro", 40, 2, 1e-3)
+    assert (bf16.model, bf16.lr) == ("mar-micro", 1e-3)
+    assert train.schedule_length(bf16, steps_per_epoch=156) == (6240, 312)
     named = resolved(["--amp", "none", "--model", "mar-tiny", "--epochs", "3"])
-    assert (named.model, named.epochs, named.warmup_epochs) == ("mar-tiny", 3, 1)  # its own fp32 recipe, --epochs kept
+    assert named.model == "mar-tiny" and train.schedule_length(named, 156) == (468, 78)  # --epochs kept, warmup 1/6
+
+
+def test_a_run_is_as_long_whatever_the_size_of_its_folder():
+    """The CPU recipes count steps: 1,000 and 50,000 images train for the same steps and warmup; the paper's epochs."""
+    bf16 = resolved(["--amp", "bf16"])
+    assert train.schedule_length(bf16, 1_000 // 64) == train.schedule_length(bf16, 50_000 // 64) == (6240, 312)
+    assert train.schedule_length(resolved(["--amp", "bf16", "--steps", "900"]), 15) == (900, 45)
+    paper = resolved(["--amp", "bf16", "--model", "mar-base"])
+    assert train.schedule_length(paper, 100) == (40_000, 10_000)

@@ -12,6 +12,7 @@ from PIL import Image
 
 from mar.cli import sample, train
 from mar.cli.common import open_dataset
+from mar.data.images import GAP
 from mar.eval.classifier import predict
 
 from .toy import TOY
@@ -30,7 +31,7 @@ def test_train_writes_checkpoint_tokenizer_and_grid(trained):
     assert (trained / "loss.png").is_file() and (trained / "samples" / "step-00000005.png").is_file()
     assert (trained / "tokenizer" / "config.json").is_file() and (trained / "tokenizer" / "tokenizer.json").is_file()
     grid = Image.open(trained / "samples.png")
-    assert grid.height == 10 * 32 * 2  # ten classes, one row each, zoomed twice
+    assert grid.height == 10 * 32 * 2 + 9 * GAP  # ten classes, one row each, zoomed twice, a gap apart
 
 
 def test_sample_rebuilds_from_the_checkpoint_alone_and_repeats(trained):
@@ -133,7 +134,7 @@ def test_train_on_an_image_folder(tmp_path, capsys):
             Image.new("RGB", (40 + 5 * i, 48), colour).save(tmp_path / "data" / colour / f"{i}.png")
     train.main(TOY + ["--data-path", str(tmp_path / "data"), "--output", str(tmp_path / "run"), "--batch-size", "4"])
     assert "12 images of 2 classes" in capsys.readouterr().out
-    assert Image.open(tmp_path / "run" / "samples.png").height == 2 * 32 * 2
+    assert Image.open(tmp_path / "run" / "samples.png").height == 2 * 32 * 2 + GAP  # two rows of cells, a gap apart
 
 
 @pytest.mark.slow
@@ -276,7 +277,7 @@ def test_reported_grid_accuracy_is_the_classifiers_on_the_saved_grid(trained_run
     classifier, info, _, _ = dataset_classifier(
         args, dataset, dataset_name(args), len(classes), "cpu", steps=args.classifier_steps
     )
-    images = grid_cells(Image.open(trained_run / "samples.png"), len(classes), args.image_size)
+    images = grid_cells(Image.open(trained_run / "samples.png"), classes, args.image_size)
     labels = torch.arange(len(classes)).repeat_interleave(args.samples_per_class)
     assert len(images) == len(labels)
     assert metrics["grid_accuracy"] == (predict(classifier, images)[1] == labels).sum().item() / len(labels)

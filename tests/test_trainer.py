@@ -23,7 +23,7 @@ from .tiny import tiny_model
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = TrainSettings(
-    epochs=2,
+    steps=12,  # two passes over the 48 latents
     batch_size=8,
     lr=1e-3,
     warmup_steps=2,
@@ -186,7 +186,7 @@ TOY = [
     "cpu",
     "--amp",
     "none",
-    "--grid-accuracy",
+    "--quality",
     "off",
 ]  # these tests are about training; scoring the grid would train a classifier per test
 

@@ -18,6 +18,8 @@ TOY_GENERATOR = [
     "2",
     "--classifier-steps",
     "10",
+    "--quality-samples",
+    "20",
     "--no-progress",
 ]
 TOY = TOY_GENERATOR + TOY_TOKENIZER

@@ -447,7 +447,7 @@ def train_variant(
             str(budget.num_iter),
             "--diffusion-steps",
             str(budget.diffusion_steps),
-            "--grid-accuracy",
+            "--quality",
             "off",
             "--samples-per-class",
             "4",

@@ -32,6 +32,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from mar import NAMED_SIZES, MARGenerator, distributed, named_config
 from mar.cli.common import (
@@ -60,6 +61,7 @@ from mar.cli.options import (
     number,
     text,
 )
+from mar.cli.train_report import final_quality, held_out_judge, mirrored_views, quality_count, report_tokenizer
 from mar.data.image_folder import BadImage
 from mar.data.images import from_uint8, save_grid, to_uint8
 from mar.data.latents import (
@@ -70,31 +72,33 @@ from mar.data.latents import (
     read_latent_cache,
     write_latent_cache,
 )
-from mar.eval.classifier import predict
-from mar.eval.reference_data import CLASSIFIER_STEPS, dataset_classifier
+from mar.eval.reference_data import CLASSIFIER_STEPS
 from mar.model.config import ATTENTIONS, HEADS, ORDERS
 from mar.precision import resolve_precision
 from mar.sampling.grids import class_samples, render_samples
 from mar.train.checkpoint import CheckpointWriteError, latest_checkpoint, load_checkpoint, load_training_state
 from mar.train.ema import EMA
 from mar.train.loop import TrainingStopped, TrainSettings, check_resume_data, fit, run_data
+from mar.train.quality_log import QualityLog
 from mar.train.recipes import default_model, recipe_for
 from mar.train.run_folder import RunFolderError, RunLock, check_fresh_start, clear_run
 from mar.train.run_log import log_image
 from vae import PIXEL_LOSSES, KLTokenizer, Tokenizer, fingerprint, load_tokenizer, small_autoencoder, train_and_measure
-from vae.embedded import GLYPH_TOKENIZER, GLYPH_TOKENIZER_IMAGE_SIZE
+from vae.embedded import GENERAL_SHAPE, GENERAL_TOKENIZER, GLYPH_TOKENIZER, GLYPH_TOKENIZER_IMAGE_SIZE
 
 NEW_TOKENIZER = {
-    "tokenizer_steps": 800,
+    "tokenizer_init": None,  # general where the shape is the shipped general tokenizer's, else scratch
+    "tokenizer_steps": None,  # 300 fine-tuning the general tokenizer, 800 from scratch
     "tokenizer_batch_size": 32,
     "tokenizer_channels": 1,
     "tokenizer_stride": 2,
     "tokenizer_width": 32,
     "tokenizer_kl_weight": 1e-4,
     "tokenizer_images": 10_000,
-    "tokenizer_pixel_loss": "l1",
-    "tokenizer_initial_logvar": 0.0,
-}  # a new tokenizer's defaults
+    "tokenizer_pixel_loss": "mse",
+    "tokenizer_initial_logvar": -8.0,
+}  # a new tokenizer's defaults: MSE from a narrow posterior leaves the colour plateau that L1 sits on
+# (docs/data-and-tokenizers.md)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -102,16 +106,22 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def resolve_tokenizer_options(args) -> argparse.Namespace:
-    """``--tokenizer auto`` becomes the shipped glyph tokenizer where it fits (the embedded glyphs at its image size,
-    a diffusion head) and no ``--tokenizer-*`` option asks for a new one, else ``new``; then the new one's defaults."""
+    """``--tokenizer auto`` becomes a shipped tokenizer when the head is a diffusion head and no ``--tokenizer-*``
+    option asks for a new one: the glyph tokenizer for the embedded glyphs at its image size, the general one for
+    anything else; otherwise ``new``. Then the new one's defaults are filled in."""
     args.tokenizer_named = args.tokenizer not in ("auto", "new")  # a resumed run is checked against a named one only
     if args.tokenizer == "auto":
         asks_for_new = any(getattr(args, name) is not None for name in NEW_TOKENIZER)
-        fits = args.data_path is None and args.image_size == GLYPH_TOKENIZER_IMAGE_SIZE and args.head == "diffusion"
-        args.tokenizer = str(GLYPH_TOKENIZER) if fits and not asks_for_new else "new"
+        glyphs = args.data_path is None and args.image_size == GLYPH_TOKENIZER_IMAGE_SIZE
+        args.tokenizer = str(GLYPH_TOKENIZER) if glyphs and args.head == "diffusion" and not asks_for_new else "new"
     for name, default in NEW_TOKENIZER.items():
         if getattr(args, name) is None:
             setattr(args, name, default)
+    if args.tokenizer_init is None:
+        general_shape = (args.tokenizer_stride, args.tokenizer_channels, args.tokenizer_width) == GENERAL_SHAPE
+        args.tokenizer_init = "general" if general_shape else "scratch"
+    if args.tokenizer_steps is None:
+        args.tokenizer_steps = 300 if args.tokenizer_init == "general" else 800
     return args
 
 
@@ -127,22 +137,36 @@ def build_parser() -> Parser:
         help="folder of encoded latents: reused when it matches the tokenizer and data, written when empty; "
         "default: <output>/latents, written afresh",
     )
-    cache.add_argument("--no-flip", action="store_true", help="ImageFolder data: do not add mirrored views")
+    cache.add_argument(
+        "--flip",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="add mirrored views of the images (--flip) or not (--no-flip); default: decided from the data, on where "
+        "the held-out classifier still knows the class of mirrored images, off for the embedded glyphs",
+    )
     tok = add("tokenizer")
     tok.add_argument(
         "--tokenizer",
         type=text,
         default="auto",
         help="a tokenizer: folder (mar train-tokenizer, a diffusers AutoencoderKL), hub id (org/name[/subfolder], "
-        "from the local cache), or LDM checkpoint (kl16.ckpt); new: train a KL one in the run; auto: the "
-        "glyph tokenizer shipped in vae/weights for the embedded glyphs at 32x32 and a diffusion head, unless "
-        "a --tokenizer-* option below is given, else new",
+        "from the local cache), or LDM checkpoint (kl16.ckpt); new: train a KL one in the run (by default the "
+        "general tokenizer shipped in vae/weights, fine-tuned on the data); auto: the glyph tokenizer shipped in "
+        "vae/weights for the embedded glyphs at 32x32 and a diffusion head, unless a --tokenizer-* option below is "
+        "given, else new",
+    )
+    tok.add_argument(
+        "--tokenizer-init",
+        default=None,
+        choices=["general", "scratch"],
+        help="a new tokenizer starts from the general tokenizer shipped in vae/weights (fine-tuned on this data) or "
+        "from random weights (default: general when stride, channels and width are its 2, 1 and 32)",
     )
     tok.add_argument(
         "--tokenizer-steps",
         type=POSITIVE,
         default=None,
-        help=f"training steps of a new tokenizer ({NEW_TOKENIZER['tokenizer_steps']})",
+        help="training steps of a new tokenizer (300 fine-tuning the general one, 800 from scratch)",
     )
     tok.add_argument(
         "--tokenizer-batch-size",
@@ -252,7 +276,14 @@ def build_parser() -> Parser:
         "--grad-checkpointing", action="store_true", help="recompute block activations in the backward pass"
     )
     opt = add("optimisation (None: from the recipe of --model, see mar/recipes.py)")
-    opt.add_argument("--epochs", type=POSITIVE, default=None, help="passes over the dataset")
+    opt.add_argument(
+        "--steps",
+        type=POSITIVE,
+        default=None,
+        help="optimizer steps of the run, whatever the dataset's size (recipe: mar-micro 6240 of 64 with bf16, "
+        "7488 of 32 in fp32; the paper's sizes count epochs)",
+    )
+    opt.add_argument("--epochs", type=POSITIVE, default=None, help="passes over the dataset, instead of --steps")
     opt.add_argument(
         "--batch-size",
         type=POSITIVE,
@@ -263,7 +294,12 @@ def build_parser() -> Parser:
         "--blr", type=POSITIVE_NUMBER, default=None, help="base learning rate: lr = blr x global batch / 256"
     )
     opt.add_argument("--lr", type=POSITIVE_NUMBER, default=None, help="absolute learning rate, overriding --blr")
-    opt.add_argument("--warmup-epochs", type=NON_NEGATIVE_NUMBER, default=None, help="linear warmup, in epochs")
+    opt.add_argument(
+        "--warmup-epochs",
+        type=NON_NEGATIVE_NUMBER,
+        default=None,
+        help="linear warmup, in epochs (recipe: the same share of the run as the recipe's, 5%% for mar-micro)",
+    )
     opt.add_argument(
         "--lr-schedule",
         default=None,
@@ -282,11 +318,17 @@ def build_parser() -> Parser:
     add_sampling_arguments(sample)
     sample.add_argument("--samples-per-class", type=POSITIVE, default=10, help="grid columns")
     sample.add_argument(
-        "--grid-accuracy",
-        default="auto",
-        choices=["auto", "on", "off"],
-        help="score the final grid with the data's feature classifier (trained once, kept in --cache-dir); "
-        "auto: on for the embedded glyph set, off for --data-path",
+        "--quality",
+        default="on",
+        choices=["on", "off"],
+        help="score the run with the data's held-out classifier (trained once, kept in --cache-dir): the tokenizer's "
+        "reconstructions, samples at a quarter, half and three quarters of the run, the grid and samples at its end",
+    )
+    sample.add_argument(
+        "--quality-samples",
+        type=POSITIVE,
+        default=300,
+        help="samples scored at each point (rounded down to whole classes)",
     )
     sample.add_argument(
         "--classifier-steps",
@@ -342,9 +384,15 @@ def train_new_tokenizer(args, dataset, device, output: Path) -> KLTokenizer:
     images = image_sample(dataset, args.tokenizer_images, args.seed)
     held_out = max(1, min(512, len(images) // 10))  # images kept out of tokenizer training to measure it
     torch.manual_seed(args.seed)  # the initial weights, as mar train-tokenizer --kind kl draws them
-    autoencoder = small_autoencoder(
-        args.tokenizer_channels, args.tokenizer_stride, args.tokenizer_width, args.tokenizer_initial_logvar
-    )
+    if args.tokenizer_init == "general":
+        autoencoder = load_tokenizer(GENERAL_TOKENIZER).autoencoder.requires_grad_(True)
+        print(
+            f"tokenizer: fine-tuning the general tokenizer shipped in {GENERAL_TOKENIZER} for {args.tokenizer_steps} steps"
+        )
+    else:
+        autoencoder = small_autoencoder(
+            args.tokenizer_channels, args.tokenizer_stride, args.tokenizer_width, args.tokenizer_initial_logvar
+        )
     tokenizer = KLTokenizer(autoencoder, kl_weight=args.tokenizer_kl_weight, pixel_loss=args.tokenizer_pixel_loss)
     metrics = train_and_measure(
         tokenizer,
@@ -362,6 +410,7 @@ def train_new_tokenizer(args, dataset, device, output: Path) -> KLTokenizer:
             metrics
             | {
                 "kind": "kl",
+                "init": args.tokenizer_init,
                 "held_out": held_out,
                 "pixel_loss": args.tokenizer_pixel_loss,
                 "initial_logvar": args.tokenizer_initial_logvar,
@@ -389,14 +438,16 @@ def open_tokenizer(source: str, head: str, device) -> Tokenizer:
     return tokenizer.to(device)
 
 
-def cached_latents(args, tokenizer, dataset, output: Path, resuming: bool, checked: dict | None = None) -> LatentSet:
+def cached_latents(
+    args, tokenizer, dataset, output: Path, flips: bool, resuming: bool, checked: dict | None = None
+) -> LatentSet:
     """Latents from the cache folder when it matches this run, else encoded now into it.
 
     The folder is ``--latent-cache`` (a mismatch there is an error) or ``<output>/latents`` (rewritten on a mismatch,
     unless the run is resumed: its own cache then must match).
     """
     directory = Path(args.latent_cache or output / "latents")
-    name, flips = dataset_name(args), args.data_path is not None and not args.no_flip
+    name = dataset_name(args)
     try:
         try:
             manifest = checked or check_latent_cache(directory, tokenizer, args.image_size, name, flips)
@@ -425,10 +476,9 @@ def check_cache_before_rendering(args, tokenizer, output: Path) -> dict | None:
     """A cache that cached_latents would refuse is refused now, before the data is rendered or read; the manifest
     of one that matches (so cached_latents need not hash the tokenizer again), None when there is none yet."""
     directory = Path(args.latent_cache or output / "latents")
+    flips = args.flip if args.flip is not None else (None if args.data_path is not None else False)
     try:
-        return check_latent_cache(
-            directory, tokenizer, args.image_size, dataset_name(args), args.data_path is not None and not args.no_flip
-        )
+        return check_latent_cache(directory, tokenizer, args.image_size, dataset_name(args), flips)
     except FileNotFoundError:
         return None  # no cache yet: it is written
     except LatentCacheMismatch as error:
@@ -441,8 +491,9 @@ def resolve_recipe(args, world: int, device) -> argparse.Namespace:
     precision = resolve_precision(args.amp, device)
     if args.model == "auto":
         args.model = default_model(device.type)
-    recipe = recipe_for(args.model, device.type, precision)
-    for name in ("epochs", "lr_schedule", "weight_decay", "grad_clip", "ema_decay", "warmup_epochs"):
+    args.recipe = recipe_for(args.model, device.type, precision)
+    recipe = args.recipe
+    for name in ("lr_schedule", "weight_decay", "grad_clip", "ema_decay"):
         if getattr(args, name) is None:
             setattr(args, name, getattr(recipe, name))
     if args.batch_size is None:
@@ -450,6 +501,19 @@ def resolve_recipe(args, world: int, device) -> argparse.Namespace:
     if args.lr is None:
         args.lr = (args.blr if args.blr is not None else recipe.blr) * args.batch_size / 256
     return args
+
+
+def schedule_length(args, steps_per_epoch: int) -> tuple[int, int]:
+    """(optimizer steps, warmup steps): --steps, else --epochs, else the recipe's length; --warmup-epochs, else the
+    recipe's share of warmup over that length."""
+    recipe_steps, recipe_warmup = args.recipe.schedule(steps_per_epoch)
+    if args.steps is not None:
+        steps = args.steps
+    else:
+        steps = args.epochs * steps_per_epoch if args.epochs is not None else recipe_steps
+    if args.warmup_epochs is not None:
+        return steps, round(args.warmup_epochs * steps_per_epoch)
+    return steps, round(steps * recipe_warmup / recipe_steps)
 
 
 def check_run_options(args, world: int) -> None:
@@ -468,6 +532,8 @@ def check_run_options(args, world: int) -> None:
             f"--batch-size {args.batch_size} is not divisible by processes x --grad-accum = {world * args.grad_accum}; "
             f"use a multiple of {world * args.grad_accum}"
         )
+    if args.steps is not None and args.epochs is not None:
+        fail(f"--steps {args.steps} and --epochs {args.epochs} both set the run's length; pass one of them")
     if args.resume and args.init_from is not None:
         fail("--init-from starts a new run from other weights, --resume continues this one; pass only one of them")
     if args.order == "raster" and args.attention == "bidirectional":
@@ -599,7 +665,7 @@ def train_run(args, device, output: Path, started: float) -> None:
             num_images = sum(folder[i] is not None for i in range(len(folder)))
         fail(f"--batch-size {args.batch_size} is larger than the dataset ({num_images} images); lower it")
     settings = TrainSettings(
-        epochs=args.epochs,
+        steps=0,  # set with the warmup once the latents are counted (unreadable images may be skipped)
         batch_size=args.batch_size,
         lr=args.lr,
         warmup_steps=0,
@@ -635,12 +701,17 @@ def train_run(args, device, output: Path, started: float) -> None:
     dataset, classes = open_dataset(args, folder)
     if rank == 0:
         print(f"data: {len(dataset)} images of {len(classes)} classes at {args.image_size}x{args.image_size}")
+    judged = args.quality == "on" or (args.flip is None and args.data_path is not None)
+    judge, held_out = held_out_judge(args, dataset, classes, device) if judged else (None, None)
+    flips = mirrored_views(args, judge, held_out, len(classes))
     if tokenizer is None:  # rank 0 trains it; the others read what it saved
         if rank == 0:
             train_new_tokenizer(args, dataset, device, output)
         distributed.barrier()
         tokenizer = open_tokenizer(str(output / "tokenizer"), args.head, device)
-    latents = cached_latents(args, tokenizer, dataset, output, resuming=state is not None, checked=checked).to(device)
+    tokenizer_record = report_tokenizer(tokenizer, judge, held_out) if args.quality == "on" and rank == 0 else None
+    latents = cached_latents(args, tokenizer, dataset, output, flips, resuming=state is not None, checked=checked)
+    latents = latents.to(device)
 
     torch.manual_seed(args.seed)  # the initial weights depend on the seed only, whatever ran before
     model = MARGenerator(config, tokenizer.latent_codebook() if args.head == "categorical" else None).to(device)
@@ -651,19 +722,40 @@ def train_run(args, device, output: Path, started: float) -> None:
     if resumed is not None and resumed.ema is not None:
         ema.module.load_state_dict(resumed.ema.state_dict())
     steps_per_epoch = max(1, len(latents) // args.batch_size)
-    settings = replace(settings, warmup_steps=round(args.warmup_epochs * steps_per_epoch))
+    steps, warmup_steps = schedule_length(args, steps_per_epoch)
+    settings = replace(settings, steps=steps, warmup_steps=warmup_steps)
     if rank == 0:
         print(
             f"model: {args.model}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, "
             f"{config.attention} attention in {config.order} order, {args.head} head on a {tokenizer.kind} tokenizer, {config.seq_len} tokens of {config.token_dim} channels; "
             f"{world} process(es), global batch {args.batch_size} "
-            f"(x{args.grad_accum} accumulation), {args.epochs} epochs, lr {args.lr:.3g}, {args.lr_schedule} after "
+            f"(x{args.grad_accum} accumulation), {steps} steps ({steps / steps_per_epoch:.3g} epochs), lr {args.lr:.3g}, "
+            f"{args.lr_schedule} after "
             f"{settings.warmup_steps} warmup steps, "
             f"EMA {args.ema_decay}, {'fp32' if precision is None else str(precision).removeprefix('torch.')}"
             + (f"; resuming at step {state.step}" if state is not None else "")
         )
 
-    def grid(step: int) -> None:
+    quality = (
+        QualityLog(
+            judge,
+            output,
+            len(classes),
+            sampling_options(args),
+            quality_count(args, len(classes)),
+            args.seed,
+            resume_step=state.step if state is not None else 0,
+        )
+        if args.quality == "on" and rank == 0
+        else None
+    )
+
+    def during_training(step: int) -> None:
+        if quality is not None and QualityLog.due(step, settings.steps):
+            scores = quality.score(step, ema.module, tokenizer)
+            tqdm.write(
+                f"step {step}: {scores['count']} samples, class accuracy {scores['accuracy']:.3f}, FID {scores['fid']:.2f}"
+            )
         if args.sample_every and step % args.sample_every == 0:
             path = draw_samples(
                 ema.module, tokenizer, classes, args, device, output / "samples" / f"step-{step:08d}.png", per_class=4
@@ -681,7 +773,7 @@ def train_run(args, device, output: Path, started: float) -> None:
             output,
             {"classes": classes, "image_size": args.image_size},
             resume=state,
-            on_step=grid if rank == 0 else None,
+            on_step=during_training if rank == 0 else None,
         )
     except (ValueError, TrainingStopped, CheckpointWriteError) as error:
         fail(str(error))
@@ -698,7 +790,7 @@ def train_run(args, device, output: Path, started: float) -> None:
             )
         else:
             train_time = time.time() - started
-            images, labels = final_grid(ema.module, tokenizer, classes, args, device, output / "samples.png")
+            grid = final_grid(ema.module, tokenizer, classes, args, device, output / "samples.png")
             log_image(output, "samples/final", output / "samples.png", result["step"])
             print(
                 f"samples: {output / 'samples.png'} (EMA weights, K={args.num_iter}, {args.head_sampler} head with "
@@ -712,8 +804,11 @@ def train_run(args, device, output: Path, started: float) -> None:
             }
             if not trained:  # the training figures stay those of the run that trained it
                 record.update(previous_training_record(output))
-            if args.grid_accuracy == "on" or (args.grid_accuracy == "auto" and args.data_path is None):
-                record["grid_accuracy"] = grid_accuracy(args, dataset, classes, images, labels, device)
+            record["mirrored_views"] = flips
+            if quality is not None:
+                record |= {"tokenizer": tokenizer_record} | final_quality(
+                    quality, grid, ema.module, tokenizer, result["step"]
+                )
             print(f"wall time: {time.time() - started:.0f} s ({train_time:.0f} s to the checkpoint)")
             (output / "metrics.json").write_text(json.dumps(record, indent=2) + "\n")
 
@@ -747,25 +842,6 @@ def final_grid(model, tokenizer, classes, args, device, path: Path) -> tuple[tor
     )
     save_grid(images, classes, path)
     return from_uint8(to_uint8(images)), labels.cpu()
-
-
-def grid_accuracy(args, dataset, classes, images: torch.Tensor, labels: torch.Tensor, device) -> float:
-    """Share of grid cells the dataset's feature classifier (trained once, kept in --cache-dir) puts in their row's class."""
-    classifier, info, _, _ = dataset_classifier(
-        args,
-        dataset,
-        dataset_name(args),
-        len(classes),
-        device,
-        steps=args.classifier_steps,
-        progress=not args.no_progress,
-    )
-    hits = (predict(classifier, images)[1] == labels).sum().item()
-    print(
-        f"grid class accuracy: {hits / len(labels):.3f} ({hits} of {len(labels)} cells drawn the class of their row, "
-        f"feature classifier {info['folder']}, test accuracy {info['test_accuracy']:.3f})"
-    )
-    return hits / len(labels)
 
 
 def draw_samples(model, tokenizer, classes, args, device, path: Path, per_class: int) -> Path:

@@ -160,7 +160,7 @@ def write_latent_cache(
 
 
 def check_latent_cache(
-    directory: str | Path, tokenizer: Tokenizer, image_size: int, dataset_name: str, flips: bool
+    directory: str | Path, tokenizer: Tokenizer, image_size: int, dataset_name: str, flips: bool | None
 ) -> dict:
     """The manifest of a finished cache made by this tokenizer at this image size from this data, else a clear error."""
     directory = Path(directory)
@@ -171,6 +171,8 @@ def check_latent_cache(
         )
     manifest = read_manifest(directory)
     expected = expected_manifest(tokenizer, image_size, dataset_name, flips)
+    if flips is None:  # not decided yet: either setting is accepted here, and checked once it is
+        expected["views"] = manifest["views"]
     differences = [
         f"{key}: cache {manifest[key]!r} != this run {expected[key]!r}"
         for key in expected

@@ -6,6 +6,7 @@ import torch
 
 from diffloss.samplers import FIRST_SOLVER_TIMESTEP
 from mar.demo.generation import MAX_FRAMES, generate
+from mar.demo.quality_note import quality_note
 from mar.demo.settings import (
     SettingsError,
     checked_classes,
@@ -92,6 +93,7 @@ def build_app(
 
     with gr.Blocks(title="MAR demo", analytics_enabled=False) as app:  # offline: no usage reports, no version check
         gr.Markdown(describe(checkpoint, source, use_ema, device))
+        gr.Markdown(quality_note(source), elem_id="quality")
         with gr.Row():
             with gr.Column(scale=1):
                 controls = [

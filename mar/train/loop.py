@@ -30,7 +30,7 @@ from mar.train.run_log import RunLog
 
 @dataclass(frozen=True)
 class TrainSettings:
-    epochs: int
+    steps: int  # optimizer steps of the whole schedule
     batch_size: int  # global: images per optimizer step over all processes and accumulation steps
     lr: float  # after warmup (already scaled by the global batch)
     warmup_steps: int
@@ -152,7 +152,7 @@ def fit(
         raise ValueError(
             f"--batch-size {settings.batch_size} is larger than the dataset ({len(latents)} images); lower it"
         )
-    schedule_total = steps_per_epoch * settings.epochs
+    schedule_total = settings.steps
     total = schedule_total if settings.stop_after is None else min(schedule_total, settings.stop_after)
     data = run_data(len(latents), settings)
 

@@ -1,0 +1,75 @@
+"""The quality of a run as it trains: a few hundred EMA samples scored by the data's held-out classifier at a few
+points and at the end, kept in ``quality.csv``, TensorBoard and ``quality.png`` (class accuracy against the step,
+each point labelled with its FID) beside ``loss.png``."""
+
+import csv
+from pathlib import Path
+
+from mar.eval.run_quality import QualityJudge, sample_quality
+from mar.sampling.config import SamplingConfig
+from mar.train.run_log import draw_curve, read_rows, tensorboard_writer
+
+POINTS = (0.25, 0.5, 0.75)  # shares of the run after which the samples are scored, besides its end
+COLUMNS = ("step", "accuracy", "fid", "count")
+
+
+class QualityLog:
+    """Scores samples at the steps ``due`` names and appends them to ``<folder>/quality.csv``; rows past
+    ``resume_step`` from an earlier run are dropped, as in log.csv."""
+
+    def __init__(
+        self,
+        judge: QualityJudge,
+        folder: Path,
+        num_classes: int,
+        sampling: SamplingConfig,
+        count: int,
+        seed: int,
+        resume_step: int = 0,
+    ):
+        self.judge, self.folder, self.num_classes = judge, Path(folder), num_classes
+        self.sampling, self.count, self.seed = sampling, count, seed
+        self.path = self.folder / "quality.csv"
+        kept = [row for row in read_rows(self.path) if int(row["step"]) <= resume_step]
+        with open(self.path, "w", newline="") as f:
+            writer = csv.DictWriter(f, COLUMNS)
+            writer.writeheader()
+            writer.writerows(kept)
+
+    @staticmethod
+    def due(step: int, total: int) -> bool:
+        """Whether ``step`` is one of the scored points of a run of ``total`` steps (its end is scored apart)."""
+        return step < total and any(step == max(1, round(share * total)) for share in POINTS)
+
+    def score(self, step: int, model, tokenizer, save: bool = False) -> dict:
+        """Scores ``count`` samples of ``model`` at ``step``; ``save`` keeps them in quality/samples-step-N.npz."""
+        path = self.folder / "quality" / f"samples-step-{step:08d}.npz" if save else None
+        scores = sample_quality(
+            self.judge, model, tokenizer, self.num_classes, self.count, self.sampling, self.seed, save_to=path
+        )
+        with open(self.path, "a", newline="") as f:
+            csv.DictWriter(f, COLUMNS).writerow({"step": step} | scores)
+        writer = tensorboard_writer(self.folder)
+        if writer is not None:
+            with writer:
+                writer.add_scalar("quality/class_accuracy", scores["accuracy"], step)
+                writer.add_scalar("quality/fid", scores["fid"], step)
+        self.plot(self.folder / "quality.png")
+        return scores
+
+    def rows(self) -> list[dict]:
+        return [
+            {"step": int(r["step"]), "accuracy": float(r["accuracy"]), "fid": float(r["fid"]), "count": int(r["count"])}
+            for r in read_rows(self.path)
+        ]
+
+    def plot(self, path: Path) -> Path:
+        rows = self.rows()
+        return draw_curve(
+            [(r["step"], r["accuracy"]) for r in rows],
+            path,
+            (640, 360),
+            title=f"class accuracy of {self.count} samples (labels: FID; real images {self.judge.fid_floor:.2f})",
+            markers=True,
+            labels=[f"{r['accuracy']:.2f}, FID {r['fid']:.2f}" for r in rows],
+        )
