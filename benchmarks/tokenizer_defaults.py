@@ -20,14 +20,14 @@ from mar.cli.common import add_data_arguments, dataset_name, open_dataset
 from mar.cli.train import NEW_TOKENIZER
 from mar.eval.classifier import accuracy
 from mar.eval.quality import reference_set, tokenizer_metrics
-from mar.eval.reference_data import dataset_classifier
+from mar.eval.reference_data import CLASSIFIER_STEPS, dataset_classifier
 from mar.precision import resolve_precision
 from vae import KLTokenizer, load_tokenizer, small_autoencoder, train_and_measure
-from vae.embedded import GENERAL_TOKENIZER
+from vae.embedded import GENERAL_TOKENIZER, GLYPH_TOKENIZER
 from vae.train import reconstruct
 
 SETTINGS = {
-    "default": {},  # train.py's NEW_TOKENIZER as it stands
+    "default": {"tokenizer_init": "general", "tokenizer_steps": 300},  # what train.py trains by default
     "l1-800": {"tokenizer_pixel_loss": "l1", "tokenizer_initial_logvar": 0.0, "tokenizer_steps": 800},
     "mse-800": {"tokenizer_pixel_loss": "mse", "tokenizer_initial_logvar": -8.0, "tokenizer_steps": 800},
     "mse-1600": {"tokenizer_pixel_loss": "mse", "tokenizer_initial_logvar": -8.0, "tokenizer_steps": 1600},
@@ -38,7 +38,9 @@ SETTINGS = {
         "tokenizer_steps": 1600,
         "tokenizer_channels": 2,
     },
-    "general-300": {"tokenizer_init": "general", "tokenizer_steps": 300},  # the shipped general one, fine-tuned
+    "glyphs-0": {"tokenizer_init": "glyphs", "tokenizer_steps": 0},  # the shipped glyph tokenizer as it is
+    "general-0": {"tokenizer_init": "general", "tokenizer_steps": 0},  # the shipped general one as it is
+    "general-300": {"tokenizer_init": "general", "tokenizer_steps": 300},  # ... fine-tuned on the data
     "general-150": {"tokenizer_init": "general", "tokenizer_steps": 150},
     "mse-w48-1600": {
         "tokenizer_pixel_loss": "mse",
@@ -49,17 +51,20 @@ SETTINGS = {
 }
 
 
-def measure(data_args, setting: dict, device: torch.device, seed: int) -> dict:
+SHIPPED = {"general": GENERAL_TOKENIZER, "glyphs": GLYPH_TOKENIZER}
+
+
+def measure(data_args, setting: dict, device: torch.device, seed: int, classifier_steps: int) -> dict:
     """Trains the tokenizer of ``setting`` on the data of ``data_args``; its figures and the classifier's."""
     options = NEW_TOKENIZER | setting
     dataset, classes = open_dataset(data_args)
     classifier, info, train_set, (held_images, held_labels) = dataset_classifier(
-        data_args, dataset, data_args.name, len(classes), device, progress=False
+        data_args, dataset, data_args.name, len(classes), device, steps=classifier_steps, progress=False
     )
     images = train_set[0][: options["tokenizer_images"]]  # the classifier's training images; held_images stay out
     torch.manual_seed(seed)
-    if options.get("tokenizer_init") == "general":
-        autoencoder = load_tokenizer(str(GENERAL_TOKENIZER)).autoencoder.requires_grad_(True)
+    if options.get("tokenizer_init") in SHIPPED:
+        autoencoder = load_tokenizer(str(SHIPPED[options["tokenizer_init"]])).autoencoder.requires_grad_(True)
     else:
         autoencoder = small_autoencoder(
             options["tokenizer_channels"],
@@ -100,6 +105,7 @@ def main() -> None:
     parser.add_argument("--settings", nargs="+", default=["default"], choices=list(SETTINGS))
     parser.add_argument("--cache-dir", default="data_cache")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--classifier-steps", type=int, default=CLASSIFIER_STEPS, help="the judge's training steps")
     args = parser.parse_args()
     device = torch.device("cpu")
     sources = ([None] if args.glyphs else []) + args.data_path
@@ -113,7 +119,9 @@ def main() -> None:
         )
         data_args.name = dataset_name(data_args)
         for name in args.settings:
-            row = {"data": source or "glyphs", "setting": name} | measure(data_args, SETTINGS[name], device, args.seed)
+            row = {"data": source or "glyphs", "setting": name} | measure(
+                data_args, SETTINGS[name], device, args.seed, args.classifier_steps
+            )
             print(json.dumps(row), flush=True)
 
 

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from mar.data.latents import LatentSet
 from mar.train.checkpoint import latest_checkpoint, load_checkpoint, load_training_state
 from mar.train.ema import EMA
-from mar.train.loop import TrainingStopped, TrainSettings, fit
+from mar.train.loop import TrainingStopped, TrainSettings, fit, steps_that_fit
 from mar.train.run_log import read_rows
 from vae import KLTokenizer, small_autoencoder
 
@@ -100,7 +100,7 @@ def test_a_non_finite_loss_skips_the_step_and_leaves_the_weights(tmp_path, data)
         tmp_path,
         data,
         model=model,
-        on_step=lambda step: snapshots.__setitem__(step, [t.clone() for t in model.parameters()]),
+        on_step=lambda step, total: snapshots.__setitem__(step, [t.clone() for t in model.parameters()]),
     )
     assert all(torch.equal(a, b) for a, b in zip(snapshots[2], snapshots[3]))  # step 3 changed nothing
     assert not all(torch.equal(a, b) for a, b in zip(snapshots[3], snapshots[4]))  # step 4 trained again
@@ -112,7 +112,7 @@ def test_repeated_non_finite_losses_stop_training_with_the_last_checkpoint_intac
     inject_nan(model, at_calls=set(range(5, 100)))
     saved = {}
 
-    def remember(step):
+    def remember(step, total):
         if step == 5:  # after the first non-finite step; the checkpoint of step 4 exists
             saved["bytes"] = (latest_checkpoint(tmp_path) / "weights.safetensors").read_bytes()
 
@@ -279,3 +279,28 @@ def test_fp16_trains_with_a_gradient_scaler_whose_state_is_saved(tmp_path, data)
     model, _, result = run(tmp_path, data, settings=replace(SETTINGS, precision=torch.float16))
     assert result["step"] == 12 and all(torch.isfinite(p).all() for p in model.parameters())
     assert load_training_state(latest_checkpoint(tmp_path)).scaler["scale"] > 0
+
+
+def test_the_schedule_fits_the_time_left_in_rounded_steps_and_never_ends_in_the_warmup():
+    assert steps_that_fit(100, 6240, 0.1, 700.0, warmup_steps=312) == 6240  # 614 s needed: it fits
+    assert steps_that_fit(100, 6240, 0.1, 500.0, warmup_steps=312) == 5100  # 5100 steps end in time
+    assert steps_that_fit(100, 6240, 0.1, 10.0, warmup_steps=312) == 412  # the warmup and 100 steps more
+    assert steps_that_fit(100, 300, 1.0, -5.0, warmup_steps=0) == 101  # past the deadline: stop after this step
+
+
+@pytest.mark.slow
+def test_a_deadline_shortens_the_schedule_to_the_run_that_length_would_have_been(tmp_path, data):
+    """The pace is judged at step 100, inside the warmup, so the shortened run is exactly the run of that length;
+    its length is saved, so a resume neither trains on nor shortens again."""
+    long = replace(SETTINGS, steps=400, warmup_steps=150, save_every=1000)
+    cut, cut_ema, result = run(tmp_path / "cut", data, settings=replace(long, deadline=0.0))  # long past
+    assert result["step"] == 250 and load_training_state(latest_checkpoint(tmp_path / "cut")).schedule_steps == 250
+    same, same_ema, _ = run(tmp_path / "same", data, settings=replace(long, steps=250))
+    for a, b in zip(
+        [*cut.state_dict().values(), *cut_ema.state_dict().values()],
+        [*same.state_dict().values(), *same_ema.state_dict().values()],
+    ):
+        assert torch.equal(a, b)
+    _, _, again = run(tmp_path / "cut", data, settings=long, resume_from=latest_checkpoint(tmp_path / "cut"))
+    assert again["step"] == 250 and again["loss"] is None  # finished: nothing more to train
+    assert load_training_state(latest_checkpoint(tmp_path / "same")).schedule_steps is None

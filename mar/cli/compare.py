@@ -449,6 +449,8 @@ def train_variant(
             str(budget.diffusion_steps),
             "--quality",
             "off",
+            "--time-budget",
+            "0",  # every variant trains its whole schedule, however slow the machine
             "--samples-per-class",
             "4",
             "--seed",

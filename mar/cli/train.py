@@ -32,6 +32,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from tqdm import tqdm
 
 from mar import NAMED_SIZES, MARGenerator, distributed, named_config
@@ -76,7 +77,12 @@ from mar.eval.reference_data import CLASSIFIER_STEPS
 from mar.model.config import ATTENTIONS, HEADS, ORDERS
 from mar.precision import resolve_precision
 from mar.sampling.grids import class_samples, render_samples
-from mar.train.checkpoint import CheckpointWriteError, latest_checkpoint, load_checkpoint, load_training_state
+from mar.train.checkpoint import (
+    CheckpointWriteError,
+    latest_checkpoint,
+    load_checkpoint,
+    load_training_state,
+)
 from mar.train.ema import EMA
 from mar.train.loop import TrainingStopped, TrainSettings, check_resume_data, fit, run_data
 from mar.train.quality_log import QualityLog
@@ -85,6 +91,10 @@ from mar.train.run_folder import RunFolderError, RunLock, check_fresh_start, cle
 from mar.train.run_log import log_image
 from vae import PIXEL_LOSSES, KLTokenizer, Tokenizer, fingerprint, load_tokenizer, small_autoencoder, train_and_measure
 from vae.embedded import GENERAL_SHAPE, GENERAL_TOKENIZER, GLYPH_TOKENIZER, GLYPH_TOKENIZER_IMAGE_SIZE
+
+CPU_TIME_BUDGET = 15  # minutes: the default run's budget on a 2-core CPU
+CPU_SIZES = ("mar-micro", "mar-tiny")  # the named sizes whose recipes are made for it
+END_RESERVE_S = 120  # seconds kept for the quality scores during training, the final grid and its scores
 
 NEW_TOKENIZER = {
     "tokenizer_init": None,  # general where the shape is the shipped general tokenizer's, else scratch
@@ -285,6 +295,14 @@ def build_parser() -> Parser:
     )
     opt.add_argument("--epochs", type=POSITIVE, default=None, help="passes over the dataset, instead of --steps")
     opt.add_argument(
+        "--time-budget",
+        type=NON_NEGATIVE_NUMBER,
+        default=None,
+        help="minutes the whole command may take: when the pace of the first 100 steps says the schedule would not "
+        "end in time, it is shortened to fit, the learning rate decaying over the shorter run; 0: no limit "
+        f"(default: {CPU_TIME_BUDGET:g} for the CPU sizes on a CPU, none otherwise)",
+    )
+    opt.add_argument(
         "--batch-size",
         type=POSITIVE,
         default=None,
@@ -467,6 +485,11 @@ def cached_latents(
         latents = latent_set(read_latent_cache(directory, manifest))
     except (FileNotFoundError, ValueError) as error:
         fail(str(error))
+    except (OSError, SafetensorError) as error:  # a full disk or a read-only folder while the cache is written
+        fail(
+            f"latent cache {directory} could not be written ({type(error).__name__}: {error}); free disk space or "
+            "make the folder writable (or pass --latent-cache on another disk), then run the command again"
+        )
     if distributed.rank() == 0:
         print(f"latents: {len(latents)} images x {manifest['views']} views from {directory}")
     return latents
@@ -501,6 +524,17 @@ def resolve_recipe(args, world: int, device) -> argparse.Namespace:
     if args.lr is None:
         args.lr = (args.blr if args.blr is not None else recipe.blr) * args.batch_size / 256
     return args
+
+
+def training_deadline(args, device, started: float) -> float | None:
+    """When training must end for the command to end within --time-budget (the samples and scores at the end
+    take the reserve), or None without a budget."""
+    budget = args.time_budget
+    if budget is None:
+        budget = CPU_TIME_BUDGET if device.type == "cpu" and args.model in CPU_SIZES else 0
+    if not budget:
+        return None
+    return started + 60 * budget - (END_RESERVE_S if args.quality == "on" else END_RESERVE_S / 2)
 
 
 def schedule_length(args, steps_per_epoch: int) -> tuple[int, int]:
@@ -680,6 +714,7 @@ def train_run(args, device, output: Path, started: float) -> None:
         keep_checkpoints=args.keep_checkpoints,
         max_bad_steps=args.max_bad_steps,
         stop_after=args.stop_after_steps,
+        deadline=training_deadline(args, device, started),
         log_every=args.log_every,
         progress=not args.no_progress,
         dataset=dataset_name(args),
@@ -701,9 +736,14 @@ def train_run(args, device, output: Path, started: float) -> None:
     dataset, classes = open_dataset(args, folder)
     if rank == 0:
         print(f"data: {len(dataset)} images of {len(classes)} classes at {args.image_size}x{args.image_size}")
-    judged = args.quality == "on" or (args.flip is None and args.data_path is not None)
-    judge, held_out = held_out_judge(args, dataset, classes, device) if judged else (None, None)
-    flips = mirrored_views(args, judge, held_out, len(classes))
+    judge, held_out = None, None
+    if args.quality == "on" or (args.flip is None and args.data_path is not None):  # rank 0 trains the classifier
+        if rank == 0:
+            judge, held_out = held_out_judge(args, dataset, classes, device)
+        distributed.barrier()
+        if rank != 0:  # the others find it in --cache-dir
+            judge, held_out = held_out_judge(args, dataset, classes, device, verbose=False)
+    flips = mirrored_views(args, judge, held_out, len(classes), verbose=rank == 0)
     if tokenizer is None:  # rank 0 trains it; the others read what it saved
         if rank == 0:
             train_new_tokenizer(args, dataset, device, output)
@@ -750,8 +790,8 @@ def train_run(args, device, output: Path, started: float) -> None:
         else None
     )
 
-    def during_training(step: int) -> None:
-        if quality is not None and QualityLog.due(step, settings.steps):
+    def during_training(step: int, total: int) -> None:
+        if quality is not None and QualityLog.due(step, total):
             scores = quality.score(step, ema.module, tokenizer)
             tqdm.write(
                 f"step {step}: {scores['count']} samples, class accuracy {scores['accuracy']:.3f}, FID {scores['fid']:.2f}"

@@ -16,7 +16,7 @@ def quality_count(args, num_classes: int) -> int:
     return max(1, args.quality_samples // num_classes) * num_classes
 
 
-def held_out_judge(args, dataset, classes: list[str], device) -> tuple[QualityJudge, tuple]:
+def held_out_judge(args, dataset, classes: list[str], device, verbose: bool = True) -> tuple[QualityJudge, tuple]:
     """(judge, held-out (images, labels)): the data's classifier, kept in --cache-dir or trained now."""
     classifier, info, train_set, held_out = dataset_classifier(
         args,
@@ -29,23 +29,27 @@ def held_out_judge(args, dataset, classes: list[str], device) -> tuple[QualityJu
     )
     count = quality_count(args, len(classes))
     judge = QualityJudge.of(classifier, info, train_set, held_out, count)
-    print(
+    say = print if verbose else lambda *_: None
+    say(
         f"judge: the held-out classifier {info['folder']} scores {judge.classifier_accuracy:.3f} on "
         f"{len(held_out[1])} held-out images; {count} real images have FID {judge.fid_floor:.2f} in its features"
     )
     return judge, held_out
 
 
-def mirrored_views(args, judge: QualityJudge | None, held_out: tuple | None, num_classes: int) -> bool:
+def mirrored_views(
+    args, judge: QualityJudge | None, held_out: tuple | None, num_classes: int, verbose: bool = True
+) -> bool:
     """--flip / --no-flip when given; off for the embedded glyphs; for a folder, the held-out classifier decides."""
+    say = print if verbose else lambda *_: None
     if args.flip is not None:
-        print(f"mirrored views: {'on' if args.flip else 'off'} (--{'' if args.flip else 'no-'}flip)")
+        say(f"mirrored views: {'on' if args.flip else 'off'} (--{'' if args.flip else 'no-'}flip)")
         return args.flip
     if args.data_path is None:
-        print("mirrored views: off (the embedded glyphs: a mirrored digit or letter is another shape)")
+        say("mirrored views: off (the embedded glyphs: a mirrored digit or letter is another shape)")
         return False
     decision = decide_mirroring(judge.classifier, *held_out, num_classes)
-    print(
+    say(
         f"mirrored views: {'on' if decision.flip else 'off'}, decided from the data: {decision.reason} "
         "(--flip / --no-flip force it)"
     )

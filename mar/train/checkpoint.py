@@ -60,6 +60,7 @@ class TrainingState:
     scaler: dict
     data: dict  # number of images, global batch size and seed: resuming with others would not be exact
     bad_steps_in_row: int = 0
+    schedule_steps: int | None = None  # the schedule's length, when a deadline shortened it (None: older checkpoints)
 
 
 def _prefixed(prefix: str, module: torch.nn.Module) -> dict[str, torch.Tensor]:

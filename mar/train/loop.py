@@ -45,6 +45,7 @@ class TrainSettings:
     keep_checkpoints: int = 2
     max_bad_steps: int = 5  # non-finite losses in a row before training stops
     stop_after: int | None = None  # stop (with a checkpoint) after this many steps in all, as a budget
+    deadline: float | None = None  # time.time() by which training must end: the schedule is shortened to fit it
     log_every: int = 20
     progress: bool = True
     dataset: str = ""  # names the data (see mar.cli.dataset_name), so a resume on other data is refused
@@ -73,6 +74,19 @@ def check_resume_data(saved: dict, now: dict) -> None:
             f"the checkpoint was trained on other data or settings (saved != now: {differences}); "
             "resume with the same data, --batch-size and --seed, or start a new --output"
         )
+
+
+TIMED_FROM, TIMED_TO = 20, 100  # steps whose pace decides whether the schedule must shorten to meet the deadline
+
+
+def steps_that_fit(step: int, total: int, seconds_per_step: float, seconds_left: float, warmup_steps: int) -> int:
+    """The schedule's length when ``total`` steps at this pace would not end in ``seconds_left`` from ``step``: the
+    steps that fit, rounded down to a multiple of 100 (so that runs at nearly the same pace train the same), never
+    shorter than the warmup and 100 steps more; ``total`` when it fits."""
+    if step + (total - step) * seconds_per_step <= step + seconds_left:
+        return total
+    fits = step + int(seconds_left / seconds_per_step)
+    return min(total, max(fits // 100 * 100, warmup_steps + 100, step + 1))
 
 
 def shard_seed(seed: int, step: int, shard: int) -> int:
@@ -129,7 +143,7 @@ def fit(
     run_dir: Path,
     checkpoint_info: dict,
     resume: TrainingState | None = None,
-    on_step: Callable[[int], None] | None = None,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Trains ``model`` (and its ``ema``) in place from ``resume`` or from step 0; returns {"step", "loss", "stopped_by"},
     ``stopped_by`` being "end" or the signal that stopped training with a checkpoint ("SIGTERM", "SIGINT"), and
@@ -137,7 +151,9 @@ def fit(
 
     ``checkpoint_info`` holds the classes and image size written into checkpoints. Raises ``TrainingStopped`` after
     ``max_bad_steps`` non-finite losses in a row, and ValueError for a batch that does not split into the shards.
-    ``on_step(step)`` runs after every step (e.g. to draw sample grids).
+    ``on_step(step, schedule steps)`` runs after every step (e.g. to draw sample grids). With ``settings.deadline``
+    the pace of steps 20 to 100 of a fresh run decides whether the schedule must be shortened to end in time; the
+    length it chose is saved in checkpoints, so a resumed run keeps it.
     """
     rank, world = distributed.rank(), distributed.world_size()
     shards = world * settings.grad_accum
@@ -153,6 +169,8 @@ def fit(
             f"--batch-size {settings.batch_size} is larger than the dataset ({len(latents)} images); lower it"
         )
     schedule_total = settings.steps
+    if resume is not None and resume.schedule_steps is not None:  # a schedule shortened to meet a deadline stays so
+        schedule_total = resume.schedule_steps
     total = schedule_total if settings.stop_after is None else min(schedule_total, settings.stop_after)
     data = run_data(len(latents), settings)
 
@@ -180,6 +198,7 @@ def fit(
                 scaler=scaler.state_dict() if scaler.is_enabled() else {},
                 data=data,
                 bad_steps_in_row=bad_in_row,
+                schedule_steps=schedule_total if schedule_total != settings.steps else None,
             )
             path = save_training_checkpoint(
                 run_dir, model, ema, tokenizer, state, keep=settings.keep_checkpoints, **checkpoint_info
@@ -192,6 +211,7 @@ def fit(
     bar = tqdm(total=total, initial=step, desc="training", disable=not settings.progress or rank != 0)
     model.train()
     stopped_by, last_loss, tick, since = "end", float("nan"), time.time(), 0
+    timed_from = time.time()
     order_epoch, order = -1, None
     with StopSignals() as signals:
         while step < total:
@@ -271,8 +291,24 @@ def fit(
                     epoch=epoch, loss=f"{mean_loss:.4f}", grad=f"{grad_norm.item():.2f}", img_s=f"{rate:.0f}"
                 )
                 tick, since = time.time(), 0
+            if step == TIMED_FROM:
+                timed_from = time.time()
+            if step == TIMED_TO and resume is None and settings.deadline is not None:
+                pace = (time.time() - timed_from) / (TIMED_TO - TIMED_FROM)
+                fitted = steps_that_fit(
+                    step, schedule_total, pace, settings.deadline - time.time(), settings.warmup_steps
+                )
+                fitted = int(distributed.all_reduce_sum(torch.tensor(fitted if rank == 0 else 0)).item())  # rank 0's
+                if fitted < schedule_total:
+                    tqdm.write(
+                        f"time budget: at {pace:.3f} s per step the run would end after its budget; it trains {fitted} "
+                        f"of its {schedule_total} steps, the learning-rate schedule shortened to match "
+                        "(--time-budget 0 trains them all)"
+                    )
+                    schedule_total, total = fitted, min(fitted, total)
+                    bar.total = total
             if on_step is not None:
-                on_step(step)
+                on_step(step, schedule_total)
             if totals[2] > 0:
                 stopped_by = signals.name or "a signal on another process"
                 break
