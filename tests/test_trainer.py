@@ -290,17 +290,17 @@ def test_the_schedule_fits_the_time_left_in_rounded_steps_and_never_ends_in_the_
 
 @pytest.mark.slow
 def test_a_deadline_shortens_the_schedule_to_the_run_that_length_would_have_been(tmp_path, data):
-    """The pace is judged at step 100, inside the warmup, so the shortened run is exactly the run of that length;
+    """The pace is judged at step 300, inside the warmup, so the shortened run is exactly the run of that length;
     its length is saved, so a resume neither trains on nor shortens again."""
-    long = replace(SETTINGS, steps=400, warmup_steps=150, save_every=1000)
+    long = replace(SETTINGS, steps=600, warmup_steps=320, save_every=1000)
     cut, cut_ema, result = run(tmp_path / "cut", data, settings=replace(long, deadline=0.0))  # long past
-    assert result["step"] == 250 and load_training_state(latest_checkpoint(tmp_path / "cut")).schedule_steps == 250
-    same, same_ema, _ = run(tmp_path / "same", data, settings=replace(long, steps=250))
+    assert result["step"] == 420 and load_training_state(latest_checkpoint(tmp_path / "cut")).schedule_steps == 420
+    same, same_ema, _ = run(tmp_path / "same", data, settings=replace(long, steps=420))
     for a, b in zip(
         [*cut.state_dict().values(), *cut_ema.state_dict().values()],
         [*same.state_dict().values(), *same_ema.state_dict().values()],
     ):
         assert torch.equal(a, b)
     _, _, again = run(tmp_path / "cut", data, settings=long, resume_from=latest_checkpoint(tmp_path / "cut"))
-    assert again["step"] == 250 and again["loss"] is None  # finished: nothing more to train
+    assert again["step"] == 420 and again["loss"] is None  # finished: nothing more to train
     assert load_training_state(latest_checkpoint(tmp_path / "same")).schedule_steps is None

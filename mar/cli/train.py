@@ -285,7 +285,7 @@ def build_parser() -> Parser:
     model.add_argument(
         "--grad-checkpointing", action="store_true", help="recompute block activations in the backward pass"
     )
-    opt = add("optimisation (None: from the recipe of --model, see mar/recipes.py)")
+    opt = add("optimisation (None: from the recipe of --model, see mar/train/recipes.py)")
     opt.add_argument(
         "--steps",
         type=POSITIVE,
@@ -298,7 +298,7 @@ def build_parser() -> Parser:
         "--time-budget",
         type=NON_NEGATIVE_NUMBER,
         default=None,
-        help="minutes the whole command may take: when the pace of the first 100 steps says the schedule would not "
+        help="minutes the whole command may take: when the pace of steps 50 to 300 says the schedule would not "
         "end in time, it is shortened to fit, the learning rate decaying over the shorter run; 0: no limit "
         f"(default: {CPU_TIME_BUDGET:g} for the CPU sizes on a CPU, none otherwise)",
     )
