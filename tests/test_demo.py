@@ -70,9 +70,9 @@ def server(checkpoint, trained_run):
     app.close()
 
 
-def expected_grid_size(checkpoint, rows: int, per_class: int) -> tuple[int, int]:
+def expected_grid_size(checkpoint, names: list[str], per_class: int) -> tuple[int, int]:
     s = checkpoint.image_size
-    return grid_image(torch.zeros(rows * per_class, 3, s, s), ["x"] * rows, zoom=max(1, 128 // s)).size
+    return grid_image(torch.zeros(len(names) * per_class, 3, s, s), names, zoom=max(1, 128 // s)).size
 
 
 def assert_not_blank(picture: Image.Image) -> None:
@@ -238,7 +238,7 @@ def test_the_page_in_headless_chromium(server, checkpoint, trained_run, tmp_path
     assert text.startswith("6 images in ") and "dpm++ head with 3 steps" in text and "seed 5" in text
     record = run_metrics(trained_run)
     assert quality.startswith("Quality at the end of training") and f"{record['sample_accuracy']:.3f} of" in quality
-    assert grid.size == expected_grid_size(checkpoint, 2, PAGE["per_class"]) and frames == PAGE["num_iter"]
+    assert grid.size == expected_grid_size(checkpoint, ["1", "7"], PAGE["per_class"]) and frames == PAGE["num_iter"]
     assert_not_blank(grid)
     assert Image.open(shot).size[0] == 1400
 

@@ -12,6 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import mar.train.loop as loop
 from mar.data.latents import LatentSet
 from mar.train.checkpoint import latest_checkpoint, load_checkpoint, load_training_state
 from mar.train.ema import EMA
@@ -289,18 +290,20 @@ def test_the_schedule_fits_the_time_left_in_rounded_steps_and_never_ends_in_the_
 
 
 @pytest.mark.slow
-def test_a_deadline_shortens_the_schedule_to_the_run_that_length_would_have_been(tmp_path, data):
-    """The pace is judged at step 300, inside the warmup, so the shortened run is exactly the run of that length;
-    its length is saved, so a resume neither trains on nor shortens again."""
-    long = replace(SETTINGS, steps=600, warmup_steps=320, save_every=1000)
+def test_a_deadline_shortens_the_schedule_to_the_run_that_length_would_have_been(tmp_path, data, monkeypatch):
+    """The pace is judged inside the warmup (here over steps 5 to 20), so the shortened run is exactly the run of
+    that length; its length is saved, so a resume neither trains on nor shortens again."""
+    monkeypatch.setattr(loop, "TIMED_FROM", 5)
+    monkeypatch.setattr(loop, "TIMED_TO", 20)
+    long = replace(SETTINGS, steps=300, warmup_steps=30, save_every=1000)
     cut, cut_ema, result = run(tmp_path / "cut", data, settings=replace(long, deadline=0.0))  # long past
-    assert result["step"] == 420 and load_training_state(latest_checkpoint(tmp_path / "cut")).schedule_steps == 420
-    same, same_ema, _ = run(tmp_path / "same", data, settings=replace(long, steps=420))
+    assert result["step"] == 130 and load_training_state(latest_checkpoint(tmp_path / "cut")).schedule_steps == 130
+    same, same_ema, _ = run(tmp_path / "same", data, settings=replace(long, steps=130))
     for a, b in zip(
         [*cut.state_dict().values(), *cut_ema.state_dict().values()],
         [*same.state_dict().values(), *same_ema.state_dict().values()],
     ):
         assert torch.equal(a, b)
     _, _, again = run(tmp_path / "cut", data, settings=long, resume_from=latest_checkpoint(tmp_path / "cut"))
-    assert again["step"] == 420 and again["loss"] is None  # finished: nothing more to train
+    assert again["step"] == 130 and again["loss"] is None  # finished: nothing more to train
     assert load_training_state(latest_checkpoint(tmp_path / "same")).schedule_steps is None
