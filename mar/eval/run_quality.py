@@ -85,7 +85,7 @@ def tokenizer_check(tokenizer, judge: QualityJudge, images: torch.Tensor, labels
     device = next(tokenizer.parameters()).device
     reconstructions = reconstruct(tokenizer, images.to(device)).cpu()
     on_reconstructions = accuracy(judge.classifier, from_uint8(to_uint8(reconstructions)), labels)
-    on_images = accuracy(judge.classifier, images, labels)
+    on_images = judge.classifier_accuracy  # measured on these held-out images when the classifier was trained
     return {
         "psnr": psnr(reconstructions, images),
         "accuracy_reconstructed": on_reconstructions,
