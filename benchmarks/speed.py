@@ -1,22 +1,28 @@
-"""Speed against quality of the head samplers, and training speed, each measured side by side in one run.
+"""Speed against quality of the sampler settings, and training speed, each measured side by side in one run.
 
-1. Quality: a checkpoint trained on the embedded glyphs (default: runs/default, as `python train.py` writes it)
-   draws --samples images (balanced over classes) with every sampler setting and --seeds seeds. Each draw is
-   scored by the project's feature classifier (FID against held-out glyphs, class accuracy) and timed (images/s
-   of sample_latents, tokenizer decoding excluded). The table gives the mean and spread over seeds, and each
-   setting's images/s as a ratio to DDPM-100 measured in the same run; speed-vs-fid.png plots it.
-2. Speed on the official-code config (width 256, 4 + 4 blocks of 4 heads, buffer 64, dropout 0.1, 10 classes,
-   64 tokens of 16 channels, head 3 x 256, 4 timesteps per z): sampling images/s per setting at batch 16, K=16,
-   cfg 3 linear, temperature 1; training images/s at batch 32 (AdamW 0.9/0.95, weight decay 0.02) through the
+1. Quality: a checkpoint (default: runs/default, as `python train.py` writes it; --data-path for a run on an image
+   folder) draws --samples images (balanced over classes) with every sampler setting and --seeds seeds, at each
+   --guidance setting: "cli" (cfg 2 constant, temperature 0.3: the command line's defaults) and "linear" (cfg 3
+   linear, temperature 1). Each draw is scored by the data's held-out feature classifier (FID against held-out
+   images, class accuracy; kept in --cache-dir) and timed (images/s of sample_latents, tokenizer decoding
+   excluded). The table gives the mean and spread over seeds and each setting's images/s as a ratio to the first
+   setting (DDPM-100 with exact guidance and no savings), measured in the same run; speed-vs-fid-*.png plot it.
+2. Exact savings: DDPM-100's images/s with each saving of SamplingConfig.reuse alone, all and none, in alternating
+   rounds (their samples equal the plain computation's: tests/test_fast_sampling.py).
+3. Speed on the official-code config (width 256, 4 + 4 blocks of 4 heads, buffer 64, dropout 0.1, 10 classes,
+   64 tokens of 16 channels, head 3 x 256, 4 timesteps per z; untrained): sampling images/s per setting at batch 16,
+   K=16, cfg 3 linear, temperature 1; training images/s at batch 32 (AdamW 0.9/0.95, weight decay 0.02) through the
    training loop, optimised path and unoptimised one alternated in rounds, as a ratio. This part runs in fp32, as
-   the official code was timed; --amp applies to the quality part.
+   the official code was timed; --amp applies to the rest.
 
 A setting is SAMPLER:STEPS, or SAMPLER:FIRST-LAST for head steps annealed over the K autoregressive steps; a suffix @N
-(dpm++:10@2) runs guidance's unconditional half of the backbone every N autoregressive steps only (cfg_refresh).
+(dpm++:10@2) runs guidance's unconditional half of the backbone every N autoregressive steps only (cfg_refresh);
+",cache=R" turns on the token cache refreshed every R steps, ",reuse=none" turns off the exact savings.
 
 Examples:
     python benchmarks/speed.py --checkpoint runs/default
-    python benchmarks/speed.py --checkpoint runs/default --settings ddpm:100 dpm++:10 --samples 200 --seeds 1
+    python benchmarks/speed.py --checkpoint runs/textures --data-path data/textures --skip-training
+    python benchmarks/speed.py --settings ddpm:100,reuse=none dpm++:5@16,cache=4 --samples 200 --seeds 1
     python benchmarks/speed.py --skip-quality --device cuda
 """
 
@@ -32,27 +38,44 @@ import torch
 from shared import OFFICIAL_MIRROR
 
 from mar import MARGenerator, sample_latents
-from mar.cli.common import pick_device
-from mar.cli.options import NON_NEGATIVE_NUMBER, POSITIVE, SEED, Parser, fail, text
+from mar.cli.common import dataset_name, pick_device
+from mar.cli.options import POSITIVE, SEED, Parser, fail, text
 from mar.data.glyphs import glyph_dataset
+from mar.data.image_folder import ImageFolderDataset
 from mar.data.latents import LatentSet
-from mar.eval.classifier import classifier_for
 from mar.eval.quality import reference_set, sample_metrics
+from mar.eval.reference_data import dataset_classifier
 from mar.precision import resolve_precision
+from mar.sampling.config import REUSE, SamplingConfig
 from mar.train.checkpoint import load_checkpoint
 from mar.train.ema import EMA
 from mar.train.loop import TrainSettings, fit
 from mar.train.run_log import draw_curve
 from vae import KLTokenizer, small_autoencoder
 
-DEFAULT_SETTINGS = ["ddpm:100", "ddpm:25", "ddim:25", "dpm++:20", "dpm++:10", "dpm++:5", "ddpm:100-10", "dpm++:20-5"]
+DEFAULT_SETTINGS = [
+    "ddpm:100,reuse=none",  # the paper's sampler with exact guidance, as before the exact savings: the reference
+    "ddpm:100",
+    "dpm++:10",
+    "dpm++:5",
+    "dpm++:5@16",
+    "dpm++:5,cache=4",
+    "dpm++:5@16,cache=2",
+    "dpm++:5@16,cache=4",
+    "dpm++:5@16,cache=8",
+]
+
+
+OPTIONS = {"cache": ("token_cache", int), "reuse": ("reuse", str)}  # ",key=value" after a setting
 
 
 def setting(value: str) -> dict:
     """'dpm++:10' -> {head_sampler: dpm++, diffusion_steps: 10}; 'ddpm:100-10' anneals from 100 to 10; a suffix '@N'
-    runs guidance's unconditional half every N autoregressive steps only (cfg_refresh, approximate)."""
+    runs guidance's unconditional half every N autoregressive steps only (cfg_refresh, approximate); then
+    ',cache=R' turns the token cache on with refresh R and ',reuse=NAMES' picks the exact savings (default all)."""
+    head, *extras = value.split(",")
     try:
-        sampler, steps = value.split(":")
+        sampler, steps = head.split(":")
         steps, _, refresh = steps.partition("@")
         first, _, last = steps.partition("-")
         parsed = {
@@ -61,15 +84,17 @@ def setting(value: str) -> dict:
             "diffusion_steps_last": int(last) if last else None,
             "cfg_refresh": int(refresh) if refresh else 1,
         }
-    except ValueError:
+        for extra in extras:
+            key, _, option = extra.partition("=")
+            field, kind = OPTIONS[key]
+            parsed[field] = kind(option)
+        SamplingConfig(**parsed)
+    except (ValueError, KeyError) as error:
         raise argparse.ArgumentTypeError(
-            f"{value!r} is not SAMPLER:STEPS[-LAST][@N] (e.g. dpm++:10 or dpm++:10@2)"
+            f"{value!r} is not SAMPLER:STEPS[-LAST][@N][,cache=R][,reuse=NAMES] (e.g. dpm++:10@2,cache=4): {error}"
         ) from None
-    if (
-        sampler not in ("ddpm", "ddim", "dpm++")
-        or min(parsed["diffusion_steps"], parsed["diffusion_steps_last"] or 1, parsed["cfg_refresh"]) < 1
-    ):
-        raise argparse.ArgumentTypeError(f"{value!r}: the sampler is ddpm, ddim or dpm++ and the steps and N positive")
+    if min(parsed["diffusion_steps"], parsed["diffusion_steps_last"] or 1) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: the head steps must be positive")
     return parsed | {"name": value}
 
 
@@ -78,8 +103,17 @@ setting.validates = True
 
 def build_parser() -> Parser:
     parser = Parser(description=__doc__)
+    parser.add_argument("--checkpoint", type=text, default="runs/default", help="a run folder or checkpoint")
     parser.add_argument(
-        "--checkpoint", type=text, default="runs/default", help="a run folder or checkpoint trained on the glyphs"
+        "--data-path", type=text, default=None, help="the image folder the checkpoint was trained on (default: glyphs)"
+    )
+    parser.add_argument("--cache-dir", type=text, default="data_cache", help="where the held-out classifier is kept")
+    parser.add_argument(
+        "--guidance",
+        nargs="+",
+        choices=list(GUIDANCE),
+        default=list(GUIDANCE),
+        help="cli: cfg 2 constant, temperature 0.3 (the command line's defaults); linear: cfg 3 linear, temperature 1",
     )
     parser.add_argument(
         "--settings",
@@ -91,13 +125,20 @@ def build_parser() -> Parser:
     parser.add_argument("--samples", type=POSITIVE, default=1000, help="images per setting and seed (quality part)")
     parser.add_argument("--seeds", type=POSITIVE, default=3, help="seeds per setting (quality part)")
     parser.add_argument("--num-iter", type=POSITIVE, default=16, help="autoregressive steps K")
-    parser.add_argument("--cfg", type=NON_NEGATIVE_NUMBER, default=3.0, help="guidance scale (linear schedule)")
+    parser.add_argument(
+        "--speed-samples", type=POSITIVE, default=500, help="images per round and saving (exact savings part)"
+    )
     parser.add_argument("--batch-size", type=POSITIVE, default=250, help="images sampled at once (quality part)")
     parser.add_argument(
         "--train-steps", type=POSITIVE, default=30, help="training steps per round and path (speed part)"
     )
-    parser.add_argument("--rounds", type=POSITIVE, default=3, help="alternating rounds of the two training paths")
-    parser.add_argument("--skip-quality", action="store_true", help="only the speed part (no checkpoint needed)")
+    parser.add_argument(
+        "--rounds", type=POSITIVE, default=3, help="alternating rounds (exact savings; the two training paths)"
+    )
+    parser.add_argument(
+        "--skip-quality", action="store_true", help="only the official-code config (no checkpoint needed)"
+    )
+    parser.add_argument("--skip-training", action="store_true", help="leave out the training speed part")
     parser.add_argument(
         "--output", type=text, default="runs/speed", help="folder for results.json, the plot and the classifier"
     )
@@ -125,58 +166,88 @@ def timed_draw(model, labels, seed: int, batch_size: int, precision, **sampling)
     return latents.float(), len(labels) / (time.perf_counter() - started)
 
 
-def quality(args, device, precision) -> list[dict]:
+GUIDANCE = {  # the two guidance settings every table is measured at
+    "cli": {"cfg": 2.0, "cfg_schedule": "constant", "temperature": 0.3},  # the command line's defaults
+    "linear": {"cfg": 3.0, "cfg_schedule": "linear", "temperature": 1.0},  # the paper's kind of schedule
+}
+
+
+def judge_for(args, checkpoint, device):
+    """The data's held-out classifier (kept in --cache-dir) and its real-image reference statistics."""
+    size, classes = checkpoint.image_size, len(checkpoint.classes)
+    data = argparse.Namespace(
+        data_path=args.data_path, image_size=size, data_seed=0, num_images=10_000, cache_dir=args.cache_dir
+    )
+    if args.data_path is None:
+        dataset = glyph_dataset(10_000, size, 0, cache_dir=args.cache_dir)
+    else:
+        dataset = ImageFolderDataset(args.data_path, size, flip=False)
+    classifier, info, _, held_out = dataset_classifier(data, dataset, dataset_name(data), classes, device)
+    print(f"feature classifier: held-out accuracy {info['test_accuracy']:.3f} ({info['folder']})")
+    return classifier, reference_set(classifier, held_out[0])
+
+
+def quality(args, device, precision) -> dict[str, list[dict]]:
+    """Per guidance setting: every sampler setting's FID, class accuracy and images/s over seeds."""
     try:
         checkpoint = load_checkpoint(args.checkpoint, device)
     except (FileNotFoundError, ValueError) as error:
         fail(f"{error}; train one with `python train.py`, or pass --skip-quality")
     model, tokenizer = checkpoint.sampling_model, checkpoint.tokenizer
-    size, classes = checkpoint.image_size, len(checkpoint.classes)
-    train_set = glyph_dataset(10_000, size, 0, cache_dir="data_cache").tensors
-    held_out = glyph_dataset(1000, size, 1, cache_dir="data_cache").tensors
-    classifier, info = classifier_for(
-        Path(args.output) / "classifier",
-        train_set,
-        held_out,
-        f"glyphs(n=10000, seed=0, size={size})",
-        classes,
-        600,
-        device,
-    )
-    print(
-        f"feature classifier: test accuracy {info['test_accuracy']:.3f}; {args.samples} samples x {args.seeds} seeds per setting"
-    )
-    reference = reference_set(classifier, held_out[0])
-    labels = torch.arange(args.samples, device=device) % classes
-    rows = []
-    for chosen in args.settings:
-        sampling = {k: v for k, v in chosen.items() if k != "name"} | {
-            "num_iter": args.num_iter,
-            "cfg": args.cfg,
-            "cfg_schedule": "linear",
-            "temperature": 1.0,
-        }
-        runs = []
-        for seed in range(args.seed, args.seed + args.seeds):
-            latents, rate = timed_draw(model, labels, seed, args.batch_size, precision, **sampling)
-            images = torch.cat([tokenizer.decode_latents(chunk) for chunk in latents.split(args.batch_size)])
-            runs.append(sample_metrics(classifier, reference, images, labels) | {"images_per_s": rate})
-        row = {
-            "setting": chosen["name"],
-            **{
-                f"{key}_{stat}": fn([r[key] for r in runs])
-                for key in ("fid", "accuracy", "images_per_s")
-                for stat, fn in (("mean", statistics.mean), ("std", spread))
-            },
-        }
-        rows.append(row)
-        print(
-            f"  {row['setting']:12s} {row['images_per_s_mean']:8.1f} images/s   FID {row['fid_mean']:.3f} ± {row['fid_std']:.3f}   "
-            f"accuracy {row['accuracy_mean']:.3f} ± {row['accuracy_std']:.3f}"
-        )
-    for row in rows:
-        row["ratio"] = row["images_per_s_mean"] / rows[0]["images_per_s_mean"]
-    return rows
+    classifier, reference = judge_for(args, checkpoint, device)
+    labels = torch.arange(args.samples, device=device) % len(checkpoint.classes)
+    tables = {}
+    for guidance in args.guidance:
+        print(f"{guidance}: {GUIDANCE[guidance]}, K={args.num_iter}, {args.samples} samples x {args.seeds} seeds")
+        rows = []
+        for chosen in args.settings:
+            sampling = {k: v for k, v in chosen.items() if k != "name"} | GUIDANCE[guidance]
+            runs = []
+            for seed in range(args.seed, args.seed + args.seeds):
+                latents, rate = timed_draw(
+                    model, labels, seed, args.batch_size, precision, num_iter=args.num_iter, **sampling
+                )
+                images = torch.cat([tokenizer.decode_latents(chunk) for chunk in latents.split(args.batch_size)])
+                runs.append(sample_metrics(classifier, reference, images, labels) | {"images_per_s": rate})
+            row = {
+                "setting": chosen["name"],
+                **{
+                    f"{key}_{stat}": fn([r[key] for r in runs])
+                    for key in ("fid", "accuracy", "images_per_s")
+                    for stat, fn in (("mean", statistics.mean), ("std", spread))
+                },
+            }
+            row["ratio"] = row["images_per_s_mean"] / (rows[0] if rows else row)["images_per_s_mean"]
+            rows.append(row)
+            print(
+                f"  {row['setting']:24s} {row['images_per_s_mean']:8.1f} images/s {row['ratio']:6.2f}x   "
+                f"FID {row['fid_mean']:.3f} ± {row['fid_std']:.3f}   "
+                f"accuracy {row['accuracy_mean']:.3f} ± {row['accuracy_std']:.3f}"
+            )
+        tables[guidance] = rows
+    return tables
+
+
+def exact_savings(args, device, precision) -> dict[str, list[dict]]:
+    """images/s of DDPM-100 with each exact saving alone, all of them and none, in alternating rounds (their samples
+    are the plain computation's up to rounding: tests/test_fast_sampling.py)."""
+    model = load_checkpoint(args.checkpoint, device).sampling_model
+    labels = torch.arange(args.speed_samples, device=device) % model.config.num_classes
+    names = ["none", *REUSE, "all"]
+    tables = {}
+    for guidance in args.guidance:
+        seconds = {name: 0.0 for name in names}
+        for round_ in range(args.rounds + 1):  # round 0 warms up
+            for name in names:
+                sampling = GUIDANCE[guidance] | {"reuse": name, "num_iter": args.num_iter}
+                _, rate = timed_draw(model, labels, round_, args.batch_size, precision, **sampling)
+                seconds[name] += (len(labels) / rate) if round_ else 0.0
+        rates = {name: len(labels) * args.rounds / seconds[name] for name in names}
+        tables[guidance] = [
+            {"reuse": name, "images_per_s": rates[name], "ratio": rates[name] / rates["none"]} for name in names
+        ]
+        print(f"exact savings, DDPM-100, {guidance}: " + ", ".join(f"{n} {rates[n]:.1f}/s" for n in names))
+    return tables
 
 
 def spread(values: list[float]) -> float:
@@ -255,18 +326,19 @@ def official_training(args, device, precision) -> dict:
     return rates | {"ratio": rates["optimised"] / rates["unoptimised"]}
 
 
-def plot(rows: list[dict], path: Path) -> None:
-    points = sorted((row["images_per_s_mean"], row["fid_mean"]) for row in rows)
-    labels = [row["setting"] for row in sorted(rows, key=lambda r: r["images_per_s_mean"])]
-    draw_curve(
-        points,
-        path,
-        (720, 420),
-        "FID (y) against sampling images/s (x), one point per setting",
-        x_label="images/s",
-        markers=True,
-        labels=labels,
-    )
+def plot(tables: dict[str, list[dict]], path: Path) -> None:
+    """One curve per guidance setting: FID against images/s, a labelled point per sampler setting."""
+    for guidance, rows in tables.items():
+        rows = sorted(rows, key=lambda r: r["images_per_s_mean"])
+        draw_curve(
+            [(row["images_per_s_mean"], row["fid_mean"]) for row in rows],
+            path.with_name(f"{path.stem}-{guidance}{path.suffix}"),
+            (720, 420),
+            f"FID (y) against sampling images/s (x), one point per setting; guidance {guidance}",
+            x_label="images/s",
+            markers=True,
+            labels=[row["setting"] for row in rows],
+        )
 
 
 def main(argv=None) -> None:
@@ -279,14 +351,16 @@ def main(argv=None) -> None:
     print(f"device {device}{cpu}, quality part in {'fp32' if precision is None else precision}")
     results = {"device": str(device), "threads": torch.get_num_threads(), "quality_precision": str(precision or "fp32")}
     if not args.skip_quality:
-        print(f"quality: {args.checkpoint}, K={args.num_iter}, cfg {args.cfg:g} linear, temperature 1")
+        print(f"quality: {args.checkpoint} on {args.data_path or 'the glyphs'}")
         results["quality"] = quality(args, device, precision)
         plot(results["quality"], output / "speed-vs-fid.png")
-        print(f"plot: {output / 'speed-vs-fid.png'}")
+        print(f"plots: {output}/speed-vs-fid-*.png")
+        results["exact_savings"] = exact_savings(args, device, precision)
     print("official-code config, fp32, sampling (batch 16, K=16, cfg 3 linear):")
     results["official_sampling"] = official_sampling(args, device, None)
-    print(f"official-code config, fp32, training (batch 32, {args.train_steps} steps x {args.rounds} rounds per path):")
-    results["official_training"] = official_training(args, device, None)
+    if not args.skip_training:
+        print(f"official-code config, fp32, training (batch 32, {args.train_steps} steps x {args.rounds} rounds):")
+        results["official_training"] = official_training(args, device, None)
     (output / "results.json").write_text(json.dumps(results, indent=2))
     print(f"results: {output / 'results.json'}")
 

@@ -95,9 +95,9 @@ class SamplingBench:
         kwargs = dict(
             num_iter=args.num_iter, diffusion_steps=args.diffusion_steps, cfg=args.cfg, generator=self.generator
         )
-        forward, sample = model.backbone.forward, model.head.sample
+        forward, sample = model.backbone.at_positions, model.head.sample
         if timed:
-            model.backbone.forward, model.head.sample = (
+            model.backbone.at_positions, model.head.sample = (
                 timed_call(self.backbone, forward),
                 timed_call(self.head, sample),
             )
@@ -106,7 +106,7 @@ class SamplingBench:
                 sample_latents(model, self.labels, **kwargs)
         finally:
             if timed:
-                del model.backbone.forward, model.head.sample
+                del model.backbone.at_positions, model.head.sample
         self.draws += timed
 
     def results(self) -> dict:

@@ -24,15 +24,10 @@ class TimestepEmbedder(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(frequency_dim, width), nn.SiLU(), nn.Linear(width, width))
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        """t (n,) -> (n, w); when every row has the same timestep (sampling), the MLP runs on one row.
-
-        Training keeps one row per timestep: gathering rows of a shared embedding would sum their gradients in an
-        order that multithreaded CPU kernels do not fix, and exact resume needs bit-identical steps.
-        """
-        shared = t.numel() > 0 and bool((t == t[0]).all())
-        angles = (t[:1] if shared else t).float()[:, None] * self.freqs[None]  # (1 or n, frequency_dim / 2)
-        embedded = self.mlp(torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1))  # (1 or n, w)
-        return embedded.expand(len(t), -1) if shared else embedded
+        """t (n,), one timestep per row -> (n, w); or t (), one timestep for every row (sampling) -> (1, w), which
+        broadcasts against the rows."""
+        angles = t.reshape(-1).float()[:, None] * self.freqs[None]  # (n or 1, frequency_dim / 2)
+        return self.mlp(torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1))
 
 
 class ResBlock(nn.Module):
@@ -64,7 +59,7 @@ class FinalLayer(nn.Module):
 class Denoiser(nn.Module):
     """Predicts the noise (and, with ``learn_sigma``, the variance interpolation) of a noisy token.
 
-    ``forward(x_t (n, c), t (n,), z (n, d)) -> (n, c)`` or ``(n, 2c)`` when the variance is learned.
+    ``forward(x_t (n, c), t (n,) or () shared, z (n, d)) -> (n, c)`` or ``(n, 2c)`` when the variance is learned.
     """
 
     def __init__(self, token_channels: int, cond_channels: int, width: int, depth: int, learn_sigma: bool = True):

@@ -120,6 +120,7 @@ class GaussianDiffusion:
         )
         self.num_train_timesteps = num_train_timesteps
         self._chains: dict[tuple[int, str, str], Posterior] = {}  # (steps, spacing, device) -> chain, built once
+        self.solvers: dict = {}  # (steps, order, device) -> the deterministic solver, set up once (samplers.py)
 
     def sampling_chain(self, num_steps: int, device="cpu", spacing: str = "leading") -> Posterior:
         """The chain respaced to ``num_steps`` timesteps from 0: "leading" 0, 10, ..., 990 for 100 steps, "iddpm"

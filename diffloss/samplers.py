@@ -25,6 +25,7 @@ so the draw equals the unguided one exactly.
 Axis letters: n = tokens, c = token channels, d = condition width.
 """
 
+import copy
 from functools import partial
 
 import numpy as np
@@ -35,10 +36,11 @@ FIRST_SOLVER_TIMESTEP = 990
 
 
 def guided_output(denoiser, x, t, z, z_uncond, cfg, channels) -> torch.Tensor:
-    """The denoiser's output (n, c) or (n, 2c) at x (n, c), t (n,), with its first c channels (the noise) guided."""
+    """The denoiser's output (n, c) or (n, 2c) at x (n, c), t () shared by the rows, with its first c channels (the
+    noise) guided."""
     if z_uncond is None or cfg == 1:
         return denoiser(x, t, z)
-    out_c, out_u = denoiser(torch.cat([x, x]), torch.cat([t, t]), torch.cat([z, z_uncond])).chunk(2)  # 2 x (n, ...)
+    out_c, out_u = denoiser(torch.cat([x, x]), t, torch.cat([z, z_uncond])).chunk(2)  # 2 x (n, ...)
     eps_c, eps_u = out_c[:, :channels], out_u[:, :channels]
     return torch.cat([eps_c + (cfg - 1) * (eps_c - eps_u), out_c[:, channels:]], dim=-1)
 
@@ -53,7 +55,7 @@ def ddpm(
     x = torch.randn(n, channels, device=z.device, dtype=z.dtype, generator=generator)
     for i in reversed(range(num_steps)):
         step = torch.full((n,), i, device=z.device, dtype=torch.long)
-        output = guided_output(denoiser, x, chain.timesteps[i].expand(n), z, z_uncond, cfg, channels)  # (n, c or 2c)
+        output = guided_output(denoiser, x, chain.timesteps[i], z, z_uncond, cfg, channels)  # (n, c or 2c)
         eps, log_var = diffusion.split_output(output, x, step, chain)
         x = diffusion.posterior_mean(x, eps, step, chain)
         if i > 0:
@@ -72,24 +74,35 @@ def solver_timesteps(num_steps: int) -> list[int]:
     return np.linspace(0, FIRST_SOLVER_TIMESTEP, num_steps + 1).round()[:0:-1].astype(np.int64).tolist()
 
 
+def solver_at(diffusion, num_steps: int, order: int, device) -> DPMSolverMultistepScheduler:
+    """The solver set to its timesteps, built once per (steps, order, device) and kept on ``diffusion``: building
+    one reads tensors on the host, which a draw should not wait for."""
+    key = (num_steps, order, str(device))
+    if key not in diffusion.solvers:
+        scheduler = DPMSolverMultistepScheduler(
+            num_train_timesteps=diffusion.num_train_timesteps,
+            trained_betas=diffusion.scheduler.betas.numpy(),
+            solver_order=order,
+            prediction_type="epsilon",
+            algorithm_type="dpmsolver++",
+            final_sigmas_type="zero",  # the last step lands on clean data: the x0 prediction
+        )
+        scheduler.set_timesteps(timesteps=solver_timesteps(num_steps), device=device)
+        scheduler.set_begin_index(0)  # else its first step finds its place by reading the timestep on the host
+        diffusion.solvers[key] = scheduler
+    return diffusion.solvers[key]
+
+
 def dpm_solver(
     diffusion, denoiser, z, channels, num_steps, temperature, cfg, z_uncond, generator, order
 ) -> torch.Tensor:
     """DPM-Solver++ of the given order from x_T = temperature * N(0, I); no noise is added after the start."""
-    scheduler = DPMSolverMultistepScheduler(  # a fresh one per draw: a multistep solver keeps state between steps
-        num_train_timesteps=diffusion.num_train_timesteps,
-        trained_betas=diffusion.scheduler.betas.numpy(),
-        solver_order=order,
-        prediction_type="epsilon",
-        algorithm_type="dpmsolver++",
-        final_sigmas_type="zero",  # the last step lands on clean data: the x0 prediction
-    )
-    scheduler.set_timesteps(timesteps=solver_timesteps(num_steps), device=z.device)
+    scheduler = copy.deepcopy(solver_at(diffusion, num_steps, order, z.device))  # it keeps state between steps
     n = z.shape[0]
     # The trajectory stays in fp32 under autocast too: the scheduler's multistep update accumulates in x's dtype.
     x = temperature * torch.randn(n, channels, device=z.device, dtype=torch.float32, generator=generator)
     for t in scheduler.timesteps:
-        eps = guided_output(denoiser, x, t.expand(n), z, z_uncond, cfg, channels)[:, :channels]  # (n, c)
+        eps = guided_output(denoiser, x, t, z, z_uncond, cfg, channels)[:, :channels]  # (n, c)
         x = scheduler.step(eps, t, x).prev_sample
     return x
 

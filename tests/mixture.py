@@ -42,14 +42,15 @@ def components(k: int) -> list[tuple[float, torch.Tensor, torch.Tensor]]:
 
 
 def exact_denoiser(alphas_cumprod: torch.Tensor):
-    """The noise predictor that is exact for the mixture: (x_t (n, 2), t (n,), one-hot z (n, 3)) -> E[eps | x_t] (n, 2).
+    """The noise predictor that is exact for the mixture: (x_t (n, 2), t (n,) or () shared, one-hot z (n, 3)) ->
+    E[eps | x_t] (n, 2).
 
     For a component N(mu, S), x_t is N(sqrt(a) mu, a S + (1 - a) I) and E[x_0 | x_t] = mu + sqrt(a) S V^-1 (x_t -
     sqrt(a) mu); components are weighted by their posterior responsibilities. Computed in float64.
     """
 
     def denoise(x: torch.Tensor, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        a = alphas_cumprod[t].double()[:, None, None]  # (n, 1, 1)
+        a = alphas_cumprod[t].double().reshape(-1, 1, 1).expand(len(x), 1, 1)  # (n, 1, 1)
         x64, eye = x.double(), torch.eye(2, dtype=torch.float64)
         x0 = torch.zeros_like(x64)
         for k in range(3):

@@ -7,7 +7,6 @@ import torch
 
 from mar import NAMED_SIZES, MARConfig, MARGenerator, named_config, sample_latents
 from mar.model.tokens import patchify, unpatchify
-from mar.sampling import loop as sampling_module
 
 from .tiny import tiny_model, untrained_but_responsive
 
@@ -113,23 +112,20 @@ def test_sampler_draws_every_token_exactly_once(monkeypatch):
         assert torch.all(patchify(latents, 2).abs().sum(-1) > 0)  # no token left at its zero start
 
 
-def test_sampler_positions_are_drawn_once_each(monkeypatch):
+def test_sampler_positions_are_drawn_once_each():
     model = tiny_model().eval()
-    seen = []
-    real_mask = sampling_module.mask_from_orders
-
-    def recording_mask(orders, remaining):
-        mask = real_mask(orders, remaining)
-        seen.append(mask)
-        return mask
-
-    monkeypatch.setattr(sampling_module, "mask_from_orders", recording_mask)
+    masks = [torch.ones(2, 16, dtype=torch.bool)]
     sample_latents(
-        model, torch.tensor([0, 1]), num_iter=5, diffusion_steps=2, generator=torch.Generator().manual_seed(0)
+        model,
+        torch.tensor([0, 1]),
+        num_iter=5,
+        diffusion_steps=2,
+        generator=torch.Generator().manual_seed(0),
+        on_step=lambda step, tokens, mask: masks.append(mask),
     )
-    masks = [torch.ones(2, 16)] + seen
-    drawn = sum(before - after for before, after in zip(masks, masks[1:]))
-    assert torch.equal(drawn, torch.ones(2, 16))  # each position leaves the mask exactly once
+    drawn = sum(before.int() - after.int() for before, after in zip(masks, masks[1:]))
+    assert torch.equal(drawn, torch.ones(2, 16, dtype=torch.int))  # each position leaves the mask exactly once
+    assert not masks[-1].any()
 
 
 def test_seeded_sampling_repeats_and_cfg_one_skips_guidance(monkeypatch):
@@ -146,11 +142,16 @@ def test_seeded_sampling_repeats_and_cfg_one_skips_guidance(monkeypatch):
     assert torch.equal(base, run(cfg=1.0, cfg_schedule="constant"))
     assert not torch.equal(base, run(cfg=4.0))
     batches = []
-    real_forward = model.backbone.forward
-    monkeypatch.setattr(model.backbone, "forward", lambda *args: batches.append(len(args[1])) or real_forward(*args))
-    run(cfg=1.0)
-    run(cfg=2.0)
+    real_forward = model.backbone.at_positions
+    monkeypatch.setattr(
+        model.backbone, "at_positions", lambda *args: batches.append(len(args[1])) or real_forward(*args)
+    )
+    run(cfg=1.0, reuse="none")
+    run(cfg=2.0, reuse="none")
     assert batches == [3] * 4 + [6] * 4  # guidance doubles the backbone batch with the null class
+    batches.clear()
+    run(cfg=2.0)
+    assert batches == [4] + [6] * 3  # step 1 once per class (3) and for the null class
 
 
 def test_sampler_rejects_class_ids_out_of_range():
@@ -277,6 +278,7 @@ def test_cfg_refresh_runs_the_unconditional_half_every_n_steps_and_is_exact_wher
             diffusion_steps=5,
             cfg=cfg,
             cfg_refresh=cfg_refresh,
+            reuse="none",
             generator=torch.Generator().manual_seed(3),
             on_step=lambda step, tokens, mask: steps.append(tokens),
         )
@@ -284,8 +286,10 @@ def test_cfg_refresh_runs_the_unconditional_half_every_n_steps_and_is_exact_wher
         return out
 
     batches = []
-    real_forward = model.backbone.forward
-    monkeypatch.setattr(model.backbone, "forward", lambda *args: batches.append(len(args[1])) or real_forward(*args))
+    real_forward = model.backbone.at_positions
+    monkeypatch.setattr(
+        model.backbone, "at_positions", lambda *args: batches.append(len(args[1])) or real_forward(*args)
+    )
     exact, every_second = run(1), run(2)
     assert batches[:6] == [6] * 6 and batches[6:] == [6, 3] * 3  # the null-class half at steps 1, 3, 5 only
     # Step 1 runs both halves: the draws of exact guidance, up to the rounding of a last block run on more rows.

@@ -582,7 +582,7 @@ def test_compat_official_walks_the_official_chain_and_guides_the_last_step_as_th
         net_calls, scales = [], []
         denoise = model.head.net.from_embedded
         monkeypatch.setattr(
-            model.head.net, "from_embedded", lambda x, t, z: net_calls.append(int(t[0])) or denoise(x, t, z)
+            model.head.net, "from_embedded", lambda x, t, z: net_calls.append(int(t.reshape(-1)[0])) or denoise(x, t, z)
         )
         sample_head = model.head.sample
         monkeypatch.setattr(

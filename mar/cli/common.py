@@ -5,11 +5,21 @@ from pathlib import Path
 
 import torch
 
-from mar.cli.options import NON_NEGATIVE_NUMBER, POSITIVE, SEED, check_writable_folder, fail, integer, text
+from mar.cli.options import (
+    NON_NEGATIVE,
+    NON_NEGATIVE_NUMBER,
+    POSITIVE,
+    SEED,
+    check_writable_folder,
+    fail,
+    integer,
+    named_type,
+    text,
+)
 from mar.data.glyphs import GLYPH_CLASSES, glyph_dataset
 from mar.data.image_folder import ImageFolderDataset
 from mar.model.config import COMPAT
-from mar.sampling.config import CFG_SCHEDULES, HEAD_SAMPLERS, SamplingConfig
+from mar.sampling.config import CFG_SCHEDULES, HEAD_SAMPLERS, PRESETS, REUSE, SamplingConfig
 
 
 def pick_device(name: str) -> torch.device:
@@ -89,6 +99,26 @@ def add_sampling_arguments(group) -> None:
         "to the conditional z between (approximate, faster; 1 = exact, every step)",
     )
     group.add_argument(
+        "--token-cache",
+        type=NON_NEGATIVE,
+        default=default.token_cache,
+        help="keep the backbone's keys and values between steps, running only the new rows, and refresh them every "
+        "N steps (approximate, faster; 0 = off)",
+    )
+    group.add_argument(
+        "--reuse",
+        type=REUSE_NAMES,
+        default=default.reuse,
+        help=f"exact savings: all, none, or some of {','.join(REUSE)} (the samples are the same either way)",
+    )
+    group.add_argument(
+        "--fast",
+        action=PresetAction,
+        preset="fast",
+        help=f"the fast preset: {preset_text('fast')} (options given after it, or set away from their defaults "
+        "before it, win)",
+    )
+    group.add_argument(
         "--compat",
         default=default.compat,
         choices=list(COMPAT),
@@ -96,6 +126,36 @@ def add_sampling_arguments(group) -> None:
         "the last step's linear guidance scale 1 + (cfg - 1)(L - 1) / L, and (train.py) the discretised "
         "head loss at t = 0; None: the checkpoint's own (train.py: default)",
     )
+
+
+def _reuse_names(text: str) -> str:
+    try:
+        SamplingConfig(reuse=text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+REUSE_NAMES = named_type("exact savings", _reuse_names)
+
+
+class PresetAction(argparse.Action):
+    """Sets a preset's fields (``PRESETS``) that are still at their defaults when the option is read."""
+
+    def __init__(self, option_strings, dest, preset: str, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=None, **kwargs)
+        self.preset = preset
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        default = SamplingConfig()
+        for field, value in PRESETS[self.preset].items():
+            if getattr(namespace, field) == getattr(default, field):
+                setattr(namespace, field, value)
+        setattr(namespace, self.dest, self.preset)
+
+
+def preset_text(name: str) -> str:
+    return ", ".join(f"{field} {value}" for field, value in PRESETS[name].items())
 
 
 def sampling_options(args: argparse.Namespace) -> SamplingConfig:

@@ -35,7 +35,7 @@ def fail(message: str):
     raise SystemExit(2)
 
 
-def _typed(name: str, parse):
+def named_type(name: str, parse):
     """Names a type function so argparse's help and the untyped-option test can see what it checks."""
     parse.__name__ = name
     parse.validates = True
@@ -59,7 +59,7 @@ def integer(low: int | None = None, high: int | None = None):
             raise argparse.ArgumentTypeError(f"{value} is out of range; give an integer {bounds}")
         return value
 
-    return _typed(f"integer {bounds}", parse)
+    return named_type(f"integer {bounds}", parse)
 
 
 def number(low: float | None = None, high: float | None = None, low_open: bool = False, high_open: bool = False):
@@ -79,7 +79,7 @@ def number(low: float | None = None, high: float | None = None, low_open: bool =
             raise argparse.ArgumentTypeError(f"{text} is out of range; give a finite number in {interval}")
         return value
 
-    return _typed(f"number in {interval}", parse)
+    return named_type(f"number in {interval}", parse)
 
 
 def _text(text: str) -> str:
@@ -88,7 +88,7 @@ def _text(text: str) -> str:
     return text
 
 
-text = _typed("text", _text)
+text = named_type("text", _text)
 
 
 def _image_file(path: str) -> str:
@@ -98,7 +98,7 @@ def _image_file(path: str) -> str:
     return path
 
 
-image_file = _typed("image file", _image_file)
+image_file = named_type("image file", _image_file)
 
 POSITIVE = integer(1)
 NON_NEGATIVE = integer(0)

@@ -16,6 +16,7 @@ from torch.utils.checkpoint import checkpoint
 from mar.model.block_rows import block_at_rows
 from mar.model.conditioning import ClassConditioned
 from mar.model.config import MARConfig
+from mar.model.rows import gather_rows, positions_of, scatter_rows
 
 
 class MARBackbone(ClassConditioned):
@@ -65,26 +66,41 @@ class MARBackbone(ClassConditioned):
             x = checkpoint(block, x, use_reentrant=False) if self.grad_checkpointing and self.training else block(x)
         return x
 
-    def encode(self, tokens: torch.Tensor, labels: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-        b, _, d = tokens.shape[0], tokens.shape[1], self.config.width
-        x = self.token_proj(tokens)  # (b, l, d)
-        buffer = repeat(self.class_embed(labels), "b d -> b n d", n=self.config.buffer_size)
-        x = self.token_proj_norm(torch.cat([buffer, x], dim=1) + self.encoder_pos)  # (b, n + l, d)
-        x = x[keep].reshape(b, -1, d)  # (b, n + v, d): only the buffer and the visible tokens
-        return self.encoder_norm(self.run_blocks(self.encoder_blocks, x))
+    def encoder_input(self, tokens: torch.Tensor, labels: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """The encoder's rows before its blocks: the buffer, then the tokens at ``positions`` (b, p) of tokens
+        (b, l, c) -> (b·h, n + p, d) for labels (b·h,).
 
-    def decode(self, x: torch.Tensor, keep: torch.Tensor, wanted: torch.Tensor | None = None) -> torch.Tensor:
+        The h halves of the labels (classifier-free guidance) share the tokens; only their class differs, so the
+        tokens are projected once and repeated.
+        """
+        n, halves = self.config.buffer_size, labels.shape[0] // tokens.shape[0]
+        x = self.token_proj(gather_rows(tokens, positions)).repeat(halves, 1, 1)  # (b·h, p, d)
+        at = self.encoder_pos.expand(labels.shape[0], -1, -1)
+        buffer = repeat(self.class_embed(labels), "b d -> b n d", n=n) + at[:, :n]
+        x = torch.cat([buffer, x + gather_rows(at[:, n:], positions.repeat(halves, 1))], dim=1)  # (b·h, n + p, d)
+        return self.token_proj_norm(x)
+
+    def encode(self, tokens: torch.Tensor, labels: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+        """tokens (b, l, c), visible (b, v) -> (b·h, n + v, d) for labels (b·h,): the buffer, then the visible tokens."""
+        return self.encoder_norm(self.run_blocks(self.encoder_blocks, self.encoder_input(tokens, labels, visible)))
+
+    def decoder_input(self, x: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+        """x (b, n + v, d) from ``encode`` -> the decoder's rows before its blocks (b, n + l, d): the mask token at
+        every position not visible."""
+        n, l = self.config.buffer_size, self.config.seq_len
         x = self.decoder_embed(x)  # (b, n + v, d)
-        b, d = keep.shape[0], x.shape[-1]
-        full = self.mask_token.to(x.dtype).expand(b, keep.shape[1], -1).clone()  # (b, n + l, d)
-        full[keep] = x.reshape(-1, d)
+        full = self.mask_token.to(x.dtype).expand(x.shape[0], n + l, -1).clone()  # (b, n + l, d)
+        full[:, :n] = x[:, :n]
+        return scatter_rows(full, visible + n, x[:, n:]) + self.decoder_pos
+
+    def decode(self, x: torch.Tensor, visible: torch.Tensor, wanted: torch.Tensor | None = None) -> torch.Tensor:
+        """x (b, n + v, d) from ``encode`` -> z (b, l, d), or (b, m, d) at the positions ``wanted`` (b, m)."""
+        n = self.config.buffer_size
+        x = self.decoder_input(x, visible)  # (b, n + l, d)
         if wanted is None:
-            x = self.run_blocks(self.decoder_blocks, full + self.decoder_pos)
-            return self.decoder_norm(x)[:, self.config.buffer_size :] + self.head_pos  # (b, l, d)
-        x = self.run_blocks(self.decoder_blocks[:-1], full + self.decoder_pos)
-        rows = torch.cat([torch.zeros_like(keep[:, : self.config.buffer_size]), wanted], dim=1)  # (b, n + l)
-        x = block_at_rows(self.decoder_blocks[-1], x, rows)  # (b, m, d)
-        return self.decoder_norm(x) + self.head_pos.expand(b, -1, -1)[wanted].reshape(b, -1, d)
+            return self.decoder_norm(self.run_blocks(self.decoder_blocks, x))[:, n:] + self.head_pos  # (b, l, d)
+        x = block_at_rows(self.decoder_blocks[-1], self.run_blocks(self.decoder_blocks[:-1], x), wanted + n)
+        return self.decoder_norm(x) + gather_rows(self.head_pos.expand(x.shape[0], -1, -1), wanted)  # (b, m, d)
 
     def forward(
         self, tokens: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor, wanted: torch.Tensor | None = None
@@ -98,6 +114,21 @@ class MARBackbone(ClassConditioned):
         visible = (mask == 0).sum(dim=1)
         if not torch.all(visible == visible[0]):
             raise ValueError(f"every sample must mask the same number of tokens; visible counts are {visible.tolist()}")
-        buffer = torch.ones(mask.shape[0], self.config.buffer_size, dtype=torch.bool, device=mask.device)
-        keep = torch.cat([buffer, mask == 0], dim=1)  # (b, n + l)
-        return self.decode(self.encode(tokens, labels, keep), keep, wanted)
+        visible = positions_of(mask == 0, int(visible[0]))  # (b, v)
+        if wanted is not None:
+            wanted = positions_of(wanted, int(wanted[0].sum()))  # (b, m)
+        return self.at_positions(tokens, labels, visible, wanted)
+
+    def at_positions(
+        self, tokens: torch.Tensor, labels: torch.Tensor, visible: torch.Tensor, wanted: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``forward`` by positions, with no host synchronisation: visible (b, v) and wanted (b, m) long, each
+        ascending in every row -> z (b·h, l, d), or (b·h, m, d) at ``wanted``.
+
+        labels may be h·b long (h guidance halves over the same tokens): the halves share ``tokens`` (b, l, c),
+        ``visible`` and ``wanted``, and z stacks them half after half.
+        """
+        halves = labels.shape[0] // tokens.shape[0]
+        if wanted is not None:
+            wanted = wanted.repeat(halves, 1)
+        return self.decode(self.encode(tokens, labels, visible), visible.repeat(halves, 1), wanted)

@@ -1,12 +1,18 @@
 """SamplingConfig: every sampling knob with its default, shared by the library, the command line, train.py's grids,
 the demo and the Hub model (docs/sampling.md)."""
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 from mar.model.config import COMPAT
 
 HEAD_SAMPLERS = ("ddpm", "ddim", "dpm++")
 CFG_SCHEDULES = ("linear", "constant")
+REUSE = ("first-step", "halves")  # exact savings (mar/sampling/guidance.py); "all" or "none" name every one or none
+
+PRESETS = {  # by name: the fields a preset sets (docs/sampling.md); "exact" is the defaults, the paper's DDPM-100
+    "exact": {},
+    "fast": {"head_sampler": "dpm++", "diffusion_steps": 5, "cfg_refresh": 16, "token_cache": 4},
+}
 
 
 @dataclass(frozen=True)
@@ -21,6 +27,8 @@ class SamplingConfig:
     diffusion_steps: int | None = 100  # head steps per token (at the first step when annealed); None: the model's
     diffusion_steps_last: int | None = None  # anneal the head's steps linearly down to this at the last step
     cfg_refresh: int = 1  # run guidance's unconditional half every N steps only (approximate; 1 = exact)
+    token_cache: int = 0  # refresh the backbone's kept keys and values every N steps (approximate); 0 = no cache
+    reuse: str = "all"  # exact savings, comma-separated from REUSE, or "all" / "none"; equal samples either way
     compat: str | None = None  # "official": sample as the official MAR code; None: the checkpoint's own
 
     def __post_init__(self):
@@ -36,6 +44,27 @@ class SamplingConfig:
             raise ValueError(
                 f"cfg_refresh {self.cfg_refresh} must be at least 1 (1 runs the unconditional half at every step)"
             )
+
+        if self.token_cache < 0:
+            raise ValueError(f"token_cache {self.token_cache} must be 0 (off) or a refresh interval of at least 1")
+        self.reused()
+
+    def with_preset(self, name: str) -> "SamplingConfig":
+        """This config with the preset's fields set where they are still at their defaults."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+        default = SamplingConfig()
+        return replace(self, **{k: v for k, v in PRESETS[name].items() if getattr(self, k) == getattr(default, k)})
+
+    def reused(self) -> frozenset[str]:
+        """The exact savings ``reuse`` names."""
+        if self.reuse in ("all", "none"):
+            return frozenset(REUSE if self.reuse == "all" else ())
+        names = frozenset(name.strip() for name in self.reuse.split(","))
+        unknown = sorted(names - set(REUSE))
+        if unknown:
+            raise ValueError(f"unknown reuse {unknown[0]!r}; name all, none, or some of {', '.join(REUSE)}")
+        return names
 
     @classmethod
     def from_namespace(cls, args) -> "SamplingConfig":

@@ -7,13 +7,8 @@ from dataclasses import replace
 import torch
 
 from mar.model.generator import MARGenerator
-from mar.model.masking import (
-    cfg_at,
-    mask_from_orders,
-    random_orders,
-    unmasked_fraction,
-    unmasking_schedule,
-)
+from mar.model.masking import cfg_at, random_orders, unmasked_fraction, unmasking_schedule
+from mar.model.rows import ascending, scatter_rows
 from mar.model.tokens import unpatchify
 from mar.sampling.causal import sample_causal
 from mar.sampling.completion import starting_tokens
@@ -75,21 +70,55 @@ def sample_masked(
     known_tokens: torch.Tensor | None,
     known: torch.Tensor | None,
 ) -> torch.Tensor:
-    """MAR's loop: K steps, each drawing the set of tokens the cosine schedule unmasks, in a random order."""
+    """MAR's loop: K steps, each drawing the set of tokens the cosine schedule unmasks, in a random order.
+
+    The checks and counts come first (they read tensors on the host); ``draw_steps`` then runs with no host
+    synchronisation."""
+    config = model.config
+    tokens, mask, count = starting_tokens(
+        labels.shape[0], config.seq_len, config.token_dim, labels.device, known_tokens, known
+    )  # (b, l, c), (b, l), the tokens to draw per row
+    by_class = None
+    if "first-step" in sampling.reused() and count == config.seq_len:
+        classes, inverse = torch.unique(labels, return_inverse=True)
+        halves = 2 if sampling.cfg != 1.0 else 1
+        if len(classes) + halves - 1 < halves * labels.shape[0]:  # fewer rows than the images' own
+            by_class = (classes, inverse)
+    conditions = Conditions(
+        model.backbone,
+        labels,
+        sampling.cfg,
+        sampling.cfg_refresh,
+        "halves" in sampling.reused(),
+        by_class,
+        sampling.token_cache,
+    )
+    orders = random_orders(labels.shape[0], config.seq_len, generator=generator, device=labels.device, last=known)
+    return draw_steps(model, conditions, sampling, tokens, orders, count, generator, on_step)
+
+
+def draw_steps(
+    model: MARGenerator,
+    conditions: Conditions,
+    sampling: SamplingConfig,
+    tokens: torch.Tensor,
+    orders: torch.Tensor,
+    count: int,
+    generator: torch.Generator | None,
+    on_step: Callable | None,
+) -> torch.Tensor:
+    """The K steps from tokens (b, l, c) whose first ``count`` positions in ``orders`` (b, l) are still to draw;
+    positions go by index, so nothing here waits on the host."""
     config, head = model.config, model.head
-    b, seq_len = labels.shape[0], config.seq_len
-    tokens, mask = starting_tokens(
-        b, seq_len, config.token_dim, labels.device, known_tokens, known
-    )  # (b, l, c), (b, l)
-    orders = random_orders(b, seq_len, generator=generator, device=labels.device, last=known)
-    conditions = Conditions(model.backbone, labels, sampling.cfg, sampling.cfg_refresh)
-    schedule = unmasking_schedule(int(mask[0].sum()), sampling.num_iter)
+    b, seq_len = tokens.shape[0], config.seq_len
+    schedule = unmasking_schedule(count, sampling.num_iter)
     official, head_options, head_steps = head_plan(config, sampling, sampling.num_iter)
+    masked = count  # orders[:, :masked] are still to draw
     for step, (remaining, steps) in enumerate(zip(schedule, head_steps), start=1):
-        next_mask = mask_from_orders(orders, remaining).bool()
-        to_draw = mask & ~next_mask  # (b, l): the same count in every row
-        z, z_uncond = conditions(step, tokens, mask, to_draw)  # (n, d), (n, d) or None
-        tokens[to_draw] = head.sample(
+        visible = ascending(orders[:, masked:])  # (b, v)
+        to_draw = ascending(orders[:, remaining:masked])  # (b, n): the same count in every row
+        z, z_uncond = conditions(step, tokens, visible, to_draw, ascending(orders[:, :masked]))  # (b·n, d) each
+        drawn = head.sample(
             z,
             temperature=sampling.temperature,
             cfg=cfg_at(sampling.cfg, sampling.cfg_schedule, unmasked_fraction(remaining, seq_len, official)),
@@ -98,8 +127,10 @@ def sample_masked(
             generator=generator,
             sampler=sampling.head_sampler,
             **head_options,
-        ).to(tokens.dtype)  # under autocast a head may answer in bf16
-        mask = next_mask
+        )  # (b·n, c); under autocast a head may answer in bf16
+        scatter_rows(tokens, to_draw, drawn.view(b, masked - remaining, -1))
+        masked = remaining
         if on_step is not None:
-            on_step(step, tokens.clone(), mask.clone())
+            mask = torch.zeros(b, seq_len, dtype=torch.bool, device=tokens.device)
+            on_step(step, tokens.clone(), mask.scatter_(1, orders[:, :masked], True))
     return unpatchify(tokens, config.patch_size, config.grid_size)
