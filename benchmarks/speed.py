@@ -21,9 +21,9 @@ A setting is SAMPLER:STEPS, or SAMPLER:FIRST-LAST for head steps annealed over t
 
 Examples:
     python benchmarks/speed.py --checkpoint runs/default
-    python benchmarks/speed.py --checkpoint runs/textures --data-path data/textures --skip-training
+    python benchmarks/speed.py --checkpoint runs/textures --data-path data/textures --parts quality exact
     python benchmarks/speed.py --settings ddpm:100,reuse=none dpm++:5@16,cache=4 --samples 200 --seeds 1
-    python benchmarks/speed.py --skip-quality --device cuda
+    python benchmarks/speed.py --parts official training --device cuda
 """
 
 import argparse
@@ -55,14 +55,14 @@ from vae import KLTokenizer, small_autoencoder
 
 DEFAULT_SETTINGS = [
     "ddpm:100,reuse=none",  # the paper's sampler with exact guidance, as before the exact savings: the reference
-    "ddpm:100",
-    "dpm++:10",
-    "dpm++:5",
-    "dpm++:5@16",
-    "dpm++:5,cache=4",
-    "dpm++:5@16,cache=2",
-    "dpm++:5@16,cache=4",
-    "dpm++:5@16,cache=8",
+    "ddpm:100",  # every exact saving
+    "ddpm:100,cache=16",  # the token cache alone
+    "ddpm:10",  # few head steps alone
+    "dpm++:5@16",  # the earlier fastest setting
+    "ddpm:10@16",
+    "ddpm:10@16,cache=4",
+    "ddpm:10@16,cache=16",  # the --fast preset
+    "ddpm:8@16,cache=16",
 ]
 
 
@@ -136,9 +136,12 @@ def build_parser() -> Parser:
         "--rounds", type=POSITIVE, default=3, help="alternating rounds (exact savings; the two training paths)"
     )
     parser.add_argument(
-        "--skip-quality", action="store_true", help="only the official-code config (no checkpoint needed)"
+        "--parts",
+        nargs="+",
+        choices=PARTS,
+        default=list(PARTS),
+        help="quality and exact need --checkpoint; official (sampling) and training run on untrained weights",
     )
-    parser.add_argument("--skip-training", action="store_true", help="leave out the training speed part")
     parser.add_argument(
         "--output", type=text, default="runs/speed", help="folder for results.json, the plot and the classifier"
     )
@@ -166,6 +169,7 @@ def timed_draw(model, labels, seed: int, batch_size: int, precision, **sampling)
     return latents.float(), len(labels) / (time.perf_counter() - started)
 
 
+PARTS = ("quality", "exact", "official", "training")
 GUIDANCE = {  # the two guidance settings every table is measured at
     "cli": {"cfg": 2.0, "cfg_schedule": "constant", "temperature": 0.3},  # the command line's defaults
     "linear": {"cfg": 3.0, "cfg_schedule": "linear", "temperature": 1.0},  # the paper's kind of schedule
@@ -182,7 +186,9 @@ def judge_for(args, checkpoint, device):
         dataset = glyph_dataset(10_000, size, 0, cache_dir=args.cache_dir)
     else:
         dataset = ImageFolderDataset(args.data_path, size, flip=False)
-    classifier, info, _, held_out = dataset_classifier(data, dataset, dataset_name(data), classes, device)
+    classifier, info, _, held_out = dataset_classifier(
+        data, dataset, dataset_name(data), classes, device, progress=False
+    )
     print(f"feature classifier: held-out accuracy {info['test_accuracy']:.3f} ({info['folder']})")
     return classifier, reference_set(classifier, held_out[0])
 
@@ -192,7 +198,7 @@ def quality(args, device, precision) -> dict[str, list[dict]]:
     try:
         checkpoint = load_checkpoint(args.checkpoint, device)
     except (FileNotFoundError, ValueError) as error:
-        fail(f"{error}; train one with `python train.py`, or pass --skip-quality")
+        fail(f"{error}; train one with `python train.py`, or pass --parts official training")
     model, tokenizer = checkpoint.sampling_model, checkpoint.tokenizer
     classifier, reference = judge_for(args, checkpoint, device)
     labels = torch.arange(args.samples, device=device) % len(checkpoint.classes)
@@ -350,15 +356,17 @@ def main(argv=None) -> None:
     cpu = f", {torch.get_num_threads()} threads" if device.type == "cpu" else ""
     print(f"device {device}{cpu}, quality part in {'fp32' if precision is None else precision}")
     results = {"device": str(device), "threads": torch.get_num_threads(), "quality_precision": str(precision or "fp32")}
-    if not args.skip_quality:
+    if "quality" in args.parts:
         print(f"quality: {args.checkpoint} on {args.data_path or 'the glyphs'}")
         results["quality"] = quality(args, device, precision)
         plot(results["quality"], output / "speed-vs-fid.png")
         print(f"plots: {output}/speed-vs-fid-*.png")
+    if "exact" in args.parts:
         results["exact_savings"] = exact_savings(args, device, precision)
-    print("official-code config, fp32, sampling (batch 16, K=16, cfg 3 linear):")
-    results["official_sampling"] = official_sampling(args, device, None)
-    if not args.skip_training:
+    if "official" in args.parts:
+        print("official-code config, fp32, sampling (batch 16, K=16, cfg 3 linear):")
+        results["official_sampling"] = official_sampling(args, device, None)
+    if "training" in args.parts:
         print(f"official-code config, fp32, training (batch 32, {args.train_steps} steps x {args.rounds} rounds):")
         results["official_training"] = official_training(args, device, None)
     (output / "results.json").write_text(json.dumps(results, indent=2))

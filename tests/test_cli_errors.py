@@ -376,6 +376,8 @@ CASES = [
     ("train", T + ["--init-from", "{copy}"] + TOK, "does not hold the weights its metadata describes", edited_config),
     # sample.py
     ("sample", ["--out", "{tmp}/s.png"], "--checkpoint", None),
+    ("sample", ["--checkpoint", "{run}", "--reuse", "first-step,every"], "--reuse: unknown reuse 'every'", None),
+    ("sample", ["--checkpoint", "{run}", "--token-cache", "-1"], "--token-cache: -1", None),
     ("sample", ["--checkpoint", "{tmp}/missing.safetensors"], "missing.safetensors does not exist", None),
     ("sample", ["--checkpoint", "{tmp}/file"], "{tmp}/file is not a safetensors checkpoint", a_file),
     ("sample", ["--checkpoint", "{copy}"], "latest names 'step-99999999'", latest_names_missing),

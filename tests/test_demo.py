@@ -21,9 +21,18 @@ from mar.demo.frames import partial_images
 from mar.demo.generation import generate, shown_steps
 from mar.demo.launch import build_parser
 from mar.demo.quality_note import quality_note, run_metrics
-from mar.demo.settings import SettingsError, checked_classes, checked_count, checked_sampling, default_sampling
+from mar.demo.settings import (
+    SettingsError,
+    checked_classes,
+    checked_count,
+    checked_sampling,
+    default_sampling,
+    preset_backbone_fields,
+    preset_head_controls,
+)
 from mar.model.masking import unmasking_schedule
 from mar.model.tokens import patchify, unpatchify
+from mar.sampling.config import PRESETS
 from mar.sampling.loop import sample_latents
 from mar.train.checkpoint import Checkpoint, load_checkpoint
 
@@ -38,6 +47,7 @@ PAGE = dict(
     temperature=1.0,
     cfg=2.0,
     cfg_schedule="linear",
+    preset="exact",
     seed=5,
 )  # what the browser and the client ask for
 
@@ -251,7 +261,7 @@ def test_the_endpoint_through_gradio_client_gives_the_direct_pixels(server, chec
     client = Client(server, verbose=False)
     grid_file, status, frames = client.predict(*PAGE.values(), api_name="/generate")
     grid = Image.open(grid_file)
-    sampling = checked_sampling({k: PAGE[k] for k in list(PAGE)[2:-1]}, 16, "diffusion", 1000)
+    sampling = checked_sampling({k: PAGE[k] for k in list(PAGE)[2:-2]}, 16, "diffusion", 1000)
     direct = generate(
         checkpoint.sampling_model,
         checkpoint.tokenizer,
@@ -268,6 +278,13 @@ def test_the_endpoint_through_gradio_client_gives_the_direct_pixels(server, chec
         client.predict(*{**PAGE, "per_class": 7}.values(), api_name="/generate")
     with pytest.raises(AppError, match=r"no class is picked"):
         client.predict(*{**PAGE, "classes": []}.values(), api_name="/generate")
+
+
+def test_the_preset_control_sets_the_head_controls_and_the_fields_the_page_has_no_control_for():
+    assert preset_head_controls("fast") == ("ddpm", PRESETS["fast"]["diffusion_steps"])
+    assert preset_head_controls("exact") == ("ddpm", 100)
+    assert preset_backbone_fields("fast") == {k: PRESETS["fast"][k] for k in ("cfg_refresh", "token_cache")}
+    assert preset_backbone_fields("exact") == {"cfg_refresh": 1, "token_cache": 0}
 
 
 def test_the_page_shows_the_runs_quality_figures_from_any_of_its_paths(trained_run):

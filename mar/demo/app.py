@@ -5,6 +5,7 @@ import gradio as gr
 import torch
 
 from diffloss.samplers import FIRST_SOLVER_TIMESTEP
+from mar.cli.common import preset_text
 from mar.demo.generation import MAX_FRAMES, generate
 from mar.demo.quality_note import quality_note
 from mar.demo.settings import (
@@ -14,8 +15,11 @@ from mar.demo.settings import (
     checked_sampling,
     checked_seed,
     default_sampling,
+    preset_backbone_fields,
+    preset_head_controls,
     sampling_choices,
 )
+from mar.sampling.config import PRESETS
 from mar.train.checkpoint import Checkpoint
 
 # System fonts: the default theme fetches its font from Google, which an offline machine cannot reach.
@@ -53,7 +57,7 @@ def build_app(
         else "the categorical head draws from a softmax: no sampler and no head steps"
     )
 
-    def run(chosen, per_class, num_iter, head_sampler, diffusion_steps, temperature, cfg, cfg_schedule, seed):
+    def run(chosen, per_class, num_iter, head_sampler, diffusion_steps, temperature, cfg, cfg_schedule, preset, seed):
         try:
             class_ids = checked_classes(chosen, names)
             per_class = checked_count(len(class_ids), per_class, max_images)
@@ -66,6 +70,7 @@ def build_app(
                     temperature=temperature,
                     cfg=cfg,
                     cfg_schedule=cfg_schedule,
+                    **preset_backbone_fields(preset),
                 ),
                 config.seq_len,
                 config.head_kind,
@@ -87,7 +92,8 @@ def build_app(
                 if diffusion
                 else "categorical head, "
             )
-            + f"cfg {sampling.cfg:g} ({sampling.cfg_schedule}), temperature {sampling.temperature:g}, seed {seed}"
+            + f"cfg {sampling.cfg:g} ({sampling.cfg_schedule}), temperature {sampling.temperature:g}, "
+            + f"{preset} preset, seed {seed}"
         )
         return result.grid, status, result.frames
 
@@ -166,6 +172,13 @@ def build_app(
                         info="linear rises from 1 to the scale as tokens are drawn",
                         elem_id="cfg-schedule",
                     ),
+                    gr.Radio(
+                        list(PRESETS),
+                        value="exact",
+                        label="preset (--fast)",
+                        info=f"fast: {preset_text('fast')}; picking one sets the head controls above",
+                        elem_id="preset",
+                    ),
                     gr.Number(0, precision=0, minimum=0, maximum=2**31 - 1, label="seed (--seed)", elem_id="seed"),
                 ]
                 button = gr.Button("Generate", variant="primary", elem_id="generate")
@@ -176,6 +189,7 @@ def build_app(
                 frames = gr.Gallery(
                     label="unmasking, step by step", columns=4, object_fit="contain", format="png", elem_id="frames"
                 )
+        controls[-2].change(preset_head_controls, inputs=controls[-2], outputs=controls[3:5], api_name=False)
         button.click(run, inputs=controls, outputs=[grid, status, frames], api_name="generate")
     return app
 

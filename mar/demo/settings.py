@@ -11,6 +11,7 @@ import io
 
 from mar.cli.common import add_sampling_arguments
 from mar.cli.options import SEED, check_sampling, integer
+from mar.sampling.config import PRESETS, SamplingConfig
 
 
 class SettingsError(ValueError):
@@ -71,6 +72,19 @@ def checked_sampling(values: dict, seq_len: int, head: str, num_train_timesteps:
     except SystemExit:
         raise SettingsError(message.getvalue().strip().removeprefix("error: ")) from None
     return arguments
+
+
+def preset_backbone_fields(name: str) -> dict:
+    """The fields of the preset ``name`` that the page has no control for (guidance refresh, token cache), with the
+    command line's defaults where the preset leaves them."""
+    default = SamplingConfig()
+    return {field: PRESETS[name].get(field, getattr(default, field)) for field in ("cfg_refresh", "token_cache")}
+
+
+def preset_head_controls(name: str) -> tuple[str, int]:
+    """The head sampler and steps the page shows for the preset ``name``."""
+    chosen = SamplingConfig().with_preset(name)
+    return chosen.head_sampler, chosen.diffusion_steps
 
 
 def checked_classes(chosen: list[str] | None, names: list[str]) -> list[int]:

@@ -56,20 +56,23 @@ def block_with_cache(
     values: torch.Tensor,
     attend: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """x (b, s, d), the rows ``rows`` (b, s) long of a longer sequence whose keys and values (b, h, r, e) are kept
+    """x (b, s, d), the rows ``rows`` (b, s) long of a longer sequence whose keys and values (b, r, h·e) are kept
     -> block(x) (b, s, d), its queries attending to every kept row (or to those where ``attend`` (b, r) is True).
 
-    The rows' own keys and values are written into ``keys`` and ``values`` first (in place), so the cache holds the
-    newest of each row. With every row of the sequence given, this is ``block`` itself up to float rounding.
+    The rows' own keys and values are written into ``keys`` and ``values`` first (in place, whole rows by flat
+    index), so the cache holds the newest of each row. With every row of the sequence given, this is ``block``
+    itself up to float rounding.
     """
     b, s, _ = x.shape
     attn = block.attn
+    heads, width, kept = attn.num_heads, attn.head_dim, keys.shape[1]
     normed = block.norm1(x)
-    q, k, v = attn.qkv(normed).reshape(b, s, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4)
-    q, k = attn.q_norm(q), attn.k_norm(k)  # (b, h, s, e) each
-    at = rows[:, None, :, None].expand_as(k)
-    keys.scatter_(2, at, k.to(keys.dtype))
-    values.scatter_(2, at, v.to(values.dtype))
+    q, k, v = attn.qkv(normed).reshape(b, s, 3, heads, width).unbind(2)  # (b, s, h, e) each
+    q, k = attn.q_norm(q), attn.k_norm(k)
+    at = (rows + kept * torch.arange(b, device=rows.device)[:, None]).flatten()  # (b·s,) rows of the flat cache
+    keys.view(b * kept, -1).index_copy_(0, at, k.reshape(b * s, -1).to(keys.dtype))
+    values.view(b * kept, -1).index_copy_(0, at, v.reshape(b * s, -1).to(values.dtype))
+    keys, values = (kv.view(b, kept, heads, width).transpose(1, 2).to(q.dtype) for kv in (keys, values))
     mask = None if attend is None else attend[:, None, None, :]  # (b, 1, 1, r)
-    out = F.scaled_dot_product_attention(q, keys.to(q.dtype), values.to(q.dtype), attn_mask=mask)  # (b, h, s, e)
+    out = F.scaled_dot_product_attention(q.transpose(1, 2), keys, values, attn_mask=mask)  # (b, h, s, e)
     return after_attention(block, out, x, normed)

@@ -11,7 +11,7 @@ REUSE = ("first-step", "halves")  # exact savings (mar/sampling/guidance.py); "a
 
 PRESETS = {  # by name: the fields a preset sets (docs/sampling.md); "exact" is the defaults, the paper's DDPM-100
     "exact": {},
-    "fast": {"head_sampler": "dpm++", "diffusion_steps": 5, "cfg_refresh": 16, "token_cache": 4},
+    "fast": {"diffusion_steps": 10, "cfg_refresh": 16, "token_cache": 16},  # ddpm with 10 head steps
 }
 
 

@@ -27,7 +27,7 @@ from mar.model.rows import gather_rows, positions_of
 class TokenCache:
     def __init__(self, backbone: MARBackbone, refresh: int):
         self.backbone, self.refresh = backbone, refresh
-        self.encoder_kv: list[tuple[torch.Tensor, torch.Tensor]] = []  # per block: 2 x (b, h, r, e)
+        self.encoder_kv: list[tuple[torch.Tensor, torch.Tensor]] = []  # per block: 2 x (b, r, h·e)
         self.decoder_kv: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.seen = None  # (b, r) bool: the encoder rows whose keys are kept (buffer and visible tokens)
         self.visible_count = 0
@@ -49,10 +49,9 @@ class TokenCache:
         self.seen = self.seen[:batch]
 
     def empty_kv(self, batch: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Zero keys and values for one block, 2 x (b, h, r, e)."""
-        attn = self.backbone.encoder_blocks[0].attn
+        """Zero keys and values for one block, 2 x (b, r, h·e): a row per position, written whole."""
         rows = self.backbone.config.buffer_size + self.backbone.config.seq_len
-        shape = (batch, attn.num_heads, rows, attn.head_dim)
+        shape = (batch, rows, self.backbone.config.width)
         return like.new_zeros(shape), like.new_zeros(shape)
 
     def full(self, tokens, labels, visible, wanted) -> torch.Tensor:

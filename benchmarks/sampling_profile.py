@@ -1,0 +1,79 @@
+"""Where a draw's time goes: the backbone (every call that computes z) against the head (every token draw), per
+sampler setting, one untimed warm-up draw then one timed draw each, at the command line's guidance defaults.
+
+Examples:
+    python benchmarks/sampling_profile.py --checkpoint runs/default
+    python benchmarks/sampling_profile.py --checkpoint runs/default --settings ddpm:100,reuse=none ddpm:10@16,cache=16
+"""
+
+import time
+
+import torch
+from speed import GUIDANCE, setting
+
+from mar import sample_latents
+from mar.cli.options import POSITIVE, Parser, text
+from mar.sampling import guidance
+from mar.train.checkpoint import load_checkpoint
+
+
+def build_parser() -> Parser:
+    parser = Parser(description=__doc__)
+    parser.add_argument("--checkpoint", type=text, default="runs/default", help="a run folder or checkpoint")
+    parser.add_argument(
+        "--settings",
+        type=setting,
+        nargs="+",
+        default=[setting(s) for s in ("ddpm:100,reuse=none", "ddpm:10@16", "ddpm:10@16,cache=16")],
+        help="sampler settings as benchmarks/speed.py writes them",
+    )
+    parser.add_argument("--samples", type=POSITIVE, default=250, help="images per draw (one batch)")
+    return parser
+
+
+class Stopwatch:
+    """Seconds spent in the wrapped calls, by name."""
+
+    def __init__(self):
+        self.seconds = {"backbone": 0.0, "head": 0.0}
+
+    def wrap(self, name: str, call):
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return call(*args, **kwargs)
+            finally:
+                self.seconds[name] += time.perf_counter() - started
+
+        return timed
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
+    model = load_checkpoint(args.checkpoint, "cpu").sampling_model
+    labels = torch.arange(args.samples) % model.config.num_classes
+    print(f"{args.checkpoint}, {args.samples} images, {torch.get_num_threads()} threads, fp32, {GUIDANCE['cli']}")
+    real = guidance.Conditions.run, guidance.Conditions.class_only, model.head.sample
+    for chosen in args.settings:
+        sampling = {k: v for k, v in chosen.items() if k != "name"} | GUIDANCE["cli"]
+        sample_latents(model, labels, generator=torch.Generator().manual_seed(0), **sampling)  # warm-up
+        watch = Stopwatch()
+        guidance.Conditions.run = watch.wrap("backbone", real[0])
+        guidance.Conditions.class_only = watch.wrap("backbone", real[1])
+        model.head.sample = watch.wrap("head", real[2])
+        try:
+            started = time.perf_counter()
+            sample_latents(model, labels, generator=torch.Generator().manual_seed(0), **sampling)
+            total = time.perf_counter() - started
+        finally:
+            guidance.Conditions.run, guidance.Conditions.class_only = real[:2]
+            del model.head.sample
+        backbone, head = watch.seconds["backbone"], watch.seconds["head"]
+        print(
+            f"  {chosen['name']:24s} {total:6.2f} s: backbone {backbone:5.2f} s ({backbone / total:4.0%}), "
+            f"head {head:5.2f} s ({head / total:4.0%}), rest {total - backbone - head:5.2f} s"
+        )
+
+
+if __name__ == "__main__":
+    main()
