@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,8 @@ import torch
 from PIL import Image
 
 from mar.cli import sample_at_scale
-from mar.eval.sample_set import SamplePlan
+from mar.eval.sample_set import SamplePlan, sample_set_record
+from mar.sampling.config import SamplingConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = [
@@ -113,3 +115,14 @@ def test_a_folder_of_another_set_is_refused_unchanged(trained_run, tmp_path, cap
         sample_at_scale.main(["--checkpoint", str(trained_run), "--out", str(tmp_path / "odd"), "--num-images", "25"])
     assert "not a multiple of the checkpoint's 10 classes; use 20 or 30" in capsys.readouterr().err
     assert not (tmp_path / "odd").exists()
+
+
+def test_a_set_record_leaves_out_the_exact_options_so_older_sets_resume():
+    plan = SamplePlan(num_images=20, num_classes=10, chunk_size=4, seed=0)
+    old = asdict(SamplingConfig())
+    for key in ("cfg_refresh", "token_cache", "reuse"):
+        old.pop(key)
+    now = sample_set_record(plan, "ckpt", asdict(SamplingConfig(reuse="none")), ema=True)
+    assert now == sample_set_record(plan, "ckpt", old, ema=True)
+    cached = sample_set_record(plan, "ckpt", asdict(SamplingConfig(token_cache=4)), ema=True)
+    assert cached["token_cache"] == 4 and cached != now

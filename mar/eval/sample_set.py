@@ -90,12 +90,20 @@ def write_manifest(folder: Path, record: dict) -> None:
     tmp.replace(folder / MANIFEST)
 
 
+SETTLED_DEFAULTS = {"cfg_refresh": 1, "token_cache": 0}  # options added later, left out of a record at these values
+
+
 def sample_set_record(plan: SamplePlan, checkpoint: str, sampling: dict, ema: bool) -> dict:
     """What makes a sample set: a folder holding one made otherwise is refused rather than mixed.
 
-    Exact guidance (``cfg_refresh`` 1) is left out, so sets drawn before that option existed still resume."""
-    if sampling.get("cfg_refresh") == 1:
-        sampling = {key: value for key, value in sampling.items() if key != "cfg_refresh"}
+    Options added after sets were first drawn are left out at their exact defaults (``SETTLED_DEFAULTS``), and the
+    exact savings (``reuse``) always, as they do not change the samples: sets drawn before those options existed
+    still resume."""
+    sampling = {
+        key: value
+        for key, value in sampling.items()
+        if key != "reuse" and not (key in SETTLED_DEFAULTS and value == SETTLED_DEFAULTS[key])
+    }
     return {**asdict(plan), "checkpoint": str(checkpoint), "ema": ema, **sampling}
 
 
