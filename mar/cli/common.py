@@ -147,10 +147,9 @@ class PresetAction(argparse.Action):
         self.preset = preset
 
     def __call__(self, parser, namespace, values, option_string=None):
-        default = SamplingConfig()
-        for field, value in PRESETS[self.preset].items():
-            if getattr(namespace, field) == getattr(default, field):
-                setattr(namespace, field, value)
+        chosen = SamplingConfig.from_namespace(namespace).with_preset(self.preset)
+        for field in PRESETS[self.preset]:
+            setattr(namespace, field, getattr(chosen, field))
         setattr(namespace, self.dest, self.preset)
 
 

@@ -11,7 +11,7 @@ import io
 
 from mar.cli.common import add_sampling_arguments
 from mar.cli.options import SEED, check_sampling, integer
-from mar.sampling.config import PRESETS, SamplingConfig
+from mar.sampling.config import SamplingConfig
 
 
 class SettingsError(ValueError):
@@ -77,8 +77,8 @@ def checked_sampling(values: dict, seq_len: int, head: str, num_train_timesteps:
 def preset_backbone_fields(name: str) -> dict:
     """The fields of the preset ``name`` that the page has no control for (guidance refresh, token cache), with the
     command line's defaults where the preset leaves them."""
-    default = SamplingConfig()
-    return {field: PRESETS[name].get(field, getattr(default, field)) for field in ("cfg_refresh", "token_cache")}
+    chosen = SamplingConfig().with_preset(name)
+    return {field: getattr(chosen, field) for field in ("cfg_refresh", "token_cache")}
 
 
 def preset_head_controls(name: str) -> tuple[str, int]:

@@ -99,8 +99,13 @@ class MARBackbone(ClassConditioned):
         x = self.decoder_input(x, visible)  # (b, n + l, d)
         if wanted is None:
             return self.decoder_norm(self.run_blocks(self.decoder_blocks, x))[:, n:] + self.head_pos  # (b, l, d)
-        x = block_at_rows(self.decoder_blocks[-1], self.run_blocks(self.decoder_blocks[:-1], x), wanted + n)
-        return self.decoder_norm(x) + gather_rows(self.head_pos.expand(x.shape[0], -1, -1), wanted)  # (b, m, d)
+        return self.z_at(
+            block_at_rows(self.decoder_blocks[-1], self.run_blocks(self.decoder_blocks[:-1], x), wanted + n), wanted
+        )
+
+    def z_at(self, rows: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """The decoder's last rows (b, m, d) at ``positions`` (b, m) -> their z (b, m, d)."""
+        return self.decoder_norm(rows) + gather_rows(self.head_pos.expand(rows.shape[0], -1, -1), positions)
 
     def forward(
         self, tokens: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor, wanted: torch.Tensor | None = None

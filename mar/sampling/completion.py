@@ -11,19 +11,18 @@ def starting_tokens(
     device,
     known_tokens: torch.Tensor | None = None,
     known: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """tokens (b, l, c), zero where not yet drawn; mask (b, l), True where still to draw; and that count per row.
+) -> tuple[torch.Tensor, int]:
+    """tokens (b, l, c), zero where not yet drawn, and the count of tokens still to draw in every row.
 
     ``known`` (b, l) bool keeps ``known_tokens`` (b, l, c) there; every row must leave the same number to draw.
     """
     tokens = torch.zeros(batch, seq_len, token_dim, device=device)
-    mask = torch.ones(batch, seq_len, dtype=torch.bool, device=device)
     if known is None:
-        return tokens, mask, seq_len
+        return tokens, seq_len
     to_complete = (~known).sum(dim=1)  # (b,)
     if not torch.all(to_complete == to_complete[0]):
         raise ValueError(
             f"every row must leave the same number of tokens to draw; unknown counts are {to_complete.tolist()}"
         )
     tokens = torch.where(known[..., None], known_tokens.to(tokens.dtype), tokens)
-    return tokens, ~known, int(to_complete[0])
+    return tokens, int(to_complete[0])

@@ -16,7 +16,7 @@ Axis letters: b = batch, l = positions, v = visible, m = masked, n = drawn at th
 import torch
 
 from mar.model.backbone import MARBackbone
-from mar.model.rows import gather_rows, scatter_rows
+from mar.model.rows import ascending, gather_rows, scatter_rows
 from mar.sampling.token_cache import TokenCache
 
 
@@ -41,8 +41,8 @@ class Conditions:
         self.difference = None  # (b, l, d): z - z_uncond where both halves last ran
 
     def __call__(self, step: int, tokens: torch.Tensor, visible: torch.Tensor, to_draw: torch.Tensor, masked):
-        """tokens (b, l, c) and positions (each ascending): visible (b, v), to_draw (b, n), still masked (b, m) ->
-        z (b·n, d) at ``to_draw``, and its unconditional z (b·n, d), or None when unguided."""
+        """tokens (b, l, c) and positions: visible (b, v) and to_draw (b, n) ascending, still masked (b, m) in any
+        order -> z (b·n, d) at ``to_draw``, and its unconditional z (b·n, d), or None when unguided."""
         if step == 1 and self.by_class is not None:
             return self.class_only(tokens, to_draw)
         if self.guided and (step - 1) % self.refresh == 0:
@@ -73,7 +73,7 @@ class Conditions:
 
     def both_halves(self, step: int, tokens, visible: torch.Tensor, to_draw: torch.Tensor, masked: torch.Tensor):
         """Both halves in one backbone pass; under refresh at every masked position, to keep their difference."""
-        wanted = masked if self.refresh > 1 else to_draw  # (b, m): the positions computed
+        wanted = ascending(masked) if self.refresh > 1 else to_draw  # (b, m): the positions computed
         labels = torch.cat([self.labels, self.null])
         if not self.share_halves:
             tokens, visible, wanted = tokens.repeat(2, 1, 1), visible.repeat(2, 1), wanted.repeat(2, 1)

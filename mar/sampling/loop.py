@@ -75,9 +75,9 @@ def sample_masked(
     The checks and counts come first (they read tensors on the host); ``draw_steps`` then runs with no host
     synchronisation."""
     config = model.config
-    tokens, mask, count = starting_tokens(
+    tokens, count = starting_tokens(
         labels.shape[0], config.seq_len, config.token_dim, labels.device, known_tokens, known
-    )  # (b, l, c), (b, l), the tokens to draw per row
+    )  # (b, l, c), the tokens to draw per row
     by_class = None
     if "first-step" in sampling.reused() and count == config.seq_len:
         classes, inverse = torch.unique(labels, return_inverse=True)
@@ -117,7 +117,7 @@ def draw_steps(
     for step, (remaining, steps) in enumerate(zip(schedule, head_steps), start=1):
         visible = ascending(orders[:, masked:])  # (b, v)
         to_draw = ascending(orders[:, remaining:masked])  # (b, n): the same count in every row
-        z, z_uncond = conditions(step, tokens, visible, to_draw, ascending(orders[:, :masked]))  # (b·n, d) each
+        z, z_uncond = conditions(step, tokens, visible, to_draw, orders[:, :masked])  # (b·n, d) each
         drawn = head.sample(
             z,
             temperature=sampling.temperature,

@@ -71,7 +71,8 @@ class TokenCache:
         self.decoder_kv = [self.empty_kv(batch, x) for _ in backbone.decoder_blocks]
         for block, (keys, values) in zip(backbone.decoder_blocks, self.decoder_kv):
             x = block_with_cache(block, x, every_row, keys, values)
-        return self.z_at(x[:, n:], wanted.repeat(halves, 1))
+        wanted = wanted.repeat(halves, 1)
+        return backbone.z_at(gather_rows(x[:, n:], wanted), wanted)
 
     def local(self, tokens, labels, visible, wanted) -> torch.Tensor:
         """The buffer, the newly visible tokens and the wanted positions only, against the kept rows."""
@@ -92,16 +93,7 @@ class TokenCache:
         x = x + gather_rows(backbone.decoder_pos.expand(batch, -1, -1), decoder_rows)
         for block, (keys, values) in zip(backbone.decoder_blocks, self.decoder_kv):
             x = block_with_cache(block, x, decoder_rows, keys, values)
-        return backbone.decoder_norm(x[:, -wanted.shape[1] :]) + gather_rows(
-            backbone.head_pos.expand(batch, -1, -1), wanted
-        )
-
-    def z_at(self, x: torch.Tensor, wanted: torch.Tensor) -> torch.Tensor:
-        """The decoder's rows at the positions (b, l, d) -> z at ``wanted`` (b, m, d)."""
-        backbone = self.backbone
-        return backbone.decoder_norm(gather_rows(x, wanted)) + gather_rows(
-            backbone.head_pos.expand(x.shape[0], -1, -1), wanted
-        )
+        return backbone.z_at(x[:, -wanted.shape[1] :], wanted)
 
     def buffer_and(self, rows: torch.Tensor) -> torch.Tensor:
         """The buffer's rows, then ``rows`` (b, p) -> (b, n + p)."""
