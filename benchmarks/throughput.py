@@ -1,12 +1,15 @@
 """Training and sampling throughput of a named MAR size, and the share of time in the backbone vs the head.
 
-Several --patch-size or --head-depth values build one model each; their training steps and sampling draws are
-timed in alternating rounds in one run, and each rate is printed with its ratio to the first variant's.
+Several --patch-size, --head-depth, --attention or --order values build one model each; their training steps and
+sampling draws are timed in alternating rounds in one run, and each rate is printed with its ratio to the first
+variant's. A causal model trains teacher-forced on every token and samples one token per step with its key/value
+cache (K does not apply to it); its backbone share counts the cache's start and steps.
 
 Examples:
     python benchmarks/throughput.py                                   # mar-tiny, embedded-default geometry, CPU
     python benchmarks/throughput.py --model mar-micro --batch-size 32 --head-depth 3 2 --rounds 4
     python benchmarks/throughput.py --model mar-base --data imagenet256 --device cuda --batch-size 64 --amp bf16
+    python benchmarks/throughput.py --model mar-micro --attention bidirectional causal --order random raster
 """
 
 import contextlib
@@ -18,6 +21,8 @@ from shared import GEOMETRIES, Timer
 from mar import NAMED_SIZES, MARGenerator, named_config, sample_latents
 from mar.cli.common import pick_device
 from mar.cli.options import NON_NEGATIVE, POSITIVE, POSITIVE_NUMBER, Parser, number, text
+from mar.model.config import ATTENTIONS, ORDERS
+from mar.model.masking import orders_for
 from mar.model.tokens import patchify
 from mar.precision import autocast, resolve_precision
 
@@ -49,16 +54,27 @@ class TrainingBench:
             if not timed:
                 continue
             self.timed_steps += 1
-            # The two parts alone, forward and backward, on the same masked batch.
+            # The two parts alone, forward and backward, on the same batch: the masked tokens, or every token of a
+            # causal model.
             tokens = patchify(self.latents, model.config.patch_size)
-            mask = model.training_mask(self.batch_size, device, self.generator).bool()
             with self.backbone(), autocast(device, precision):
-                z = model.backbone(tokens, self.labels, mask)
-                z[mask].float().square().mean().backward()
-            z_masked = z[mask].detach().requires_grad_()
+                z, trained = self.backbone_z(tokens)
+                z[trained].float().square().mean().backward()
+            z_trained = z[trained].detach().requires_grad_()
             with self.head(), autocast(device, precision):
-                model.head.loss(z_masked, tokens[mask], generator=self.generator).backward()
+                model.head.loss(z_trained, tokens[trained], generator=self.generator).backward()
             model.zero_grad(set_to_none=True)
+
+    def backbone_z(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """z (b, l, d) at every position and the positions the loss covers (b, l) bool, as the model's loss takes them."""
+        model, b = self.model, tokens.shape[0]
+        config = model.config
+        if config.attention == "causal":
+            orders = orders_for(config.order, b, config.seq_len, self.generator, tokens.device)
+            z = model.backbone(tokens, self.labels, orders)
+            return z, torch.ones(z.shape[:2], dtype=torch.bool, device=z.device)
+        mask = model.training_mask(b, tokens.device, self.generator).bool()
+        return model.backbone(tokens, self.labels, mask), mask
 
     def results(self) -> dict:
         parts = self.backbone.seconds + self.head.seconds
@@ -95,18 +111,20 @@ class SamplingBench:
         kwargs = dict(
             num_iter=args.num_iter, diffusion_steps=args.diffusion_steps, cfg=args.cfg, generator=self.generator
         )
-        forward, sample = model.backbone.at_positions, model.head.sample
+        # The backbone's sampling entry points: the cache's start and steps for a causal model.
+        entries = ["start", "step"] if model.config.attention == "causal" else ["at_positions"]
         if timed:
-            model.backbone.at_positions, model.head.sample = (
-                timed_call(self.backbone, forward),
-                timed_call(self.head, sample),
-            )
+            for name in entries:
+                setattr(model.backbone, name, timed_call(self.backbone, getattr(model.backbone, name)))
+            model.head.sample = timed_call(self.head, model.head.sample)
         try:
             with self.total() if timed else contextlib.nullcontext(), autocast(self.device, args.precision):
                 sample_latents(model, self.labels, **kwargs)
         finally:
             if timed:
-                del model.backbone.at_positions, model.head.sample
+                for name in entries:
+                    delattr(model.backbone, name)
+                del model.head.sample
         self.draws += timed
 
     def results(self) -> dict:
@@ -117,8 +135,9 @@ class SamplingBench:
         }
 
 
-def variant_name(patch: int, depth: int | None) -> str:
-    return f"patch {patch}" + ("" if depth is None else f", head depth {depth}")
+def variant_name(patch: int, depth: int | None, attention: str, order: str) -> str:
+    name = f"patch {patch}" + ("" if depth is None else f", head depth {depth}")
+    return name + ("" if attention == "bidirectional" else f", causal, {order} order")
 
 
 def print_results(results: dict[str, dict], rate: str) -> None:
@@ -150,6 +169,20 @@ def main(argv=None) -> None:
         nargs="+",
         default=None,
         help="diffusion head blocks; several are timed in alternation (default: the model's)",
+    )
+    parser.add_argument(
+        "--attention",
+        nargs="+",
+        default=["bidirectional"],
+        choices=ATTENTIONS,
+        help="bidirectional (MAR) or causal (the paper's Table 1 AR rows); several are timed in alternation",
+    )
+    parser.add_argument(
+        "--order",
+        nargs="+",
+        default=["random"],
+        choices=ORDERS,
+        help="a causal model's generation order; raster applies to causal models only",
     )
     parser.add_argument(
         "--mask-ratio-min",
@@ -196,8 +229,12 @@ def main(argv=None) -> None:
                 f"--num-iter {args.num_iter} must lie in [1, {(side // patch) ** 2}], the tokens per image at patch {patch}"
             )
     depths = args.head_depth or [None]
+    # The bidirectional model draws in a random order only, so raster pairs with causal attention alone.
+    kinds = [(a, o) for a in args.attention for o in args.order if a == "causal" or o == "random"]
+    if not kinds:
+        parser.error("--order raster applies to causal models only; add --attention causal or --order random")
     models = {}
-    for patch, depth in itertools.product(patches, depths):
+    for patch, depth, (attention, order) in itertools.product(patches, depths, kinds):
         given = {"mask_ratio_min": args.mask_ratio_min, "mask_ratio_std": args.mask_ratio_std}
         config = named_config(
             args.model,
@@ -205,10 +242,12 @@ def main(argv=None) -> None:
             latent_channels=channels,
             latent_size=side,
             patch_size=patch,
+            attention=attention,
+            order=order,
             **{name: value for name, value in given.items() if value is not None},
         ).with_head(**({} if depth is None else {"depth": depth}))
         torch.manual_seed(0)
-        models[variant_name(patch, depth)] = MARGenerator(config).to(device)
+        models[variant_name(patch, depth, attention, order)] = MARGenerator(config).to(device)
     for name, model in models.items():
         params = sum(p.numel() for p in model.parameters()) / 1e6
         print(

@@ -276,3 +276,26 @@ def test_table1_rows_train_causal_models_and_reuse_mars_runs_for_one_token_per_s
     assert compared == {("kl-diffusion", "ar-raster-kl-diffusion"), ("kl-diffusion", "one-per-step-kl-diffusion")}
     table = (tmp_path / "table.md").read_text()
     assert "paper FID" in table and "| one-per-step-kl-diffusion | 1.0 |" in table
+
+
+@pytest.mark.slow
+def test_a_budget_of_shared_tokenizers_trains_one_per_kind_for_every_seed(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    monkeypatch.setitem(compare.BUDGETS, "tiny", replace(compare.BUDGETS["tiny"], tokenizer_per_seed=False))
+    results = compare.main(
+        ["--budget", "tiny", "--variants", "kl-diffusion", "--output", str(tmp_path)]
+        + ["--cache-dir", str(tmp_path / "cache"), "--no-progress"]
+    )
+    assert [p.name for p in (tmp_path / "tokenizers" / "kl").iterdir()] == ["seed-0"]
+    assert [p.name for p in (tmp_path / "latents").iterdir()] == ["kl-seed-0"]
+    runs = [json.loads((tmp_path / "runs" / "kl-diffusion" / f"seed-{s}" / "compare.json").read_text()) for s in (0, 1)]
+    assert [r["seed"] for r in runs] == [0, 1] and all(r["budget"]["tokenizer_per_seed"] is False for r in runs)
+    psnr = {r["seed"]: r["psnr"] for r in results["seed_rows"][1:]}
+    assert len(psnr) == 2 and psnr[0] == psnr[1]
+
+
+def test_runs_of_per_seed_budgets_record_the_budget_as_before():
+    args = compare.parse_args(["--budget", "tiny"])
+    settings = compare.run_settings(args, compare.BUDGETS["tiny"], compare.BY_NAME["kl-diffusion"], 0, {}, 1)
+    assert "tokenizer_per_seed" not in settings["budget"]

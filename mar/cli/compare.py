@@ -6,8 +6,9 @@ Variants, each trained by train.py with the same backbone, steps, batch and samp
     fsq-ce         categorical head, cross-entropy on FSQ indices
     vq-diffusion   diffusion head on VQ code vectors (the paper's third variant; not run unless named)
 Each variant first gets its own learning rate and warmup: the same small grid of short runs for every variant,
-ranked by the variant's own loss on held-out images. Then every seed trains its own tokenizer and generator and
-draws the same number of images per class, unguided and guided. Samples are scored in the feature space of a
+ranked by the variant's own loss on held-out images. Then every seed trains its own tokenizer (the table1 budget:
+one per kind, shared by every seed) and generator and draws the same number of images per class, unguided and
+guided. --variants table1 runs the paper's Table 1 rows instead (causal and raster autoregression beside MAR). Samples are scored in the feature space of a
 small classifier trained once per dataset (FID, class accuracy, k-NN precision / recall), tokenizers by PSNR,
 rFID and codebook usage; the table gives means with 95% intervals over the seeds, and one line per claim says
 whether the diffusion head on KL is ahead by more than the intervals. The diffusion head on KL (first seed) is
@@ -19,6 +20,7 @@ so a re-run only scores.
 Examples:
     mar compare                       # the default budget on the embedded glyph set, 3 seeds
     mar compare --budget tiny         # a smoke run of a few minutes, 2 seeds
+    mar compare --variants table1 --budget table1 --tokenizer-pixel-loss mse --kl-initial-logvar -8
     mar compare --budget gpu --device cuda --output runs/compare-gpu
     mar compare --data-path /data/flowers/train --image-size 64 --budget gpu --device cuda
     mar compare --inception-weights weights-inception-2015-12-05-6726825d.pth --inception-reference ref.npz
@@ -73,6 +75,7 @@ class Budget:
     cfg: float = (
         4.0  # the guided setting (constant schedule, as train.py and sample.py sample; their default scale is 2)
     )
+    tokenizer_per_seed: bool = True  # each seed trains its own tokenizers, or every seed uses the first seed's
 
 
 BUDGETS = {
@@ -153,6 +156,29 @@ BUDGETS = {
         warmup_fractions=(0.0, 0.15),
         sweep_epochs=20,
         model="mar-base",
+    ),
+    # The paper's Table 1 in about 90 minutes on 2 cores (AVX2, fp32): six trained variants x 3 seeds. One tokenizer
+    # per kind serves every seed (the rows differ in the generator only), 5 epochs per run (780 steps), a two-point
+    # rate sweep, and K = 4 for MAR's default row (4 tokens per step of 16, the paper's 256 / 64).
+    "table1": Budget(
+        num_images=10_000,
+        reference_images=1000,
+        classifier_steps=600,
+        tokenizer_steps=1000,
+        epochs=5,
+        batch_size=64,
+        per_class=100,
+        num_iter=4,
+        diffusion_steps=50,
+        temperatures=(0.6, 0.8, 1.0, 1.2),
+        num_iters=(1, 2, 4, 8, 16),
+        sweep_per_class=40,
+        seeds=3,
+        lr_factors=(0.5, 1.0),
+        warmup_fractions=(0.15,),
+        sweep_epochs=2,
+        model="mar-micro",
+        tokenizer_per_seed=False,
     ),
 }
 # mar train-tokenizer's own defaults, and so the recipe of tokenizers recorded before these options existed
@@ -303,9 +329,16 @@ def tokenizer_recipe(args, kind: str) -> dict:
     )
 
 
+def tokenizer_seed(args, budget: Budget, seed: int) -> int:
+    """The seed whose tokenizers a run of ``seed`` uses: its own, or the first seed's where the budget shares them."""
+    return seed if budget.tokenizer_per_seed else args.seeds[0]
+
+
 def tokenizer_folder(args, budget: Budget, kind: str, seed: int, output: Path) -> Path:
-    """``output/tokenizers/<kind>/seed-<seed>``, trained by mar train-tokenizer unless it holds one of this budget and
-    tokenizer recipe already (one recorded before the recipe options existed is of the defaults: l1, logvar 0)."""
+    """``output/tokenizers/<kind>/seed-<s>`` (s: ``tokenizer_seed``), trained by mar train-tokenizer unless it holds
+    one of this budget and tokenizer recipe already (one recorded before the recipe options existed is of the
+    defaults: l1, logvar 0)."""
+    seed = tokenizer_seed(args, budget, seed)
     folder = output / "tokenizers" / kind / f"seed-{seed}"
     metrics = folder / "metrics.json"
     recipe = tokenizer_recipe(args, kind)
@@ -346,8 +379,11 @@ def tokenizer_folder(args, budget: Budget, kind: str, seed: int, output: Path) -
 def run_settings(args, budget: Budget, variant: Variant, seed: int, recipe: dict, epochs: int) -> dict:
     """What a run folder's compare.json records of its training, as JSON reads it back (tuples as lists)."""
     kind = variant.kind
+    budget_record = asdict(budget)
+    if budget.tokenizer_per_seed:  # the default, left out so that run folders of earlier versions stay valid
+        del budget_record["tokenizer_per_seed"]
     settings = {
-        "budget": asdict(budget),
+        "budget": budget_record,
         "kind": kind,
         "head": variant.head,
         "patch_size": args.patch_size,
@@ -422,9 +458,9 @@ def train_variant(
         data_arguments(args)
         + [
             "--tokenizer",
-            str(output / "tokenizers" / kind / f"seed-{seed}"),
+            str(output / "tokenizers" / kind / f"seed-{tokenizer_seed(args, budget, seed)}"),
             "--latent-cache",
-            str(output / "latents" / f"{kind}-seed-{seed}"),
+            str(output / "latents" / f"{kind}-seed-{tokenizer_seed(args, budget, seed)}"),
             "--head",
             head,
             "--attention",
@@ -586,7 +622,7 @@ def main(argv=None) -> dict:
     labels = torch.arange(len(classes), device=device).repeat_interleave(budget.per_class)
     sampling = dict(num_iter=budget.num_iter, diffusion_steps=budget.diffusion_steps, cfg_schedule="constant")
     panels, sweeps, recipe_sweeps = {}, {}, {}
-    tokenizer_scores = {}  # (kind, seed) -> metrics: Table 1's rows share each seed's tokenizers
+    tokenizer_scores = {}  # (kind, tokenizer seed) -> metrics: Table 1's rows share each seed's tokenizers
     for variant in [BY_NAME[name] for name in args.variants]:
         name, kind, head, trained = variant.name, variant.kind, variant.head, BY_NAME[variant.run_name]
         if trained.name not in recipe_sweeps:
@@ -595,11 +631,12 @@ def main(argv=None) -> dict:
             {"lr": p["lr"], "warmup_epochs": p["warmup_epochs"]} for p in recipe_sweeps[trained.name] if p.get("chosen")
         )
         for seed in args.seeds:
-            if (kind, seed) not in tokenizer_scores:
+            scored = kind, tokenizer_seed(args, budget, seed)
+            if scored not in tokenizer_scores:
                 tokenizer = load_tokenizer(str(tokenizer_folder(args, budget, kind, seed, output))).to(device).eval()
-                tokenizer_scores[kind, seed] = tokenizer_metrics(tokenizer, classifier, reference)
+                tokenizer_scores[scored] = tokenizer_metrics(tokenizer, classifier, reference)
             about = {"variant": name, "tokenizer": kind, "head": head, "seed": seed} | recipe
-            about |= tokenizer_scores[kind, seed]
+            about |= tokenizer_scores[scored]
             run = output / "runs" / trained.name / f"seed-{seed}"
             train_variant(args, budget, trained, seed, recipe, output, run, budget.epochs)
             checkpoint = load_checkpoint(run, device)
