@@ -97,6 +97,27 @@ def test_train_decides_mirrored_views_from_the_folder_and_flags_force_them(kind,
     assert f"mirrored views: {'off' if flip else 'on'} ({forced})" in capsys.readouterr().out
 
 
+@pytest.mark.slow
+def test_cache_latents_decides_mirrored_views_as_train_does(tmp_path, capsys):
+    kind, flip = "mirror-pairs", False  # the decision itself is tested both ways above
+    from mar.cli import cache_latents
+    from vae import KLTokenizer, small_autoencoder
+
+    data = write_folder(tmp_path / "data", kind, per_class=60)
+    torch.manual_seed(0)
+    KLTokenizer(small_autoencoder(4, 4, 32)).save(tmp_path / "tokenizer")
+    given = ["--tokenizer", str(tmp_path / "tokenizer"), "--data-path", str(data), "--image-size", str(SIZE)]
+    given += ["--cache-dir", str(tmp_path / "cache"), "--classifier-steps", "150", "--no-progress"]
+    cache_latents.main(given + ["--out", str(tmp_path / "auto")])
+    assert f"mirrored views: {'on' if flip else 'off'}, decided from the data" in capsys.readouterr().out
+    assert json.loads((tmp_path / "auto" / "cache.json").read_text())["views"] == (2 if flip else 1)
+    cache_latents.main(given + ["--out", str(tmp_path / "auto")])  # either decision's cache is this data's cache
+    assert "already holds this cache" in capsys.readouterr().out
+    forced = "--no-flip" if flip else "--flip"
+    cache_latents.main(given + ["--out", str(tmp_path / "forced"), forced])
+    assert json.loads((tmp_path / "forced" / "cache.json").read_text())["views"] == (1 if flip else 2)
+
+
 def without(argv: list[str], *options: str) -> list[str]:
     """``argv`` less each of ``options`` and its value."""
     kept = list(argv)

@@ -1,7 +1,9 @@
 """Encode a dataset once with a tokenizer into a latent cache that train.py reads with --latent-cache.
 
-Each image is stored with its horizontal flip (ImageFolder data; mirrored glyphs would not be digits), as the MAR
-recipe caches them. Runs on one process, or on many under torchrun, where each rank encodes every world_size-th
+Each image of a folder is stored with its horizontal flip, as the MAR recipe caches them, where mirroring keeps the
+class: decided from the data as train.py decides it (the held-out classifier, kept in --cache-dir or trained now,
+still knows the class of mirrored images), or forced with --flip / --no-flip; the embedded glyphs are never
+mirrored (a mirrored digit is another shape). Runs on one process, or on many under torchrun, where each rank encodes every world_size-th
 shard (the output folder must be on storage every rank sees).
 
 Examples:
@@ -18,8 +20,10 @@ from pathlib import Path
 from mar import distributed
 from mar.cli.common import add_data_arguments, dataset_name, open_dataset, open_image_folder, pick_device
 from mar.cli.options import NON_NEGATIVE, POSITIVE, Parser, check_writable_folder, fail, text
+from mar.cli.train_report import mirrored_views
 from mar.data.image_folder import BadImage
 from mar.data.latents import LatentCacheMismatch, check_latent_cache, write_latent_cache
+from mar.eval.reference_data import CLASSIFIER_STEPS, dataset_classifier
 from vae import load_tokenizer
 
 INTERRUPTED = "interrupted; the cache in --out is unfinished (no cache.json) and will be written again"  # printed by the mar command on Ctrl-C
@@ -39,7 +43,18 @@ def build_parser() -> Parser:
     parser.add_argument(
         "--overwrite", action="store_true", help="replace a cache of other data or another tokenizer in --out"
     )
-    parser.add_argument("--no-flip", action="store_true", help="ImageFolder data: do not add mirrored views")
+    parser.add_argument(
+        "--flip",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="add mirrored views of a folder's images (--flip) or not (--no-flip); default: decided from the data",
+    )
+    parser.add_argument(
+        "--classifier-steps",
+        type=POSITIVE,
+        default=CLASSIFIER_STEPS,
+        help="training steps of the held-out classifier that decides mirroring, when it is not kept in --cache-dir",
+    )
     parser.add_argument("--batch-size", type=POSITIVE, default=256, help="images per encoder pass")
     parser.add_argument("--shard-size", type=POSITIVE, default=8192, help="images per shard file")
     parser.add_argument("--num-workers", type=NON_NEGATIVE, default=0, help="data loader workers per process")
@@ -54,7 +69,7 @@ def existing_cache_is_current(args, tokenizer, out: Path) -> bool:
     """True when --out already holds this cache; a folder holding anything else is refused unless --overwrite."""
     if not out.is_dir() or not any(out.iterdir()):
         return False
-    flips = args.data_path is not None and not args.no_flip
+    flips = args.flip if args.flip is not None else (None if args.data_path is not None else False)  # None: either
     try:
         check_latent_cache(out, tokenizer, args.image_size, dataset_name(args), flips)
         return True
@@ -65,6 +80,27 @@ def existing_cache_is_current(args, tokenizer, out: Path) -> bool:
                 "or another --out"
             )
         return False
+
+
+def decide_flips(args, dataset, classes: list[str], device) -> bool:
+    """--flip / --no-flip, or for a folder the held-out classifier's decision (rank 0 trains it; the others read it
+    from --cache-dir)."""
+    classifier, held_out = None, None
+    if args.flip is None and args.data_path is not None:
+        first = distributed.rank() == 0
+
+        def judge(progress: bool) -> tuple:
+            classifier, _, _, held_out = dataset_classifier(
+                args, dataset, dataset_name(args), len(classes), device, steps=args.classifier_steps, progress=progress
+            )
+            return classifier, held_out
+
+        if first:
+            classifier, held_out = judge(not args.no_progress)
+        distributed.barrier()
+        if not first:
+            classifier, held_out = judge(False)
+    return mirrored_views(args, classifier, held_out, len(classes), verbose=distributed.rank() == 0)
 
 
 def main(argv=None) -> None:
@@ -85,7 +121,8 @@ def main(argv=None) -> None:
     if existing_cache_is_current(args, tokenizer, out):
         print(f"{out} already holds this cache (same tokenizer, data and image size); nothing to do")
         return
-    dataset, _ = open_dataset(args, folder)
+    dataset, classes = open_dataset(args, folder)
+    flips = decide_flips(args, dataset, classes, device)
     try:
         write_latent_cache(
             tokenizer,
@@ -93,7 +130,7 @@ def main(argv=None) -> None:
             out,
             args.image_size,
             dataset_name(args),
-            flips=args.data_path is not None and not args.no_flip,
+            flips=flips,
             batch_size=args.batch_size,
             shard_size=args.shard_size,
             num_workers=args.num_workers,

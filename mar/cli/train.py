@@ -743,7 +743,7 @@ def train_run(args, device, output: Path, started: float) -> None:
         distributed.barrier()
         if rank != 0:  # the others find it in --cache-dir
             judge, held_out = held_out_judge(args, dataset, classes, device, verbose=False)
-    flips = mirrored_views(args, judge, held_out, len(classes), verbose=rank == 0)
+    flips = mirrored_views(args, judge and judge.classifier, held_out, len(classes), verbose=rank == 0)
     if tokenizer is None:  # rank 0 trains it; the others read what it saved
         if rank == 0:
             train_new_tokenizer(args, dataset, device, output)

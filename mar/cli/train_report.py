@@ -5,6 +5,7 @@ add mirrored views, whether the tokenizer is the limit, and how good the samples
 import torch
 
 from mar.cli.common import dataset_name
+from mar.eval.classifier import FeatureClassifier
 from mar.eval.mirroring import decide_mirroring
 from mar.eval.reference_data import dataset_classifier
 from mar.eval.run_quality import QualityJudge, tokenizer_check
@@ -38,7 +39,7 @@ def held_out_judge(args, dataset, classes: list[str], device, verbose: bool = Tr
 
 
 def mirrored_views(
-    args, judge: QualityJudge | None, held_out: tuple | None, num_classes: int, verbose: bool = True
+    args, classifier: FeatureClassifier | None, held_out: tuple | None, num_classes: int, verbose: bool = True
 ) -> bool:
     """--flip / --no-flip when given; off for the embedded glyphs; for a folder, the held-out classifier decides."""
     say = print if verbose else lambda *_: None
@@ -48,7 +49,7 @@ def mirrored_views(
     if args.data_path is None:
         say("mirrored views: off (the embedded glyphs: a mirrored digit or letter is another shape)")
         return False
-    decision = decide_mirroring(judge.classifier, *held_out, num_classes)
+    decision = decide_mirroring(classifier, *held_out, num_classes)
     say(
         f"mirrored views: {'on' if decision.flip else 'off'}, decided from the data: {decision.reason} "
         "(--flip / --no-flip force it)"
