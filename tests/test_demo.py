@@ -158,6 +158,41 @@ def test_the_page_of_a_categorical_checkpoint_greys_out_the_diffusion_controls(c
     assert controls["cfg"].interactive is not False and controls["num-iter"].maximum == 4
 
 
+@pytest.fixture(scope="module")
+def causal(checkpoint):
+    """An untrained causal generator in raster order on the trained run's tokenizer."""
+    from dataclasses import replace
+
+    from mar import MARGenerator
+
+    torch.manual_seed(0)
+    model = MARGenerator(replace(checkpoint.model.config, attention="causal", order="raster")).eval()
+    return Checkpoint(
+        model=model, ema=None, tokenizer=checkpoint.tokenizer, classes=checkpoint.classes, image_size=16, step=0
+    )
+
+
+def test_a_causal_checkpoint_pictures_one_token_per_step_whatever_k(causal):
+    length = causal.model.config.seq_len
+    sampling = checked_sampling(dict(num_iter=4, diffusion_steps=3), length, "diffusion", 1000)
+    result = generate(causal.model, causal.tokenizer, [0, 1], ["0", "1"], 1, sampling, seed=0, zoom=1)
+    assert [caption for _, caption in result.frames] == [
+        f"step {k}/{length}: {k}/{length} drawn" for k in range(1, length + 1)
+    ]
+
+
+@pytest.mark.slow
+def test_the_page_of_a_causal_checkpoint_greys_out_k_and_names_the_model(causal):
+    pytest.importorskip("gradio", reason="gradio is not installed: pip install -e '.[demo]'")
+    from mar.demo.app import build_app
+
+    app = build_app(causal, "causal", torch.device("cpu"))
+    blocks = [block for block in app.blocks.values() if getattr(block, "elem_id", None) or hasattr(block, "value")]
+    controls = {block.elem_id: block for block in blocks if getattr(block, "elem_id", None)}
+    assert controls["num-iter"].interactive is False and controls["num-iter"].value == causal.model.config.seq_len
+    assert any("causal autoregression in raster order" in str(getattr(b, "value", "")) for b in blocks)
+
+
 # ---- the page's checks are the command line's ----------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "bad, argv",

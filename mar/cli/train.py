@@ -77,6 +77,7 @@ from mar.eval.reference_data import CLASSIFIER_STEPS
 from mar.model.config import ATTENTIONS, HEADS, ORDERS
 from mar.precision import resolve_precision
 from mar.sampling.grids import class_samples, render_samples
+from mar.sampling.loop import sampling_steps
 from mar.train.checkpoint import (
     CheckpointWriteError,
     latest_checkpoint,
@@ -833,7 +834,8 @@ def train_run(args, device, output: Path, started: float) -> None:
             grid = final_grid(ema.module, tokenizer, classes, args, device, output / "samples.png")
             log_image(output, "samples/final", output / "samples.png", result["step"])
             print(
-                f"samples: {output / 'samples.png'} (EMA weights, K={args.num_iter}, {args.head_sampler} head with "
+                f"samples: {output / 'samples.png'} (EMA weights, {sampling_steps(config, args.num_iter)} steps, "
+                f"{args.head_sampler} head with "
                 f"{args.diffusion_steps} steps, cfg={args.cfg}, temperature={args.temperature})"
             )
             record = {

@@ -31,11 +31,18 @@ masked is painted gray. Every image follows its own random order; the cosine sch
 steps and more in the last ones."""
 
 
+def model_kind(config) -> str:
+    if config.attention == "causal":
+        return f"causal autoregression in {config.order} order, one token per step"
+    return "MAR (bidirectional, random order)"
+
+
 def describe(checkpoint: Checkpoint, source: str, use_ema: bool, device: torch.device) -> str:
     config = checkpoint.model.config
     weights = "EMA weights" if use_ema and checkpoint.ema is not None else "trained weights"
     return (
-        f"# MAR demo\n`{source}`: step {checkpoint.step}, {config.head_kind} head, {len(checkpoint.classes)} classes, "
+        f"# MAR demo\n`{source}`: step {checkpoint.step}, {model_kind(config)}, {config.head_kind} head, "
+        f"{len(checkpoint.classes)} classes, "
         f"{checkpoint.image_size} px images of {config.seq_len} tokens ({config.grid_size} x {config.grid_size}), "
         f"{weights}, on {device}."
     )
@@ -47,7 +54,7 @@ def build_app(
     """The page for one loaded checkpoint; its generate button is also the API endpoint ``/generate``."""
     model = checkpoint.sampling_model if use_ema else checkpoint.model
     config, names, defaults = model.config, checkpoint.classes, default_sampling()
-    diffusion = config.head_kind == "diffusion"
+    diffusion, causal = config.head_kind == "diffusion", config.attention == "causal"
     train_timesteps = model.head.config.num_train_timesteps if diffusion else 0
     zoom = max(1, 128 // checkpoint.image_size)  # small images are shown at 128 px or more
     head_note = (
@@ -86,7 +93,7 @@ def build_app(
             raise gr.Error(f"{device} ran out of memory for {len(class_ids) * per_class} images; pick fewer") from None
         status = (
             f"{result.count} images in {result.seconds:.2f} s ({result.images_per_second:.2f} images/s) on {device}, "
-            f"K={sampling.num_iter}, "
+            + (f"one token per step ({config.seq_len} steps), " if causal else f"K={sampling.num_iter}, ")
             + (
                 f"{sampling.head_sampler} head with {sampling.diffusion_steps} steps, "
                 if diffusion
@@ -122,11 +129,14 @@ def build_app(
                     gr.Slider(
                         1,
                         config.seq_len,
-                        value=min(defaults.num_iter, config.seq_len),
+                        value=config.seq_len if causal else min(defaults.num_iter, config.seq_len),
                         step=1,
                         precision=0,
+                        interactive=not causal,
                         label="K: autoregressive steps (--num-iter)",
-                        info=f"1 to {config.seq_len}, the tokens per image",
+                        info=f"a causal model draws one token per step: {config.seq_len}"
+                        if causal
+                        else f"1 to {config.seq_len}, the tokens per image",
                         elem_id="num-iter",
                     ),
                     gr.Radio(

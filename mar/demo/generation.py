@@ -11,7 +11,7 @@ from mar.cli.common import sampling_options
 from mar.data.images import grid_image
 from mar.demo.frames import partial_images
 from mar.model.generator import MARGenerator
-from mar.sampling.loop import sample_latents
+from mar.sampling.loop import sample_latents, sampling_steps
 from vae import Tokenizer
 
 MAX_FRAMES = 32  # pictures of the unmasking per request; with more steps, evenly spaced ones (the last always)
@@ -55,7 +55,8 @@ def generate(
 ) -> Generation:
     """``per_class`` samples of each class with the command line's ``sampling`` arguments, seeded like sample.py."""
     device = next(model.parameters()).device
-    config, shown = model.config, set(shown_steps(sampling.num_iter))
+    config, steps = model.config, sampling_steps(model.config, sampling.num_iter)
+    shown = set(shown_steps(steps))
     labels = torch.tensor(class_ids, device=device).repeat_interleave(per_class)  # (n,)
     frames, frame_seconds = [], 0.0
 
@@ -64,7 +65,7 @@ def generate(
         if step in shown:
             started = time.perf_counter()
             drawn = config.seq_len - int(mask[0].sum())  # every image has drawn the same count
-            caption = f"step {step}/{sampling.num_iter}: {drawn}/{config.seq_len} drawn"
+            caption = f"step {step}/{steps}: {drawn}/{config.seq_len} drawn"
             frames.append((grid_image(partial_images(tokens, mask, config, tokenizer), row_names, zoom), caption))
             frame_seconds += time.perf_counter() - started
 

@@ -17,6 +17,11 @@ from mar.sampling.guidance import Conditions
 from mar.sampling.head_settings import head_plan
 
 
+def sampling_steps(config, num_iter: int) -> int:
+    """The steps ``sample_latents`` takes for a model of ``config``: K, or one per token for a causal model."""
+    return config.seq_len if config.attention == "causal" else num_iter
+
+
 @torch.no_grad()
 def sample_latents(
     model: MARGenerator,
