@@ -217,6 +217,8 @@ def score_checkpoint(args, classifier, device, judges: list) -> tuple:
     except (FileNotFoundError, ValueError) as error:
         fail(str(error))
     model, tokenizer = checkpoint.model if args.no_ema else checkpoint.sampling_model, checkpoint.tokenizer
+    if args.contexts and model.config.attention == "causal":
+        fail("--contexts completes images around known tokens, which needs a bidirectional model; this one is causal")
     if args.contexts and tokenizer.discrete:
         fail("--contexts completes continuous tokens; this checkpoint's tokenizer is discrete")
     if args.contexts and max(args.contexts) >= model.config.seq_len:

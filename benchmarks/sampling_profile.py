@@ -12,7 +12,7 @@ import torch
 from speed import GUIDANCE, setting
 
 from mar import sample_latents
-from mar.cli.options import POSITIVE, Parser, text
+from mar.cli.options import POSITIVE, Parser, fail, text
 from mar.sampling import guidance
 from mar.train.checkpoint import load_checkpoint
 
@@ -51,6 +51,11 @@ class Stopwatch:
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
     model = load_checkpoint(args.checkpoint, "cpu").sampling_model
+    if model.config.attention == "causal":
+        fail(
+            "this profile splits MAR's (bidirectional) sampler; for a causal checkpoint use benchmarks/throughput.py "
+            "--attention causal or benchmarks/causal_cache.py"
+        )
     labels = torch.arange(args.samples) % model.config.num_classes
     print(f"{args.checkpoint}, {args.samples} images, {torch.get_num_threads()} threads, fp32, {GUIDANCE['cli']}")
     real = guidance.Conditions.run, guidance.Conditions.class_only, model.head.sample

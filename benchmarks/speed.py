@@ -67,6 +67,8 @@ DEFAULT_SETTINGS = [
 
 
 OPTIONS = {"cache": ("token_cache", int), "reuse": ("reuse", str)}  # ",key=value" after a setting
+# The approximate options of MAR's backbone; the exact savings (reuse) change nothing a causal model draws.
+BACKBONE_OPTIONS = ("cfg_refresh", "token_cache")
 
 
 def setting(value: str) -> dict:
@@ -200,6 +202,7 @@ def quality(args, device, precision) -> dict[str, list[dict]]:
     except (FileNotFoundError, ValueError) as error:
         fail(f"{error}; train one with `python train.py`, or pass --parts official training")
     model, tokenizer = checkpoint.sampling_model, checkpoint.tokenizer
+    refuse_backbone_options(model.config, args.settings)
     classifier, reference = judge_for(args, checkpoint, device)
     labels = torch.arange(args.samples, device=device) % len(checkpoint.classes)
     tables = {}
@@ -234,10 +237,28 @@ def quality(args, device, precision) -> dict[str, list[dict]]:
     return tables
 
 
+def refuse_backbone_options(config, settings: list[dict]) -> None:
+    """A causal model's backbone already keeps its keys and values; the MAR backbone's options do not apply to it."""
+    if config.attention != "causal":
+        return
+    exact = SamplingConfig()
+    for chosen in settings:
+        if any(chosen.get(key, getattr(exact, key)) != getattr(exact, key) for key in BACKBONE_OPTIONS):
+            fail(
+                f"setting {chosen['name']} sets MAR's backbone options ({', '.join(BACKBONE_OPTIONS)}), which do not "
+                "apply to this causal checkpoint; give head settings only (SAMPLER:STEPS), or time its cache with "
+                "benchmarks/causal_cache.py"
+            )
+
+
 def exact_savings(args, device, precision) -> dict[str, list[dict]]:
     """images/s of DDPM-100 with each exact saving alone, all of them and none, in alternating rounds (their samples
     are the plain computation's up to rounding: tests/test_fast_sampling.py)."""
     model = load_checkpoint(args.checkpoint, device).sampling_model
+    if model.config.attention == "causal":
+        fail(
+            "the exact savings are MAR's (bidirectional) sampler's; this checkpoint is causal: leave out --parts exact"
+        )
     labels = torch.arange(args.speed_samples, device=device) % model.config.num_classes
     names = ["none", *REUSE, "all"]
     tables = {}
