@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -278,21 +279,37 @@ def test_table1_rows_train_causal_models_and_reuse_mars_runs_for_one_token_per_s
     assert "paper FID" in table and "| one-per-step-kl-diffusion | 1.0 |" in table
 
 
-@pytest.mark.slow
 def test_a_budget_of_shared_tokenizers_trains_one_per_kind_for_every_seed(tmp_path, monkeypatch):
     from dataclasses import replace
 
-    monkeypatch.setitem(compare.BUDGETS, "tiny", replace(compare.BUDGETS["tiny"], tokenizer_per_seed=False))
-    results = compare.main(
-        ["--budget", "tiny", "--variants", "kl-diffusion", "--output", str(tmp_path)]
-        + ["--cache-dir", str(tmp_path / "cache"), "--no-progress"]
-    )
-    assert [p.name for p in (tmp_path / "tokenizers" / "kl").iterdir()] == ["seed-0"]
-    assert [p.name for p in (tmp_path / "latents").iterdir()] == ["kl-seed-0"]
-    runs = [json.loads((tmp_path / "runs" / "kl-diffusion" / f"seed-{s}" / "compare.json").read_text()) for s in (0, 1)]
-    assert [r["seed"] for r in runs] == [0, 1] and all(r["budget"]["tokenizer_per_seed"] is False for r in runs)
-    psnr = {r["seed"]: r["psnr"] for r in results["seed_rows"][1:]}
-    assert len(psnr) == 2 and psnr[0] == psnr[1]
+    trained, runs = [], []
+
+    def fake_tokenizer(argv):  # records the call and leaves the metrics a finished tokenizer leaves
+        folder = Path(argv[argv.index("--output") + 1])
+        trained.append(folder.name)
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps({"steps": int(argv[argv.index("--steps") + 1])}))
+
+    monkeypatch.setattr(compare.train_tokenizer, "main", fake_tokenizer)
+    def fake_run(argv):  # records the call and makes the run folder train.py makes
+        runs.append(argv)
+        Path(argv[argv.index("--output") + 1]).mkdir(parents=True)
+
+    monkeypatch.setattr(compare.train, "main", fake_run)
+    budget = replace(compare.BUDGETS["tiny"], tokenizer_per_seed=False)
+    args = compare.parse_args(["--budget", "tiny", "--seeds", "3"])
+    variant = compare.BY_NAME["kl-diffusion"]
+    for seed in args.seeds:
+        assert compare.tokenizer_folder(args, budget, "kl", seed, tmp_path) == tmp_path / "tokenizers/kl/seed-0"
+        run = tmp_path / "runs" / f"seed-{seed}"
+        compare.train_variant(args, budget, variant, seed, {"lr": 1e-3, "warmup_epochs": 0}, tmp_path, run, 1)
+        assert json.loads((run / "compare.json").read_text())["budget"]["tokenizer_per_seed"] is False
+    assert trained == ["seed-0"]
+    given = [dict(zip(argv[::2], argv[1::2])) for argv in (r[r.index("--tokenizer") :] for r in runs)]
+    assert {(g["--tokenizer"], g["--latent-cache"]) for g in given} == {
+        (str(tmp_path / "tokenizers/kl/seed-0"), str(tmp_path / "latents/kl-seed-0"))
+    }
+    assert [r[r.index("--seed") + 1] for r in runs] == ["0", "1", "2"]
 
 
 def test_runs_of_per_seed_budgets_record_the_budget_as_before():
