@@ -143,7 +143,13 @@ def markdown(results: dict) -> str:
     return (
         f"Command: `{results['command']}`  \nMachine: {results['machine']}  \n"
         f"Budget {results['budget_name']}: {json.dumps(results['budget'])}  \n"
-        f"Seeds {results['seeds']}: each trains its own tokenizer and generator and draws its own samples; "
+        f"Seeds {results['seeds']}: each trains its own "
+        + (
+            "tokenizer and generator"
+            if results["budget"].get("tokenizer_per_seed", True)
+            else "generator on the first seed's tokenizers"
+        )
+        + " and draws its own samples; "
         "cells are means with 95% t intervals over the seeds.  \n"
         f"Feature classifier: test accuracy {classifier['test_accuracy']:.3f} on {classifier['test_images']} held-out images; "
         f"{results['samples_per_setting']} samples per setting and seed; wall time {results['seconds']:.0f} s\n\n"
