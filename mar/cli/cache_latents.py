@@ -122,8 +122,8 @@ def main(argv=None) -> None:
         print(f"{out} already holds this cache (same tokenizer, data and image size); nothing to do")
         return
     dataset, classes = open_dataset(args, folder)
-    flips = decide_flips(args, dataset, classes, device)
-    try:
+    try:  # an unreadable image may first turn up in the classifier's share of the data
+        flips = decide_flips(args, dataset, classes, device)
         write_latent_cache(
             tokenizer,
             dataset,
