@@ -260,6 +260,8 @@ def test_table1_rows_train_causal_models_and_reuse_mars_runs_for_one_token_per_s
             str(tmp_path),
             "--cache-dir",
             str(tmp_path / "cache"),
+            "--seeds",
+            "1",
             "--no-progress",
         ]
     )
@@ -291,6 +293,7 @@ def test_a_budget_of_shared_tokenizers_trains_one_per_kind_for_every_seed(tmp_pa
         (folder / "metrics.json").write_text(json.dumps({"steps": int(argv[argv.index("--steps") + 1])}))
 
     monkeypatch.setattr(compare.train_tokenizer, "main", fake_tokenizer)
+
     def fake_run(argv):  # records the call and makes the run folder train.py makes
         runs.append(argv)
         Path(argv[argv.index("--output") + 1]).mkdir(parents=True)

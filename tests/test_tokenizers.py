@@ -70,15 +70,14 @@ def test_a_hub_id_missing_offline_says_how_to_point_at_a_local_copy():
 
 
 TRAIN_STEPS = 200
-MIN_GAIN_DB = (
-    3.0  # the squared error at least halves; measured gains at 200 steps were 4.8 (kl), 4.9 (vq), 5.3 (fsq) dB
-)
+# The squared error at least halves; measured gains at 200 steps of 16 px glyphs: 4.7 (kl), 7.8 (vq), 6.0 (fsq) dB.
+MIN_GAIN_DB = 3.0
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["kl", "vq", "fsq"])
 def test_training_on_the_default_data_cuts_the_reconstruction_error(kind):
-    images = glyph_dataset(400, 32, seed=0).tensors[0]
+    images = glyph_dataset(400, 16, seed=0).tensors[0]  # 16 px: the same gains as 32 px in a third of the time
     train, held_out = images[:-64], images[-64:]
     tokenizer = make(kind)
     before = evaluate_tokenizer(tokenizer.eval(), held_out)["psnr"]

@@ -9,7 +9,8 @@ Each variant first gets its own learning rate and warmup: the same small grid of
 ranked by the variant's own loss on held-out images. Then every seed trains its own tokenizer (the table1 budget:
 one per kind, shared by every seed) and generator and draws the same number of images per class, unguided and
 guided. --variants table1 runs the paper's Table 1 rows instead (causal and raster autoregression beside MAR). Samples are scored in the feature space of a
-small classifier trained once per dataset (FID, class accuracy, k-NN precision / recall), tokenizers by PSNR,
+small classifier trained once per dataset (FID, class accuracy, k-NN precision / recall; it also decides once, for
+every variant, whether a folder's images get mirrored views, as train.py decides it), tokenizers by PSNR,
 rFID and codebook usage; the table gives means with 95% intervals over the seeds, and one line per claim says
 whether the diffusion head on KL is ahead by more than the intervals. The diffusion head on KL (first seed) is
 also swept over temperature and K.
@@ -39,6 +40,7 @@ import torch
 from mar.cli import train, train_tokenizer
 from mar.cli.common import add_data_arguments, dataset_name, open_dataset, pick_device
 from mar.cli.options import POSITIVE, SEED, Parser, check_writable_folder, fail, number, text
+from mar.cli.train_report import mirrored_views
 from mar.data.glyphs import glyph_dataset
 from mar.data.images import grid_image, save_panels
 from mar.eval.comparison import REFERENCE_VARIANT, claims, gather, markdown, to_json
@@ -294,7 +296,7 @@ def build_parser() -> Parser:
         help="reference statistics .npz with mu and sigma (e.g. ADM's)",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    parser.set_defaults(num_images=None)
+    parser.set_defaults(num_images=None, flip=None)  # mirrored views: decided from the data by the classifier
     return parser
 
 
@@ -485,6 +487,7 @@ def train_variant(
             str(budget.diffusion_steps),
             "--quality",
             "off",
+            "--flip" if args.flip else "--no-flip",
             "--time-budget",
             "0",  # every variant trains its whole schedule, however slow the machine
             "--samples-per-class",
@@ -608,6 +611,7 @@ def main(argv=None) -> dict:
     print(
         f"feature classifier: test accuracy {classifier_info['test_accuracy']:.3f} on {len(reference_data[1])} held-out images"
     )
+    args.flip = mirrored_views(args, classifier, reference_data, len(classes))  # one decision for every variant
     reference = reference_set(classifier, reference_data[0])
     validation = validation_set(args, budget, reference_data)
     count = len(reference_data[1])  # as many training images as reference ones: the floor FID can reach here
