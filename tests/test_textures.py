@@ -1,6 +1,7 @@
 """The procedural texture set: seeded, balanced, readable as an ImageFolder, and usable by compare.py --data-path."""
 
 import hashlib
+import json
 
 import numpy as np
 import pytest
@@ -69,3 +70,10 @@ def test_compare_runs_on_a_texture_folder(tmp_path):
     assert results["classifier"]["dataset"].startswith("folder(") and results["classifier"]["test_images"] == 24
     assert [row["variant"] for row in results["rows"]] == ["real images (training set)", "kl-diffusion", "kl-diffusion"]
     assert (tmp_path / "out" / "table.md").is_file()
+    # one mirroring decision, by the comparison's classifier, given to every run (a 20-step one is near chance: off)
+    assert results["mirrored_views"] is False
+    runs = [
+        tmp_path / "out" / "runs" / "kl-diffusion" / "seed-0",
+        *(tmp_path / "out" / "sweep" / "kl-diffusion").iterdir(),
+    ]
+    assert all(json.loads((run / "metrics.json").read_text())["mirrored_views"] is False for run in runs)

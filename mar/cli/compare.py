@@ -688,6 +688,7 @@ def main(argv=None) -> dict:
         "budget": asdict(budget),
         "seeds": args.seeds,
         "samples_per_setting": len(labels),
+        "mirrored_views": args.flip,
         "classifier": classifier_info,
         "rows": rows,
         "claims": claims(rows, table1_pairs(args.variants)),
