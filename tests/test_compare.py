@@ -294,9 +294,11 @@ def test_a_budget_of_shared_tokenizers_trains_one_per_kind_for_every_seed(tmp_pa
 
     monkeypatch.setattr(compare.train_tokenizer, "main", fake_tokenizer)
 
-    def fake_run(argv):  # records the call and makes the run folder train.py makes
+    def fake_run(argv):  # records the call and makes the run folder a finished train.py run leaves
         runs.append(argv)
-        Path(argv[argv.index("--output") + 1]).mkdir(parents=True)
+        folder = Path(argv[argv.index("--output") + 1])
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text("{}")
 
     monkeypatch.setattr(compare.train, "main", fake_run)
     budget = replace(compare.BUDGETS["tiny"], tokenizer_per_seed=False)
@@ -319,3 +321,30 @@ def test_runs_of_per_seed_budgets_record_the_budget_as_before():
     args = compare.parse_args(["--budget", "tiny"])
     settings = compare.run_settings(args, compare.BUDGETS["tiny"], compare.BY_NAME["kl-diffusion"], 0, {}, 1)
     assert "tokenizer_per_seed" not in settings["budget"]
+
+
+def test_a_run_a_stop_signal_ended_early_is_continued_not_sampled(tmp_path, monkeypatch, capsys):
+    args = compare.parse_args(["--budget", "tiny", "--output", str(tmp_path)])
+    budget, variant, recipe = compare.BUDGETS["tiny"], compare.BY_NAME["kl-diffusion"], {"lr": 1e-3, "warmup_epochs": 0}
+    run, calls = tmp_path / "runs" / "kl-diffusion" / "seed-0", []
+
+    def stopped(argv):  # train.py after SIGTERM: a checkpoint and a normal return, but no metrics.json
+        calls.append(argv)
+        run.mkdir(parents=True, exist_ok=True)
+
+    monkeypatch.setattr(compare.train, "main", stopped)
+    with pytest.raises(SystemExit):
+        compare.train_variant(args, budget, variant, 0, recipe, tmp_path, run, 1)
+    assert "stopped before its last step; run the same command again" in capsys.readouterr().err
+    assert not (run / "compare.json").exists() and "--resume" in calls[0]
+    # A folder that an earlier version marked as done when the stop came is continued too.
+    (run / "compare.json").write_text(json.dumps(compare.run_settings(args, budget, variant, 0, recipe, 1)))
+
+    def finished(argv):
+        calls.append(argv)
+        (run / "metrics.json").write_text("{}")
+
+    monkeypatch.setattr(compare.train, "main", finished)
+    assert compare.train_variant(args, budget, variant, 0, recipe, tmp_path, run, 1) == run and len(calls) == 2
+    monkeypatch.setattr(compare.train, "main", lambda argv: pytest.fail("trained a finished run again"))
+    assert compare.train_variant(args, budget, variant, 0, recipe, tmp_path, run, 1) == run

@@ -448,13 +448,17 @@ def training_variants(names: list[str]) -> list[Variant]:
 def train_variant(
     args, budget: Budget, variant: Variant, seed: int, recipe: dict, output: Path, run: Path, epochs: int
 ) -> Path:
-    """Trains one generator through train.py, unless ``run`` records a finished run of these settings; ``run``."""
+    """Trains one generator through train.py, unless ``run`` records a finished run of these settings; ``run``.
+
+    A run of these settings that a stop signal ended early (train.py saves and returns; only a run that reaches its
+    last step writes metrics.json) is continued with --resume, never sampled as it is."""
     kind, head = variant.kind, variant.head
     marker, settings = run / "compare.json", run_settings(args, budget, variant, seed, recipe, epochs)
     if marker.is_file():
-        if json.loads(marker.read_text()) == settings:
+        if json.loads(marker.read_text()) != settings:
+            refuse_other_settings(run)
+        if run_finished(run):
             return run
-        refuse_other_settings(run)
     (output / "latents").mkdir(parents=True, exist_ok=True)  # train.py creates a --latent-cache folder, not its parent
     train.main(
         data_arguments(args)
@@ -504,8 +508,15 @@ def train_variant(
         ]
         + (["--no-progress"] if args.no_progress else [])
     )
+    if not run_finished(run):
+        fail(f"training in {run} stopped before its last step; run the same command again to continue it")
     marker.write_text(json.dumps(settings))
     return run
+
+
+def run_finished(run: Path) -> bool:
+    """Whether train.py took ``run`` to its last step: it writes metrics.json only then."""
+    return (run / "metrics.json").is_file()
 
 
 def recipe_sweep(args, budget: Budget, variant: Variant, validation: tuple, output: Path) -> list[dict]:
