@@ -78,3 +78,41 @@ def test_a_one_step_chain_samples():
     assert chain.timesteps.tolist() == [0] and torch.isfinite(chain.log_variance_clipped).all()
     x = head.sample(torch.randn(4, 3), num_steps=1, generator=torch.Generator().manual_seed(0))
     assert x.shape == (4, 2) and torch.isfinite(x).all()
+
+
+class AffineInCondition:
+    """A stand-in denoiser affine in its embedded condition, with a variance output that ignores it: for such a
+    denoiser, guiding the condition and guiding the noise are the same computation."""
+
+    def __init__(self, channels: int, width: int):
+        generator = torch.Generator().manual_seed(0)
+        self.mix_x = torch.randn(channels, channels, generator=generator) * 0.3
+        self.mix_z = torch.randn(width, channels, generator=generator) * 0.3
+        self.calls: list[int] = []
+
+    def __call__(self, x_t, t, z_embedded):
+        self.calls.append(x_t.shape[0])
+        eps = x_t @ self.mix_x + z_embedded @ self.mix_z + 0.001 * t.float()  # (n, c)
+        return torch.cat([eps, torch.zeros_like(eps)], dim=-1)  # the variance fraction: halfway, for every row
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "dpm++"])
+def test_condition_guidance_equals_noise_guidance_for_a_denoiser_affine_in_its_condition(sampler):
+    head = DiffLoss(DiffLossConfig(token_channels=4, cond_channels=6, width=8, depth=1))
+    head.net.from_embedded = denoiser = AffineInCondition(4, 8)  # an instance attribute: the method is shadowed
+    z, z_uncond = torch.randn(2, 32, 6, generator=torch.Generator().manual_seed(1))
+
+    def draw(guidance, cfg=3.0):
+        generator = torch.Generator().manual_seed(2)
+        return head.sample(z, cfg=cfg, z_uncond=z_uncond, num_steps=10, generator=generator, sampler=sampler,
+                           guidance=guidance)  # fmt: skip
+
+    noise = draw("noise")
+    denoiser.calls.clear()
+    condition = draw("condition")
+    assert torch.allclose(condition, noise, rtol=1e-4, atol=1e-5), (condition - noise).abs().max()
+    assert denoiser.calls == [32] * 10  # one half per step, not both
+    assert torch.equal(draw("condition", cfg=1.0), draw("noise", cfg=1.0))
+    assert not torch.allclose(noise, draw("noise", cfg=1.0), atol=1e-3)  # the guidance did something
+    with pytest.raises(ValueError, match="unknown head guidance 'logits'"):
+        draw("logits")
