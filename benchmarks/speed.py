@@ -18,7 +18,8 @@
 A setting is SAMPLER:STEPS, or SAMPLER:FIRST-LAST for head steps annealed over the K autoregressive steps; a suffix @N
 (dpm++:10@2) runs guidance's unconditional half of the backbone every N autoregressive steps only (cfg_refresh);
 ",cache=R" turns on the token cache refreshed every R steps, ",reuse=none" turns off the exact savings, ",k=K" sets
-the autoregressive steps for that setting alone (default --num-iter).
+the autoregressive steps for that setting alone (default --num-iter), ",guide=condition" guides the head's condition
+instead of its noise (SamplingConfig.head_guidance).
 
 Examples:
     python benchmarks/speed.py --checkpoint runs/default
@@ -80,8 +81,8 @@ BACKBONE_OPTIONS = ("cfg_refresh", "token_cache")
 def setting(value: str) -> dict:
     """'dpm++:10' -> {head_sampler: dpm++, diffusion_steps: 10}; 'ddpm:100-10' anneals from 100 to 10; a suffix '@N'
     runs guidance's unconditional half every N autoregressive steps only (cfg_refresh, approximate); then
-    ',cache=R' turns the token cache on with refresh R, ',reuse=NAMES' picks the exact savings (default all) and ',k=K'
-    the autoregressive steps."""
+    ',cache=R' turns the token cache on with refresh R, ',reuse=NAMES' picks the exact savings (default all), ',k=K'
+    the autoregressive steps and ',guide=condition' the head's guidance."""
     head, *extras = value.split(",")
     try:
         sampler, steps = head.split(":")
@@ -100,7 +101,7 @@ def setting(value: str) -> dict:
         SamplingConfig(**parsed)
     except (ValueError, KeyError) as error:
         raise argparse.ArgumentTypeError(
-            f"{value!r} is not SAMPLER:STEPS[-LAST][@N][,cache=R][,reuse=NAMES][,k=K] (e.g. dpm++:10@2,cache=4): {error}"
+            f"{value!r} is not SAMPLER:STEPS[-LAST][@N][,cache=R][,reuse=NAMES][,k=K][,guide=G] (e.g. dpm++:10@2,cache=4): {error}"
         ) from None
     if min(parsed["diffusion_steps"], parsed["diffusion_steps_last"] or 1) < 1:
         raise argparse.ArgumentTypeError(f"{value!r}: the head steps must be positive")
