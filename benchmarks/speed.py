@@ -296,11 +296,8 @@ def official_sampling(args, device, precision) -> list[dict]:
     labels = torch.arange(16, device=device) % OFFICIAL_MIRROR.num_classes
     rows = []
     for chosen in args.settings:
-        sampling = {k: v for k, v in chosen.items() if k != "name"} | {
-            "num_iter": 16,
-            "cfg": 3.0,
-            "cfg_schedule": "linear",
-        }
+        setting_fields = {k: v for k, v in chosen.items() if k != "name"}
+        sampling = {"num_iter": 16} | setting_fields | {"cfg": 3.0, "cfg_schedule": "linear"}
         timed_draw(model, labels, 0, 16, precision, **sampling)  # warm-up
         rates = [timed_draw(model, labels, seed, 16, precision, **sampling)[1] for seed in range(2)]
         rows.append({"setting": chosen["name"], "images_per_s": statistics.mean(rates)})
