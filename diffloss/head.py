@@ -9,8 +9,6 @@ from torch import nn
 from .denoiser import Denoiser
 from .diffusion import GaussianDiffusion
 
-GUIDANCE = ("noise", "condition")
-
 
 @dataclass(frozen=True)
 class DiffLossConfig:
@@ -61,21 +59,13 @@ class DiffLoss(nn.Module):
         generator: torch.Generator | None = None,
         sampler: str = "ddpm",
         spacing: str = "leading",
-        guidance: str = "noise",
     ) -> torch.Tensor:
         """z (n, d) -> tokens (n, c); guided by ``z_uncond`` (n, d) at scale ``cfg`` when given.
 
         ``sampler`` is "ddpm" (ancestral, ``temperature`` scales each added noise), "ddim" or "dpm++" (deterministic,
         ``temperature`` scales the starting noise); ``num_steps`` defaults to the config's for every sampler.
         ``spacing`` is the "ddpm" chain's respacing: "leading" (ours) or "iddpm" (the official code's).
-        ``guidance`` "noise" guides the predicted noise, both halves at every denoising step (the paper's); "condition"
-        runs one half on the guided condition z + (cfg - 1)(z - z_uncond), half the work. The two agree to first order
-        in z - z_uncond, and exactly for a denoiser affine in its condition.
         """
-        if guidance not in GUIDANCE:
-            raise ValueError(f"unknown head guidance {guidance!r}; choose one of {', '.join(GUIDANCE)}")
-        if guidance == "condition" and z_uncond is not None and cfg != 1.0:
-            z, z_uncond, cfg = z + (cfg - 1) * (z - z_uncond), None, 1.0
         embed = self.net.cond_embed  # once per draw, not once per denoising step
         return self.diffusion.sample(
             self.net.from_embedded,

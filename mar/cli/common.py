@@ -19,7 +19,7 @@ from mar.cli.options import (
 from mar.data.glyphs import GLYPH_CLASSES, glyph_dataset
 from mar.data.image_folder import ImageFolderDataset
 from mar.model.config import COMPAT
-from mar.sampling.config import CFG_SCHEDULES, HEAD_GUIDANCE, HEAD_SAMPLERS, PRESETS, REUSE, SamplingConfig
+from mar.sampling.config import CFG_SCHEDULES, HEAD_SAMPLERS, PRESETS, REUSE, SamplingConfig
 
 
 def pick_device(name: str) -> torch.device:
@@ -90,13 +90,6 @@ def add_sampling_arguments(group) -> None:
     )
     group.add_argument(
         "--cfg-schedule", default=default.cfg_schedule, choices=list(CFG_SCHEDULES), help="guidance schedule"
-    )
-    group.add_argument(
-        "--head-guidance",
-        default=default.head_guidance,
-        choices=HEAD_GUIDANCE,
-        help="noise: guide the diffusion head's predicted noise, both halves at every head step (the paper's); "
-        "condition: run the head once on the guided condition z + (cfg - 1)(z - z_uncond) (approximate, faster)",
     )
     group.add_argument(
         "--cfg-refresh",

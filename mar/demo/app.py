@@ -15,8 +15,8 @@ from mar.demo.settings import (
     checked_sampling,
     checked_seed,
     default_sampling,
+    preset_backbone_fields,
     preset_head_controls,
-    preset_hidden_fields,
     sampling_choices,
 )
 from mar.sampling.config import PRESETS
@@ -77,7 +77,7 @@ def build_app(
                     temperature=temperature,
                     cfg=cfg,
                     cfg_schedule=cfg_schedule,
-                    **preset_hidden_fields(preset),
+                    **preset_backbone_fields(preset),
                 ),
                 config.seq_len,
                 config.head_kind,

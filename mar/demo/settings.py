@@ -74,11 +74,11 @@ def checked_sampling(values: dict, seq_len: int, head: str, num_train_timesteps:
     return arguments
 
 
-def preset_hidden_fields(name: str) -> dict:
-    """The fields of the preset ``name`` that the page has no control for (guidance refresh, token cache, head
-    guidance), with the command line's defaults where the preset leaves them."""
+def preset_backbone_fields(name: str) -> dict:
+    """The fields of the preset ``name`` that the page has no control for (guidance refresh, token cache), with the
+    command line's defaults where the preset leaves them."""
     chosen = SamplingConfig().with_preset(name)
-    return {field: getattr(chosen, field) for field in ("cfg_refresh", "token_cache", "head_guidance")}
+    return {field: getattr(chosen, field) for field in ("cfg_refresh", "token_cache")}
 
 
 def preset_head_controls(name: str) -> tuple[str, int]:

@@ -3,12 +3,10 @@ the demo and the Hub model (docs/sampling.md)."""
 
 from dataclasses import dataclass, fields, replace
 
-from diffloss.head import GUIDANCE
 from mar.model.config import COMPAT
 
 HEAD_SAMPLERS = ("ddpm", "ddim", "dpm++")
 CFG_SCHEDULES = ("linear", "constant")
-HEAD_GUIDANCE = GUIDANCE  # where the diffusion head is guided: its noise or its condition (diffloss/head.py)
 REUSE = ("first-step", "halves")  # exact savings (mar/sampling/guidance.py); "all" or "none" name every one or none
 
 PRESETS = {  # by name: the fields a preset sets (docs/sampling.md); "exact" is the defaults, the paper's DDPM-100
@@ -25,9 +23,6 @@ class SamplingConfig:
     )
     cfg: float = 2.0  # classifier-free guidance scale; 1 = none
     cfg_schedule: str = "constant"  # "linear" rises from 1 to cfg with the fraction of tokens drawn
-    head_guidance: str = (
-        "noise"  # guide the head's noise (both halves, the paper's) or its condition (one, approximate)
-    )
     head_sampler: str = "ddpm"  # the diffusion head's solver: ddpm (the paper's), ddim or dpm++
     diffusion_steps: int | None = 100  # head steps per token (at the first step when annealed); None: the model's
     diffusion_steps_last: int | None = None  # anneal the head's steps linearly down to this at the last step
@@ -43,8 +38,6 @@ class SamplingConfig:
             raise ValueError(f"unknown head sampler {self.head_sampler!r}; choose one of {', '.join(HEAD_SAMPLERS)}")
         if self.cfg_schedule not in CFG_SCHEDULES:
             raise ValueError(f"unknown cfg schedule {self.cfg_schedule!r}; choose one of {', '.join(CFG_SCHEDULES)}")
-        if self.head_guidance not in HEAD_GUIDANCE:
-            raise ValueError(f"unknown head guidance {self.head_guidance!r}; choose one of {', '.join(HEAD_GUIDANCE)}")
         if self.compat is not None and self.compat not in COMPAT:
             raise ValueError(f"unknown compat {self.compat!r}; choose one of {', '.join(COMPAT)}")
         if self.cfg_refresh < 1:

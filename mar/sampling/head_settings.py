@@ -20,10 +20,6 @@ def head_steps_per_step(sampling: SamplingConfig, model_default: int | None) -> 
 def head_plan(config: MARConfig, sampling: SamplingConfig, num_steps: int) -> tuple[bool, dict, list[int | None]]:
     """(official conventions?, keyword options of head.sample, head steps at each of ``num_steps`` steps)."""
     official = (config.compat if sampling.compat is None else sampling.compat) == "official"
-    options = (
-        {"spacing": "iddpm" if official else "leading", "guidance": sampling.head_guidance}
-        if config.head_kind == "diffusion"
-        else {}
-    )
+    options = {"spacing": "iddpm" if official else "leading"} if config.head_kind == "diffusion" else {}
     steps = head_steps_per_step(replace(sampling, num_iter=num_steps), getattr(config.head, "num_sampling_steps", None))
     return official, options, steps
