@@ -17,7 +17,8 @@
 
 A setting is SAMPLER:STEPS, or SAMPLER:FIRST-LAST for head steps annealed over the K autoregressive steps; a suffix @N
 (dpm++:10@2) runs guidance's unconditional half of the backbone every N autoregressive steps only (cfg_refresh);
-",cache=R" turns on the token cache refreshed every R steps, ",reuse=none" turns off the exact savings.
+",cache=R" turns on the token cache refreshed every R steps (",buffer=kept" keeps its buffer rows too), ",reuse=none"
+turns off the exact savings, ",k=K" sets the autoregressive steps of that setting alone (default --num-iter).
 
 Examples:
     python benchmarks/speed.py --checkpoint runs/default
@@ -66,15 +67,21 @@ DEFAULT_SETTINGS = [
 ]
 
 
-OPTIONS = {"cache": ("token_cache", int), "reuse": ("reuse", str)}  # ",key=value" after a setting
+OPTIONS = {  # ",key=value" after a setting
+    "cache": ("token_cache", int),
+    "buffer": ("cache_buffer", lambda value: {"kept": True, "fresh": False}[value]),
+    "reuse": ("reuse", str),
+    "k": ("num_iter", int),
+}
 # The approximate options of MAR's backbone; the exact savings (reuse) change nothing a causal model draws.
-BACKBONE_OPTIONS = ("cfg_refresh", "token_cache")
+BACKBONE_OPTIONS = ("cfg_refresh", "token_cache", "cache_buffer")
 
 
 def setting(value: str) -> dict:
     """'dpm++:10' -> {head_sampler: dpm++, diffusion_steps: 10}; 'ddpm:100-10' anneals from 100 to 10; a suffix '@N'
     runs guidance's unconditional half every N autoregressive steps only (cfg_refresh, approximate); then
-    ',cache=R' turns the token cache on with refresh R and ',reuse=NAMES' picks the exact savings (default all)."""
+    ',cache=R' turns the token cache on with refresh R, ',buffer=kept' keeps its buffer rows, ',reuse=NAMES' picks the
+    exact savings (default all) and ',k=K' the autoregressive steps."""
     head, *extras = value.split(",")
     try:
         sampler, steps = head.split(":")
@@ -93,7 +100,7 @@ def setting(value: str) -> dict:
         SamplingConfig(**parsed)
     except (ValueError, KeyError) as error:
         raise argparse.ArgumentTypeError(
-            f"{value!r} is not SAMPLER:STEPS[-LAST][@N][,cache=R][,reuse=NAMES] (e.g. dpm++:10@2,cache=4): {error}"
+            f"{value!r} is not SAMPLER:STEPS[-LAST][@N][,cache=R][,buffer=kept][,reuse=NAMES][,k=K] (e.g. dpm++:10@2,cache=4): {error}"
         ) from None
     if min(parsed["diffusion_steps"], parsed["diffusion_steps_last"] or 1) < 1:
         raise argparse.ArgumentTypeError(f"{value!r}: the head steps must be positive")
@@ -210,12 +217,12 @@ def quality(args, device, precision) -> dict[str, list[dict]]:
         print(f"{guidance}: {GUIDANCE[guidance]}, K={args.num_iter}, {args.samples} samples x {args.seeds} seeds")
         rows = []
         for chosen in args.settings:
-            sampling = {k: v for k, v in chosen.items() if k != "name"} | GUIDANCE[guidance]
+            sampling = (
+                {"num_iter": args.num_iter} | {k: v for k, v in chosen.items() if k != "name"} | GUIDANCE[guidance]
+            )
             runs = []
             for seed in range(args.seed, args.seed + args.seeds):
-                latents, rate = timed_draw(
-                    model, labels, seed, args.batch_size, precision, num_iter=args.num_iter, **sampling
-                )
+                latents, rate = timed_draw(model, labels, seed, args.batch_size, precision, **sampling)
                 images = torch.cat([tokenizer.decode_latents(chunk) for chunk in latents.split(args.batch_size)])
                 runs.append(sample_metrics(classifier, reference, images, labels) | {"images_per_s": rate})
             row = {

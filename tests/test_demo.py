@@ -32,7 +32,7 @@ from mar.demo.settings import (
 )
 from mar.model.masking import unmasking_schedule
 from mar.model.tokens import patchify, unpatchify
-from mar.sampling.config import PRESETS
+from mar.sampling.config import PRESETS, SamplingConfig
 from mar.sampling.loop import sample_latents
 from mar.train.checkpoint import Checkpoint, load_checkpoint
 
@@ -318,8 +318,9 @@ def test_the_endpoint_through_gradio_client_gives_the_direct_pixels(server, chec
 def test_the_preset_control_sets_the_head_controls_and_the_fields_the_page_has_no_control_for():
     assert preset_head_controls("fast") == ("ddpm", PRESETS["fast"]["diffusion_steps"])
     assert preset_head_controls("exact") == ("ddpm", 100)
-    assert preset_backbone_fields("fast") == {k: PRESETS["fast"][k] for k in ("cfg_refresh", "token_cache")}
-    assert preset_backbone_fields("exact") == {"cfg_refresh": 1, "token_cache": 0}
+    hidden = ("cfg_refresh", "token_cache", "cache_buffer")
+    assert preset_backbone_fields("fast") == {k: PRESETS["fast"].get(k, getattr(SamplingConfig(), k)) for k in hidden}
+    assert preset_backbone_fields("exact") == {"cfg_refresh": 1, "token_cache": 0, "cache_buffer": False}
 
 
 def test_the_page_shows_the_runs_quality_figures_from_any_of_its_paths(trained_run):

@@ -83,36 +83,50 @@ def test_the_savings_do_less_work(model, monkeypatch):
 
 @pytest.mark.parametrize("guidance", GUIDANCE, ids=["unguided", "constant", "linear", "refresh-2"])
 @pytest.mark.parametrize("completion", [False, True], ids=["fresh", "completion"])
-def test_the_token_cache_refreshed_every_step_is_exact(model, guidance, completion):
+@pytest.mark.parametrize("cache_buffer", [False, True], ids=["fresh-buffer", "kept-buffer"])
+def test_the_token_cache_refreshed_every_step_is_exact(model, guidance, completion, cache_buffer):
     plain = draw(model, 8, completion, reuse="none", **guidance)
-    torch.testing.assert_close(draw(model, 8, completion, token_cache=1, **guidance), plain, **TOLERANCE)
+    cached = draw(model, 8, completion, token_cache=1, cache_buffer=cache_buffer, **guidance)
+    torch.testing.assert_close(cached, plain, **TOLERANCE)
 
 
-def test_the_token_cache_between_refreshes_runs_only_the_new_rows_and_repeats(model, monkeypatch):
+@pytest.mark.parametrize("cache_buffer", [False, True], ids=["fresh-buffer", "kept-buffer"])
+def test_the_token_cache_between_refreshes_runs_only_the_new_rows_and_repeats(model, monkeypatch, cache_buffer):
     rows = []
     real = token_cache.block_with_cache
     monkeypatch.setattr(
         token_cache, "block_with_cache", lambda block, x, *args: rows.append(x.shape[1]) or real(block, x, *args)
     )
-    cached = draw(model, 4, token_cache=4, cfg=1.0, reuse="none")
+    settings = dict(token_cache=4, cache_buffer=cache_buffer, cfg=1.0, reuse="none")
+    cached = draw(model, 4, **settings)
     n, blocks = model.config.buffer_size, 2  # encoder and decoder blocks each
+    local = 0 if cache_buffer else n  # the buffer's rows, run at a step between refreshes unless they are kept
     remaining = [16, *unmasking_schedule(16, 4)]
     drawn = [before - after for before, after in zip(remaining, remaining[1:])]  # per step
     assert len(rows) == 4 * 2 * blocks
     encoder = [rows[step * 2 * blocks] for step in range(4)]
     decoder = [rows[step * 2 * blocks + blocks] for step in range(4)]
-    assert encoder == [n + 0, n + drawn[0], n + drawn[1], n + drawn[2]]  # step 1 refreshes (nothing visible yet)
-    assert decoder == [n + 16] + [n + drawn[k - 1] + drawn[k] for k in (1, 2, 3)]
-    assert torch.equal(cached, draw(model, 4, token_cache=4, cfg=1.0, reuse="none"))
+    assert encoder == [n + 0] + [local + drawn[k - 1] for k in (1, 2, 3)]  # step 1 refreshes (nothing visible yet)
+    assert decoder == [n + 16] + [local + drawn[k - 1] + drawn[k] for k in (1, 2, 3)]
+    assert torch.equal(cached, draw(model, 4, **settings))
     exact = draw(model, 4, cfg=1.0, reuse="none")
     assert not torch.allclose(cached, exact, **TOLERANCE)  # stale rows between refreshes: an approximation
+    if cache_buffer:
+        fresh = draw(model, 4, **(settings | {"cache_buffer": False}))
+        assert not torch.allclose(cached, fresh, **TOLERANCE)  # the kept buffer is a further approximation
 
 
 @pytest.mark.parametrize("head_sampler", ["ddpm", "ddim", "dpm++"])
 @pytest.mark.parametrize(
     "settings",
-    [dict(cfg=1.0), dict(cfg=3.0, cfg_schedule="linear"), dict(cfg=3.0, cfg_refresh=2), dict(cfg=3.0, token_cache=2)],
-    ids=["unguided", "guided", "cfg-refresh", "token-cache"],
+    [
+        dict(cfg=1.0),
+        dict(cfg=3.0, cfg_schedule="linear"),
+        dict(cfg=3.0, cfg_refresh=2),
+        dict(cfg=3.0, token_cache=2),
+        dict(cfg=3.0, token_cache=2, cache_buffer=True),
+    ],
+    ids=["unguided", "guided", "cfg-refresh", "token-cache", "kept-buffer"],
 )
 @pytest.mark.parametrize("completion", [False, True], ids=["fresh", "completion"])
 def test_no_step_of_the_loop_reads_a_tensor_on_the_host(model, monkeypatch, head_sampler, settings, completion):

@@ -106,6 +106,13 @@ def add_sampling_arguments(group) -> None:
         "N steps (approximate, faster; 0 = off)",
     )
     group.add_argument(
+        "--cache-buffer",
+        action=argparse.BooleanOptionalAction,
+        default=default.cache_buffer,
+        help="with --token-cache, keep the buffer's (class) rows between refreshes too, so a step runs only the new "
+        "tokens and the positions it draws (approximate, faster)",
+    )
+    group.add_argument(
         "--reuse",
         type=REUSE_NAMES,
         default=default.reuse,

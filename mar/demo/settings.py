@@ -75,10 +75,10 @@ def checked_sampling(values: dict, seq_len: int, head: str, num_train_timesteps:
 
 
 def preset_backbone_fields(name: str) -> dict:
-    """The fields of the preset ``name`` that the page has no control for (guidance refresh, token cache), with the
-    command line's defaults where the preset leaves them."""
+    """The fields of the preset ``name`` that the page has no control for (guidance refresh, token cache and its
+    buffer), with the command line's defaults where the preset leaves them."""
     chosen = SamplingConfig().with_preset(name)
-    return {field: getattr(chosen, field) for field in ("cfg_refresh", "token_cache")}
+    return {field: getattr(chosen, field) for field in ("cfg_refresh", "token_cache", "cache_buffer")}
 
 
 def preset_head_controls(name: str) -> tuple[str, int]:

@@ -28,6 +28,7 @@ class SamplingConfig:
     diffusion_steps_last: int | None = None  # anneal the head's steps linearly down to this at the last step
     cfg_refresh: int = 1  # run guidance's unconditional half every N steps only (approximate; 1 = exact)
     token_cache: int = 0  # refresh the backbone's kept keys and values every N steps (approximate); 0 = no cache
+    cache_buffer: bool = False  # with the token cache, keep the buffer's rows between refreshes too (approximate)
     reuse: str = "all"  # exact savings, comma-separated from REUSE, or "all" / "none"; equal samples either way
     compat: str | None = None  # "official": sample as the official MAR code; None: the checkpoint's own
 

@@ -97,6 +97,7 @@ def sample_masked(
         "halves" in sampling.reused(),
         by_class,
         sampling.token_cache,
+        sampling.cache_buffer,
     )
     orders = random_orders(labels.shape[0], config.seq_len, generator=generator, device=labels.device, last=known)
     return draw_steps(model, conditions, sampling, tokens, orders, count, generator, on_step)

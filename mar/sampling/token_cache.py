@@ -6,7 +6,9 @@ values are kept, per position. A step between refreshes runs
   at the step before), their queries attending to the kept keys and values of the older visible tokens;
 - the decoder on the buffer, those tokens and the positions wanted now (the ones to draw), attending to the kept keys
   and values of every other position.
-Each step writes the rows it ran back into the cache. The other rows' keys and values are stale: they were computed
+With ``keep_buffer`` the buffer's rows are kept like the older tokens' between refreshes: a step between refreshes
+then runs only the newly visible tokens in the encoder and those and the wanted positions in the decoder (the buffer
+is most of a local step's rows when a step draws few tokens). Each step writes the rows it ran back into the cache. The other rows' keys and values are stale: they were computed
 when fewer tokens were visible; that is the approximation (LazyMAR and ReCAP make the same bet, that a row changes
 little from one step to the next). With ``refresh`` 1 every step is a refresh and the result is the exact backbone's
 up to float rounding.
@@ -25,8 +27,8 @@ from mar.model.rows import gather_rows, positions_of
 
 
 class TokenCache:
-    def __init__(self, backbone: MARBackbone, refresh: int):
-        self.backbone, self.refresh = backbone, refresh
+    def __init__(self, backbone: MARBackbone, refresh: int, keep_buffer: bool = False):
+        self.backbone, self.refresh, self.keep_buffer = backbone, refresh, keep_buffer
         self.encoder_kv: list[tuple[torch.Tensor, torch.Tensor]] = []  # per block: 2 x (b, r, h·e)
         self.decoder_kv: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.seen = None  # (b, r) bool: the encoder rows whose keys are kept (buffer and visible tokens)
@@ -75,7 +77,8 @@ class TokenCache:
         return backbone.z_at(gather_rows(x[:, n:], wanted), wanted)
 
     def local(self, tokens, labels, visible, wanted) -> torch.Tensor:
-        """The buffer, the newly visible tokens and the wanted positions only, against the kept rows."""
+        """The buffer (unless it is kept), the newly visible tokens and the wanted positions only, against the kept
+        rows."""
         backbone, n = self.backbone, self.backbone.config.buffer_size
         halves, batch = labels.shape[0] // tokens.shape[0], labels.shape[0]
         is_visible = torch.zeros_like(self.seen[: tokens.shape[0], n:]).scatter_(1, visible, True)  # (b, l)
@@ -83,12 +86,15 @@ class TokenCache:
         self.visible_count = visible.shape[1]
         new, wanted = new.repeat(halves, 1), wanted.repeat(halves, 1)  # (b·h, q), (b·h, m)
         x = backbone.encoder_input(tokens, labels, new[: tokens.shape[0]])  # (b, n + q, d)
-        encoder_rows = self.buffer_and(new + n)
+        if self.keep_buffer:
+            x, encoder_rows = x[:, n:], new + n  # (b, q, d): the buffer's rows stay as the last refresh left them
+        else:
+            encoder_rows = self.buffer_and(new + n)  # (b, n + q)
         self.seen.scatter_(1, encoder_rows, True)
         for block, (keys, values) in zip(backbone.encoder_blocks, self.encoder_kv):
             x = block_with_cache(block, x, encoder_rows, keys, values, self.seen)
         masked = backbone.mask_token.to(x.dtype).expand(batch, wanted.shape[1], -1)  # (b, m, d)
-        decoder_rows = torch.cat([encoder_rows, wanted + n], dim=1)  # (b, n + q + m)
+        decoder_rows = torch.cat([encoder_rows, wanted + n], dim=1)  # (b, [n +] q + m)
         x = torch.cat([backbone.decoder_embed(backbone.encoder_norm(x)), masked], dim=1)
         x = x + gather_rows(backbone.decoder_pos.expand(batch, -1, -1), decoder_rows)
         for block, (keys, values) in zip(backbone.decoder_blocks, self.decoder_kv):
