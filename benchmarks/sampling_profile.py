@@ -24,7 +24,10 @@ def build_parser() -> Parser:
         "--settings",
         type=setting,
         nargs="+",
-        default=[setting(s) for s in ("ddpm:100,reuse=none", "ddpm:10@16", "ddpm:10@16,cache=16")],
+        default=[
+            setting(s)
+            for s in ("ddpm:100,reuse=none", "ddpm:10@16", "ddpm:10@16,cache=16", "ddpm:10@16,cache=4,buffer=kept")
+        ],
         help="sampler settings as benchmarks/speed.py writes them",
     )
     parser.add_argument("--samples", type=POSITIVE, default=250, help="images per draw (one batch)")

@@ -62,8 +62,9 @@ DEFAULT_SETTINGS = [
     "dpm++:5@16",  # the earlier fastest setting
     "ddpm:10@16",
     "ddpm:10@16,cache=4",
-    "ddpm:10@16,cache=16",  # the --fast preset
-    "ddpm:8@16,cache=16",
+    "ddpm:10@16,cache=16",  # the earlier --fast preset
+    "ddpm:10@16,cache=16,buffer=kept",
+    "ddpm:10@16,cache=4,buffer=kept",  # the --fast preset
 ]
 
 

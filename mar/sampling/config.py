@@ -11,7 +11,8 @@ REUSE = ("first-step", "halves")  # exact savings (mar/sampling/guidance.py); "a
 
 PRESETS = {  # by name: the fields a preset sets (docs/sampling.md); "exact" is the defaults, the paper's DDPM-100
     "exact": {},
-    "fast": {"diffusion_steps": 10, "cfg_refresh": 16, "token_cache": 16},  # ddpm with 10 head steps
+    # ddpm with 10 head steps; the cache refreshed every 4 steps, its buffer kept between (docs/benchmarks.md)
+    "fast": {"diffusion_steps": 10, "cfg_refresh": 16, "token_cache": 4, "cache_buffer": True},
 }
 
 
