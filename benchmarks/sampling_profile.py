@@ -9,7 +9,7 @@ Examples:
 import time
 
 import torch
-from speed import GUIDANCE, setting
+from speed import GUIDANCE, sampling_fields, setting
 
 from mar import sample_latents
 from mar.cli.options import POSITIVE, Parser, fail, text
@@ -63,7 +63,7 @@ def main(argv=None) -> None:
     print(f"{args.checkpoint}, {args.samples} images, {torch.get_num_threads()} threads, fp32, {GUIDANCE['cli']}")
     real = guidance.Conditions.run, guidance.Conditions.class_only, model.head.sample
     for chosen in args.settings:
-        sampling = {k: v for k, v in chosen.items() if k != "name"} | GUIDANCE["cli"]
+        sampling = sampling_fields(chosen) | GUIDANCE["cli"]
         sample_latents(model, labels, generator=torch.Generator().manual_seed(0), **sampling)  # warm-up
         watch = Stopwatch()
         guidance.Conditions.run = watch.wrap("backbone", real[0])

@@ -111,6 +111,11 @@ def setting(value: str) -> dict:
 setting.validates = True
 
 
+def sampling_fields(chosen: dict) -> dict:
+    """A parsed setting's SamplingConfig fields (all but its name)."""
+    return {key: value for key, value in chosen.items() if key != "name"}
+
+
 def build_parser() -> Parser:
     parser = Parser(description=__doc__)
     parser.add_argument("--checkpoint", type=text, default="runs/default", help="a run folder or checkpoint")
@@ -218,9 +223,7 @@ def quality(args, device, precision) -> dict[str, list[dict]]:
         print(f"{guidance}: {GUIDANCE[guidance]}, K={args.num_iter}, {args.samples} samples x {args.seeds} seeds")
         rows = []
         for chosen in args.settings:
-            sampling = (
-                {"num_iter": args.num_iter} | {k: v for k, v in chosen.items() if k != "name"} | GUIDANCE[guidance]
-            )
+            sampling = {"num_iter": args.num_iter} | sampling_fields(chosen) | GUIDANCE[guidance]
             runs = []
             for seed in range(args.seed, args.seed + args.seeds):
                 latents, rate = timed_draw(model, labels, seed, args.batch_size, precision, **sampling)
@@ -296,8 +299,7 @@ def official_sampling(args, device, precision) -> list[dict]:
     labels = torch.arange(16, device=device) % OFFICIAL_MIRROR.num_classes
     rows = []
     for chosen in args.settings:
-        setting_fields = {k: v for k, v in chosen.items() if k != "name"}
-        sampling = {"num_iter": 16} | setting_fields | {"cfg": 3.0, "cfg_schedule": "linear"}
+        sampling = {"num_iter": 16} | sampling_fields(chosen) | {"cfg": 3.0, "cfg_schedule": "linear"}
         timed_draw(model, labels, 0, 16, precision, **sampling)  # warm-up
         rates = [timed_draw(model, labels, seed, 16, precision, **sampling)[1] for seed in range(2)]
         rows.append({"setting": chosen["name"], "images_per_s": statistics.mean(rates)})

@@ -90,11 +90,8 @@ def write_manifest(folder: Path, record: dict) -> None:
     tmp.replace(folder / MANIFEST)
 
 
-SETTLED_DEFAULTS = {
-    "cfg_refresh": 1,
-    "token_cache": 0,
-    "cache_buffer": False,
-}  # options added later, left out of a record at these values
+# Options added later, left out of a record at these values.
+SETTLED_DEFAULTS = {"cfg_refresh": 1, "token_cache": 0, "cache_buffer": False}
 
 
 def sample_set_record(plan: SamplePlan, checkpoint: str, sampling: dict, ema: bool) -> dict:

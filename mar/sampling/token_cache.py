@@ -8,7 +8,8 @@ values are kept, per position. A step between refreshes runs
   and values of every other position.
 With ``keep_buffer`` the buffer's rows are kept like the older tokens' between refreshes: a step between refreshes
 then runs only the newly visible tokens in the encoder and those and the wanted positions in the decoder (the buffer
-is most of a local step's rows when a step draws few tokens). Each step writes the rows it ran back into the cache. The other rows' keys and values are stale: they were computed
+is most of a local step's rows when a step draws few tokens).
+Each step writes the rows it ran back into the cache. The other rows' keys and values are stale: they were computed
 when fewer tokens were visible; that is the approximation (LazyMAR and ReCAP make the same bet, that a row changes
 little from one step to the next). With ``refresh`` 1 every step is a refresh and the result is the exact backbone's
 up to float rounding.
