@@ -70,16 +70,16 @@ def exact_denoiser(alphas_cumprod: torch.Tensor):
 
 
 def train_head() -> DiffLoss:
-    """A one-hot-conditioned head fitted to the mixture (about a minute on one CPU thread)."""
+    """A one-hot-conditioned head fitted to the mixture (about 15 s on two CPU cores)."""
     torch.manual_seed(0)
     head = DiffLoss(
         DiffLossConfig(
-            token_channels=2, cond_channels=3, width=128, depth=3, diffusion_batch_mul=4, num_sampling_steps=50
+            token_channels=2, cond_channels=3, width=64, depth=3, diffusion_batch_mul=4, num_sampling_steps=50
         )
     )
-    optimizer = torch.optim.AdamW(head.parameters(), lr=2e-3)
+    optimizer = torch.optim.AdamW(head.parameters(), lr=4e-3)
     generator = torch.Generator().manual_seed(0)
-    steps = 1500
+    steps = 1000
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1 - s / steps)
     for _ in range(steps):
         condition = torch.randint(0, 3, (256,), generator=generator)
