@@ -1,9 +1,11 @@
-"""What limits class accuracy on the glyphs: tokenizer reconstructions, and a generator's samples over settings.
+"""What limits class accuracy on the glyphs or a folder: tokenizer reconstructions, and a generator's samples over
+settings.
 
-Both are scored by the glyph set's feature classifier (the one train.py and mar compare keep in --cache-dir,
-trained once): tokenizers by the share of the 1000 held-out glyphs (render seed 1) whose reconstruction is still
-classified right, the ceiling any generator on that tokenizer can reach; a checkpoint by the class accuracy of
-its samples for every temperature x cfg x K given, averaged over --seeds.
+Both are scored by the data's feature classifier (the one train.py's quality report and mar compare keep in
+--cache-dir, trained once; the glyphs', or with --data-path the folder's): tokenizers by the share of the held-out
+images (for the glyphs, 1000 of render seed 1) whose reconstruction is still classified right, the ceiling any
+generator on that tokenizer can reach; a checkpoint by the class accuracy of its samples for every temperature x
+cfg x K given, averaged over --seeds.
 
 Two diagnostics of a checkpoint tell the judge's verdicts from the generator's faults:
 - ``--contexts k ...``: held-out glyphs completed by the generator from k of their own tokens (the rest drawn with
@@ -17,6 +19,7 @@ Examples:
     python benchmarks/class_accuracy.py --tokenizers runs/default/tokenizer runs/tokenizers/kl
     python benchmarks/class_accuracy.py --checkpoint runs/default --temperatures 1.0 0.7 --cfgs 4 8 --num-iters 8 16
     python benchmarks/class_accuracy.py --checkpoint runs/default --contexts 0 4 8 12 --agreement 2
+    python benchmarks/class_accuracy.py --data-path data/shapes --checkpoint runs/shapes --temperatures 0.3 1.0 --cfgs 2
 """
 
 import argparse
@@ -26,6 +29,7 @@ import time
 
 import torch
 
+from mar.cli import train
 from mar.cli.common import dataset_name, open_dataset, pick_device
 from mar.cli.options import (
     NON_NEGATIVE,
@@ -95,7 +99,13 @@ def build_parser() -> Parser:
         help="classifiers of other seeds that also judge the first setting's samples, and their agreement",
     )
     parser.add_argument(
-        "--cache-dir", type=text, default="data_cache", help="where the glyphs and their classifier are kept"
+        "--data-path",
+        type=text,
+        default=None,
+        help="an image folder (root/<class>/*.png) judged by its own held-out classifier instead of the glyphs",
+    )
+    parser.add_argument(
+        "--cache-dir", type=text, default="data_cache", help="where the glyphs and the classifiers are kept"
     )
     parser.add_argument("--device", type=text, default="auto", help="auto, cpu, cuda or mps")
     parser.add_argument(
@@ -105,29 +115,42 @@ def build_parser() -> Parser:
     return parser
 
 
-GLYPHS = argparse.Namespace(data_path=None, image_size=32, num_images=10_000, data_seed=0)
+def scored_data(args) -> argparse.Namespace:
+    """The data whose classifier judges, with train.py's defaults: the glyph set, or the folder of --data-path."""
+    folder = [] if args.data_path is None else ["--data-path", args.data_path]
+    return train.build_parser().parse_args([*folder, "--cache-dir", args.cache_dir])
 
 
-def glyph_classifier(args, device):
-    """The kept classifier of the default glyph set, its training glyphs and its held-out glyphs (images, labels)."""
-    data = argparse.Namespace(**vars(GLYPHS), cache_dir=args.cache_dir)
+def kept_classifier(args, device):
+    """The kept classifier of the data (the one train.py's quality report and mar compare use), its training images
+    and its held-out images (images, labels)."""
+    data = scored_data(args)
     dataset, classes = open_dataset(data)
     classifier, info, train_set, held_out = dataset_classifier(data, dataset, dataset_name(data), len(classes), device)
     print(
-        f"feature classifier {info['folder']}: test accuracy {info['test_accuracy']:.3f} on {len(held_out[1])} held-out glyphs"
+        f"feature classifier {info['folder']}: test accuracy {info['test_accuracy']:.3f} on {len(held_out[1])} held-out images"
     )
     return classifier, train_set, held_out
 
 
 def other_classifiers(args, train_set, held_out, count: int, device) -> list:
     """``count`` classifiers of the kept one's recipe with seeds 1 ... count, each kept in its own folder."""
-    name = dataset_name(argparse.Namespace(**vars(GLYPHS)))
-    kept = classifier_folder(args.cache_dir, name, GLYPHS.image_size, CLASSIFIER_STEPS)
+    data = scored_data(args)
+    kept = classifier_folder(args.cache_dir, dataset_name(data), data.image_size, CLASSIFIER_STEPS)
+    num_classes = int(held_out[1].max()) + 1
     found = []
     for seed in range(1, count + 1):
         folder = kept.with_name(f"{kept.name}-seed-{seed}")
         classifier, info = classifier_for(
-            folder, train_set, held_out, name, 10, CLASSIFIER_STEPS, device, seed=seed, progress=False
+            folder,
+            train_set,
+            held_out,
+            dataset_name(data),
+            num_classes,
+            CLASSIFIER_STEPS,
+            device,
+            seed=seed,
+            progress=False,
         )
         print(f"classifier of seed {seed}: test accuracy {info['test_accuracy']:.3f}")
         found.append(classifier)
@@ -287,7 +310,7 @@ def main(argv=None) -> None:
     device = pick_device(args.device)
     if (args.contexts or args.agreement) and args.checkpoint is None:
         fail("--contexts and --agreement score a generator; pass --checkpoint RUN too")
-    classifier, train_set, held_out = glyph_classifier(args, device)
+    classifier, train_set, held_out = kept_classifier(args, device)
     if args.tokenizers:
         score_tokenizers(args, classifier, held_out, device)
     if args.checkpoint is not None:

@@ -6,6 +6,8 @@ check that its defaults hold elsewhere. Each kind asks something different of th
   upscaled bicubically, grey on black; all of them are written, so --per-class and --seed do not apply;
 - ``shapes``: ten solid shapes in random saturated colours on dark or light backgrounds, of random size, position
   and rotation; every class is its own mirror image up to a rotation, so flips and turns never change the class;
+- ``centred``: the same shapes, each 75% of the side across and in the middle, so that only the outline tells the
+  class (docs/experiments/2026-12-07-shapes-generator.md: position and size are what hide the class);
 - ``photos``: real photographs, not drawn by the project: random square crops (25-60% of the short side) of ten
   sample images that ship inside the scikit-image wheel; the class is the photograph;
 - ``leaves``: a dead-leaves model, a classic stand-in for natural image statistics: overlapping discs, boxes and
@@ -132,11 +134,17 @@ def _colours(rng: np.random.Generator) -> tuple:
     return tuple(tuple(round(255 * c) for c in colour) for colour in (fill, background))
 
 
-def render_shape(parts: list, image_size: int, rng: np.random.Generator, turn: float, mirror: bool) -> Image.Image:
-    """One shape: 40-90% of the side across, anywhere it fits, turned up to ``turn`` degrees either way; RGB."""
+def render_shape(
+    parts: list, image_size: int, rng: np.random.Generator, turn: float, mirror: bool, centred: bool = False
+) -> Image.Image:
+    """One shape: 40-90% of the side across, anywhere it fits (``centred``: 75% across, in the middle), turned up to
+    ``turn`` degrees either way; RGB."""
     side = SUPERSAMPLE * image_size
-    radius = rng.uniform(0.4, 0.9) * side / 2
-    centre = side / 2 + rng.uniform(-1, 1, 2) * (side / 2 - radius)
+    if centred:
+        radius, centre = 0.75 * side / 2, np.full(2, side / 2)
+    else:
+        radius = rng.uniform(0.4, 0.9) * side / 2
+        centre = side / 2 + rng.uniform(-1, 1, 2) * (side / 2 - radius)
     mask = _mask(parts, side, centre, radius, mirror)
     mask = mask.rotate(rng.uniform(-turn, turn), resample=Image.BICUBIC, center=tuple(centre))
     fill, background = _colours(rng)
@@ -150,12 +158,14 @@ def _save(picture: Image.Image, root: Path, name: str, index: int) -> None:
     picture.save(folder / f"{index:05d}.png")
 
 
-def _write_drawn(root: Path, classes: dict, per_class: int, image_size: int, seed: int, turn: float) -> int:
+def _write_drawn(
+    root: Path, classes: dict, per_class: int, image_size: int, seed: int, turn: float, centred: bool = False
+) -> int:
     """Renders ``classes`` (name -> (parts, mirror)), each from its own generator seeded by (seed, class index)."""
     for k, (name, (parts, mirror)) in enumerate(classes.items()):
         rng = np.random.default_rng([seed, k])
         for i in range(per_class):
-            _save(render_shape(parts, image_size, rng, turn, mirror), root, name, i)
+            _save(render_shape(parts, image_size, rng, turn, mirror, centred), root, name, i)
     return per_class * len(classes)
 
 
@@ -176,6 +186,13 @@ def write_shapes(root: Path, per_class: int, image_size: int, seed: int) -> int:
     """``per_class`` of each shape, turned anywhere in a full circle."""
     unmirrored = {name: (parts, False) for name, parts in SHAPES.items()}
     return _write_drawn(root, unmirrored, per_class, image_size, seed, turn=180)
+
+
+def write_centred(root: Path, per_class: int, image_size: int, seed: int) -> int:
+    """The shapes without their position and size: each 75% of the side across, in the middle; turns and colours
+    random as in ``shapes``."""
+    unmirrored = {name: (parts, False) for name, parts in SHAPES.items()}
+    return _write_drawn(root, unmirrored, per_class, image_size, seed, turn=180, centred=True)
 
 
 def write_photos(root: Path, per_class: int, image_size: int, seed: int) -> int:
@@ -251,6 +268,7 @@ def write_broad(root: Path, per_class: int, image_size: int, seed: int) -> int:
 KINDS = {
     "digits": write_digits,
     "shapes": write_shapes,
+    "centred": write_centred,
     "photos": write_photos,
     "mirrored": write_mirrored,
     "leaves": write_leaves,
