@@ -136,21 +136,13 @@ def kept_classifier(args, device):
 def other_classifiers(args, train_set, held_out, count: int, device) -> list:
     """``count`` classifiers of the kept one's recipe with seeds 1 ... count, each kept in its own folder."""
     data = scored_data(args)
-    kept = classifier_folder(args.cache_dir, dataset_name(data), data.image_size, CLASSIFIER_STEPS)
-    num_classes = int(held_out[1].max()) + 1
+    name, num_classes = dataset_name(data), int(held_out[1].max()) + 1
+    kept = classifier_folder(args.cache_dir, name, data.image_size, CLASSIFIER_STEPS)
     found = []
     for seed in range(1, count + 1):
         folder = kept.with_name(f"{kept.name}-seed-{seed}")
         classifier, info = classifier_for(
-            folder,
-            train_set,
-            held_out,
-            dataset_name(data),
-            num_classes,
-            CLASSIFIER_STEPS,
-            device,
-            seed=seed,
-            progress=False,
+            folder, train_set, held_out, name, num_classes, CLASSIFIER_STEPS, device, seed=seed, progress=False
         )
         print(f"classifier of seed {seed}: test accuracy {info['test_accuracy']:.3f}")
         found.append(classifier)
