@@ -121,23 +121,21 @@ def scored_data(args) -> argparse.Namespace:
     return train.build_parser().parse_args([*folder, "--cache-dir", args.cache_dir])
 
 
-def kept_classifier(args, device):
-    """The kept classifier of the data (the one train.py's quality report and mar compare use), its training images
-    and its held-out images (images, labels)."""
-    data = scored_data(args)
+def kept_classifier(data: argparse.Namespace, device):
+    """The kept classifier of the data (the one train.py's quality report and mar compare use), its training images,
+    its held-out images (images, labels) and the number of classes."""
     dataset, classes = open_dataset(data)
     classifier, info, train_set, held_out = dataset_classifier(data, dataset, dataset_name(data), len(classes), device)
     print(
         f"feature classifier {info['folder']}: test accuracy {info['test_accuracy']:.3f} on {len(held_out[1])} held-out images"
     )
-    return classifier, train_set, held_out
+    return classifier, train_set, held_out, len(classes)
 
 
-def other_classifiers(args, train_set, held_out, count: int, device) -> list:
+def other_classifiers(data: argparse.Namespace, train_set, held_out, num_classes: int, count: int, device) -> list:
     """``count`` classifiers of the kept one's recipe with seeds 1 ... count, each kept in its own folder."""
-    data = scored_data(args)
-    name, num_classes = dataset_name(data), int(held_out[1].max()) + 1
-    kept = classifier_folder(args.cache_dir, name, data.image_size, CLASSIFIER_STEPS)
+    name = dataset_name(data)
+    kept = classifier_folder(data.cache_dir, name, data.image_size, CLASSIFIER_STEPS)
     found = []
     for seed in range(1, count + 1):
         folder = kept.with_name(f"{kept.name}-seed-{seed}")
@@ -302,11 +300,12 @@ def main(argv=None) -> None:
     device = pick_device(args.device)
     if (args.contexts or args.agreement) and args.checkpoint is None:
         fail("--contexts and --agreement score a generator; pass --checkpoint RUN too")
-    classifier, train_set, held_out = kept_classifier(args, device)
+    data = scored_data(args)
+    classifier, train_set, held_out, num_classes = kept_classifier(data, device)
     if args.tokenizers:
         score_tokenizers(args, classifier, held_out, device)
     if args.checkpoint is not None:
-        judges = other_classifiers(args, train_set, held_out, args.agreement, device)
+        judges = other_classifiers(data, train_set, held_out, num_classes, args.agreement, device)
         model, tokenizer, precision = score_checkpoint(args, classifier, device, judges)
         if args.contexts:
             score_contexts(args, model, tokenizer, classifier, held_out, precision, device)
