@@ -44,6 +44,7 @@ from mar.cli.options import (
 )
 from mar.eval.classifier import classifier_for, predict
 from mar.eval.reference_data import CLASSIFIER_STEPS, classifier_folder, dataset_classifier
+from mar.eval.run_quality import QualityJudge
 from mar.model.masking import mask_from_orders, random_orders
 from mar.model.tokens import patchify
 from mar.precision import autocast, resolve_precision
@@ -122,14 +123,14 @@ def scored_data(args) -> argparse.Namespace:
 
 
 def kept_classifier(data: argparse.Namespace, device):
-    """The kept classifier of the data (the one train.py's quality report and mar compare use), its training images,
-    its held-out images (images, labels) and the number of classes."""
+    """The kept classifier of the data (the one train.py's quality report and mar compare use), its record, its
+    training images, its held-out images (images, labels) and the number of classes."""
     dataset, classes = open_dataset(data)
     classifier, info, train_set, held_out = dataset_classifier(data, dataset, dataset_name(data), len(classes), device)
     print(
         f"feature classifier {info['folder']}: test accuracy {info['test_accuracy']:.3f} on {len(held_out[1])} held-out images"
     )
-    return classifier, train_set, held_out, len(classes)
+    return classifier, info, train_set, held_out, len(classes)
 
 
 def other_classifiers(data: argparse.Namespace, train_set, held_out, num_classes: int, count: int, device) -> list:
@@ -224,7 +225,7 @@ def score_contexts(args, model, tokenizer, classifier, held_out, precision, devi
         )
 
 
-def score_checkpoint(args, classifier, device, judges: list) -> tuple:
+def score_checkpoint(args, judge: QualityJudge, device, judges: list) -> tuple:
     try:
         checkpoint = load_checkpoint(args.checkpoint, device)
     except (FileNotFoundError, ValueError) as error:
@@ -258,9 +259,13 @@ def score_checkpoint(args, classifier, device, judges: list) -> tuple:
         f"\n{args.checkpoint} (step {checkpoint.step}, {weights}), {args.head_sampler} {args.diffusion_steps} steps, cfg {args.cfg_schedule}, "
         f"cfg refresh {args.cfg_refresh}, "
         f"{args.samples_per_class * len(classes)} samples x {args.seeds} seeds per setting, "
-        f"{'fp32' if precision is None else str(precision).removeprefix('torch.')}\n"
+        f"{'fp32' if precision is None else str(precision).removeprefix('torch.')}; FID in the classifier's features "
+        f"against the held-out images (real training images: {judge.fid_floor:.2f})\n"
     )
-    print("| temperature | cfg | K | class acc. (mean over seeds) | per seed | seconds |\n|---|---|---|---|---|---|")
+    print(
+        "| temperature | cfg | K | class acc. (mean over seeds) | per seed | FID (mean over seeds) | seconds |\n"
+        "|---|---|---|---|---|---|---|"
+    )
     first = None
     for temperature, cfg, num_iter in itertools.product(args.temperatures, args.cfgs, args.num_iters):
         started, scores = time.perf_counter(), []
@@ -282,14 +287,16 @@ def score_checkpoint(args, classifier, device, judges: list) -> tuple:
                     ),
                     generator=torch.Generator(device).manual_seed(seed),
                 )
-            scores.append((predict(classifier, images.float())[1] == labels.cpu()).float().mean().item())
+            scores.append(judge.score(images.float(), labels.cpu()))
             first = first or (images.float(), labels.cpu())
+        accuracies = [s["accuracy"] for s in scores]
         print(
-            f"| {temperature:g} | {cfg:g} | {num_iter} | {statistics.mean(scores):.3f} | "
-            f"{', '.join(f'{s:.3f}' for s in scores)} | {time.perf_counter() - started:.0f} |"
+            f"| {temperature:g} | {cfg:g} | {num_iter} | {statistics.mean(accuracies):.3f} | "
+            f"{', '.join(f'{a:.3f}' for a in accuracies)} | {statistics.mean(s['fid'] for s in scores):.2f} | "
+            f"{time.perf_counter() - started:.0f} |"
         )
     if judges:
-        score_agreement([classifier, *judges], *first)
+        score_agreement([judge.classifier, *judges], *first)
     return model, tokenizer, precision
 
 
@@ -301,12 +308,13 @@ def main(argv=None) -> None:
     if (args.contexts or args.agreement) and args.checkpoint is None:
         fail("--contexts and --agreement score a generator; pass --checkpoint RUN too")
     data = scored_data(args)
-    classifier, train_set, held_out, num_classes = kept_classifier(data, device)
+    classifier, info, train_set, held_out, num_classes = kept_classifier(data, device)
     if args.tokenizers:
         score_tokenizers(args, classifier, held_out, device)
     if args.checkpoint is not None:
         judges = other_classifiers(data, train_set, held_out, num_classes, args.agreement, device)
-        model, tokenizer, precision = score_checkpoint(args, classifier, device, judges)
+        judge = QualityJudge.of(classifier, info, train_set, held_out, args.samples_per_class * num_classes)
+        model, tokenizer, precision = score_checkpoint(args, judge, device, judges)
         if args.contexts:
             score_contexts(args, model, tokenizer, classifier, held_out, precision, device)
 
