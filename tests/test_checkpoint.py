@@ -15,6 +15,7 @@ from mar.train.checkpoint import (
     TrainingState,
     latest_checkpoint,
     load_checkpoint,
+    record_sampling,
     save_training_checkpoint,
     save_weights,
 )
@@ -88,6 +89,25 @@ def test_failed_write_keeps_the_previous_checkpoint(saved, monkeypatch):
     assert path.read_bytes() == before
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left behind
     assert load_checkpoint(path).step == 12
+
+
+def test_a_recorded_guidance_scale_loads_with_the_same_weights_and_a_failed_record_keeps_the_file(saved, monkeypatch):
+    path, model, _ = saved
+    assert load_checkpoint(path).sampling == {}
+    record_sampling(path, {"cfg": 6.0})
+    loaded = load_checkpoint(path)
+    assert loaded.sampling == {"cfg": 6.0} and loaded.step == 12
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(loaded.model.state_dict()[name], tensor), name
+    before = path.read_bytes()
+
+    def read_only(tensors, filename, metadata):
+        raise PermissionError(13, "Permission denied", str(filename))
+
+    monkeypatch.setattr(checkpoint_module, "save_file", read_only)
+    with pytest.raises(CheckpointWriteError, match=r"checkpoint is unchanged: pass --cfg 4 when sampling"):
+        record_sampling(path, {"cfg": 4.0})
+    assert path.read_bytes() == before and [p.name for p in path.parent.iterdir()] == [path.name]
 
 
 def test_non_finite_weights_are_refused_naming_the_file(saved, tmp_path):

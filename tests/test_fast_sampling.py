@@ -7,6 +7,7 @@ import torch
 
 from mar import sample_latents
 from mar.cli import sample
+from mar.cli.common import sampling_options
 from mar.model.masking import unmasking_schedule
 from mar.model.rows import positions_of
 from mar.sampling import loop, token_cache
@@ -170,10 +171,10 @@ def test_no_step_synchronises_with_the_gpu(monkeypatch):
 
 def test_the_fast_preset_sets_only_the_fields_left_at_their_defaults():
     parser = sample.build_parser()
-    fast = SamplingConfig.from_namespace(parser.parse_args(["--checkpoint", "x", "--fast"]))
+    fast = sampling_options(parser.parse_args(["--checkpoint", "x", "--fast"]))
     assert fast == SamplingConfig(**PRESETS["fast"]) == SamplingConfig().with_preset("fast")
-    after = SamplingConfig.from_namespace(parser.parse_args(["--checkpoint", "x", "--fast", "--token-cache", "2"]))
-    before = SamplingConfig.from_namespace(parser.parse_args(["--checkpoint", "x", "--cfg-refresh", "4", "--fast"]))
+    after = sampling_options(parser.parse_args(["--checkpoint", "x", "--fast", "--token-cache", "2"]))
+    before = sampling_options(parser.parse_args(["--checkpoint", "x", "--cfg-refresh", "4", "--fast"]))
     assert after.token_cache == 2 and before.cfg_refresh == 4 and before.token_cache == PRESETS["fast"]["token_cache"]
     assert SamplingConfig(diffusion_steps=50).with_preset("fast").diffusion_steps == 50
     with pytest.raises(ValueError, match="unknown preset 'quick'"):

@@ -63,6 +63,7 @@ def test_folder_round_trip_keeps_every_tensor_and_samples_the_same(trained_run, 
         original.image_size,
         original.step,
     )
+    assert loaded.checkpoint.sampling == original.sampling != {}  # the guidance scale the run chose
     options = {"num_iter": 2, "diffusion_steps": 3, "cfg": 2.0}
     again = PretrainedMAR(original).generate([0, 3], generator=torch.Generator().manual_seed(7), **options)
     drawn = loaded.generate([0, 3], generator=torch.Generator().manual_seed(7), **options)

@@ -1,6 +1,7 @@
 """Shared pieces of the command line: device choice, the checkpoint, sampling and data options (option types: options.py)."""
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -86,7 +87,11 @@ def add_sampling_arguments(group) -> None:
         "categorical head: softmax temperature",
     )
     group.add_argument(
-        "--cfg", type=NON_NEGATIVE_NUMBER, default=default.cfg, help="classifier-free guidance scale; 1 = none"
+        "--cfg",
+        type=NON_NEGATIVE_NUMBER,
+        default=None,
+        help="classifier-free guidance scale; 1 = none (default: the scale the checkpoint's run chose from its data, "
+        f"else {default.cfg:g}; train.py chooses one after training unless this is given, docs/sampling.md)",
     )
     group.add_argument(
         "--cfg-schedule", default=default.cfg_schedule, choices=list(CFG_SCHEDULES), help="guidance schedule"
@@ -164,9 +169,13 @@ def preset_text(name: str) -> str:
     return ", ".join(f"{field} {value}" for field, value in PRESETS[name].items())
 
 
-def sampling_options(args: argparse.Namespace) -> SamplingConfig:
-    """The SamplingConfig that add_sampling_arguments parsed."""
-    return SamplingConfig.from_namespace(args)
+def sampling_options(args: argparse.Namespace, chosen: dict | None = None) -> SamplingConfig:
+    """The SamplingConfig that add_sampling_arguments parsed; without --cfg, the scale ``chosen`` holds (a checkpoint's
+    ``sampling``: what its run chose from its data) or SamplingConfig's."""
+    sampling = SamplingConfig.from_namespace(args)
+    if args.cfg is None:
+        sampling = replace(sampling, cfg=float((chosen or {}).get("cfg", SamplingConfig().cfg)))
+    return sampling
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:

@@ -79,7 +79,8 @@ def main(argv=None) -> None:
     check_sampling(args, config.seq_len, config.head_kind, train_timesteps)
     given = Path(args.checkpoint)
     folder = given if given.is_dir() else given.parent if given.exists() else Path("runs") / "hub" / args.checkpoint
-    name = f"samples-step{ckpt.step}-K{args.num_iter}-{args.head_sampler}{args.diffusion_steps}-cfg{args.cfg:g}-t{args.temperature:g}.png"
+    sampling = sampling_options(args, ckpt.sampling)
+    name = f"samples-step{ckpt.step}-K{args.num_iter}-{args.head_sampler}{args.diffusion_steps}-cfg{sampling.cfg:g}-t{args.temperature:g}.png"
     out = args.out or check_writable_file(folder / name, "--out")  # a given --out was checked first
     model = ckpt.model if args.no_ema else ckpt.sampling_model
     if args.compile:
@@ -91,10 +92,11 @@ def main(argv=None) -> None:
         ckpt.classes,
         args.per_class,
         out,
-        sampling_options(args),
+        sampling,
         class_ids=args.classes,
         batch_size=args.batch_size,
         generator=torch.Generator(device).manual_seed(args.seed),
     )
     count = len(args.classes or ckpt.classes) * args.per_class
-    print(f"wrote {path}: {count} images in {time.time() - started:.1f} s")
+    chosen = " (the scale its run chose from its data; --cfg overrides)" if args.cfg is None and ckpt.sampling else ""
+    print(f"wrote {path}: {count} images at cfg {sampling.cfg:g}{chosen} in {time.time() - started:.1f} s")

@@ -79,7 +79,8 @@ def main(argv=None) -> None:
         ckpt.model.head.config.num_train_timesteps if config.head_kind == "diffusion" else 0,
     )
     plan = SamplePlan(args.num_images, config.num_classes, args.chunk_size, args.seed)
-    record = sample_set_record(plan, args.checkpoint, asdict(sampling_options(args)), ema=not args.no_ema)
+    sampling = sampling_options(args, ckpt.sampling)
+    record = sample_set_record(plan, args.checkpoint, asdict(sampling), ema=not args.no_ema)
     try:
         continuing = check_manifest(out, record)
     except ValueError as error:
@@ -103,7 +104,7 @@ def main(argv=None) -> None:
         world,
         precision,
         progress=not args.no_progress,
-        sampling=sampling_options(args),
+        sampling=sampling,
     )
     seconds = time.time() - started
     counts = distributed.all_reduce_sum(torch.tensor([float(drawn)], device=device)).item()

@@ -62,7 +62,14 @@ from mar.cli.options import (
     number,
     text,
 )
-from mar.cli.train_report import final_quality, held_out_judge, mirrored_views, quality_count, report_tokenizer
+from mar.cli.train_report import (
+    chosen_guidance,
+    final_quality,
+    held_out_judge,
+    mirrored_views,
+    quality_count,
+    report_tokenizer,
+)
 from mar.data.image_folder import BadImage
 from mar.data.images import from_uint8, save_grid, to_uint8
 from mar.data.latents import (
@@ -76,6 +83,7 @@ from mar.data.latents import (
 from mar.eval.reference_data import CLASSIFIER_STEPS
 from mar.model.config import ATTENTIONS, HEADS, ORDERS
 from mar.precision import resolve_precision
+from mar.sampling.config import SamplingConfig
 from mar.sampling.grids import class_samples, render_samples
 from mar.sampling.loop import sampling_steps
 from mar.train.checkpoint import (
@@ -96,6 +104,7 @@ from vae.embedded import GENERAL_SHAPE, GENERAL_TOKENIZER, GLYPH_TOKENIZER, GLYP
 CPU_TIME_BUDGET = 15  # minutes: the default run's budget on a 2-core CPU
 CPU_SIZES = ("mar-micro", "mar-tiny")  # the named sizes whose recipes are made for it
 END_RESERVE_S = 120  # seconds kept for the quality scores during training, the final grid and its scores
+CHOICE_RESERVE_S = 45  # and for choosing the guidance scale (train_report.CHOICE_SAMPLES at each of 5 scales)
 
 NEW_TOKENIZER = {
     "tokenizer_init": None,  # general where the shape is the shipped general tokenizer's, else scratch
@@ -535,7 +544,9 @@ def training_deadline(args, device, started: float) -> float | None:
         budget = CPU_TIME_BUDGET if device.type == "cpu" and args.model in CPU_SIZES else 0
     if not budget:
         return None
-    return started + 60 * budget - (END_RESERVE_S if args.quality == "on" else END_RESERVE_S / 2)
+    if args.quality == "off":
+        return started + 60 * budget - END_RESERVE_S / 2
+    return started + 60 * budget - END_RESERVE_S - (CHOICE_RESERVE_S if args.cfg is None else 0)
 
 
 def schedule_length(args, steps_per_epoch: int) -> tuple[int, int]:
@@ -831,12 +842,14 @@ def train_run(args, device, output: Path, started: float) -> None:
             )
         else:
             train_time = time.time() - started
-            grid = final_grid(ema.module, tokenizer, classes, args, device, output / "samples.png")
+            guidance = chosen_guidance(args, quality, ema.module, tokenizer, output)
+            sampling = sampling_options(args, guidance and {"cfg": guidance.cfg})
+            grid = final_grid(ema.module, tokenizer, classes, args, device, output / "samples.png", sampling)
             log_image(output, "samples/final", output / "samples.png", result["step"])
             print(
                 f"samples: {output / 'samples.png'} (EMA weights, {sampling_steps(config, args.num_iter)} steps, "
                 f"{args.head_sampler} head with "
-                f"{args.diffusion_steps} steps, cfg={args.cfg}, temperature={args.temperature})"
+                f"{args.diffusion_steps} steps, cfg={sampling.cfg:g}, temperature={args.temperature})"
             )
             record = {
                 "steps": result["step"],
@@ -847,9 +860,12 @@ def train_run(args, device, output: Path, started: float) -> None:
             if not trained:  # the training figures stay those of the run that trained it
                 record.update(previous_training_record(output))
             record["mirrored_views"] = flips
+            record["cfg"] = sampling.cfg
+            if guidance is not None and guidance.scores:
+                record["guidance_choice"] = {f"{cfg:g}": scores for cfg, scores in guidance.scores.items()}
             if quality is not None:
                 record |= {"tokenizer": tokenizer_record} | final_quality(
-                    quality, grid, ema.module, tokenizer, result["step"]
+                    quality, grid, ema.module, tokenizer, result["step"], sampling
                 )
             print(f"wall time: {time.time() - started:.0f} s ({train_time:.0f} s to the checkpoint)")
             (output / "metrics.json").write_text(json.dumps(record, indent=2) + "\n")
@@ -860,7 +876,7 @@ def previous_training_record(output: Path) -> dict:
     path = output / "metrics.json"
     if not path.is_file():
         return {}
-    kept = ("steps", "final_loss", "seconds_to_checkpoint", "precision")
+    kept = ("steps", "final_loss", "seconds_to_checkpoint", "precision", "guidance_choice")
     return {key: value for key, value in json.loads(path.read_text()).items() if key in kept}
 
 
@@ -871,7 +887,9 @@ def load_or_fail(path: str):
         fail(str(error))
 
 
-def final_grid(model, tokenizer, classes, args, device, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+def final_grid(
+    model, tokenizer, classes, args, device, path: Path, sampling: SamplingConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The grid of --samples-per-class images per class, saved to ``path``; its images as the PNG holds them, and labels."""
     model.eval()
     images, labels = class_samples(
@@ -879,7 +897,7 @@ def final_grid(model, tokenizer, classes, args, device, path: Path) -> tuple[tor
         tokenizer,
         list(range(len(classes))),
         args.samples_per_class,
-        sampling_options(args),
+        sampling,
         generator=torch.Generator(device).manual_seed(args.seed),
     )
     save_grid(images, classes, path)

@@ -1,15 +1,20 @@
 """What train.py decides and reports from the data's held-out classifier (mar/eval/reference_data.py): whether to
 add mirrored views, whether the tokenizer is the limit, and how good the samples are during and after training
-(docs/evaluation.md)."""
+and, without --cfg, which guidance scale to sample with (docs/evaluation.md)."""
 
 import torch
 
-from mar.cli.common import dataset_name
+from mar.cli.common import dataset_name, sampling_options
 from mar.eval.classifier import FeatureClassifier
+from mar.eval.guidance_choice import GuidanceChoice, choose_guidance
 from mar.eval.mirroring import decide_mirroring
 from mar.eval.reference_data import dataset_classifier
 from mar.eval.run_quality import QualityJudge, tokenizer_check
+from mar.sampling.config import SamplingConfig
+from mar.train.checkpoint import CheckpointWriteError, latest_checkpoint, record_sampling, recorded_sampling
 from mar.train.quality_log import QualityLog
+
+CHOICE_SAMPLES = 200  # scored at each candidate guidance scale
 
 
 def quality_count(args, num_classes: int) -> int:
@@ -75,11 +80,41 @@ def report_tokenizer(tokenizer, judge: QualityJudge, held_out: tuple) -> dict:
     return check
 
 
-def final_quality(quality: QualityLog, grid: tuple[torch.Tensor, torch.Tensor], model, tokenizer, step: int) -> dict:
-    """The grid's and the final samples' scores (the samples kept in quality/), printed; the record for metrics.json."""
+def chosen_guidance(args, quality: QualityLog | None, model, tokenizer, output) -> GuidanceChoice | None:
+    """Without --cfg, the scale the held-out classifier prefers (mar/eval/guidance_choice.py), printed and recorded
+    in the last checkpoint so that sample.py, the demo and the Hub export sample with it; None with --cfg or
+    --quality off."""
+    if args.cfg is not None or quality is None:
+        return None
+    recorded = recorded_sampling(latest_checkpoint(output))
+    if recorded:  # a finished run resumed: its checkpoint stays as it was
+        print(f"guidance: cfg {recorded['cfg']:g}, chosen from the data when this checkpoint was trained")
+        return GuidanceChoice(recorded["cfg"], {}, "recorded in the checkpoint")
+    count = min(quality.count, max(1, CHOICE_SAMPLES // quality.num_classes) * quality.num_classes)
+    choice = choose_guidance(
+        quality.judge, model, tokenizer, quality.num_classes, sampling_options(args), count, args.seed + 1
+    )
+    print(f"guidance: cfg {choice.cfg:g}, chosen from the data: {choice.reason} (--cfg forces a scale)")
+    try:
+        record_sampling(latest_checkpoint(output), {"cfg": choice.cfg})
+    except CheckpointWriteError as error:
+        print(f"warning: {error}")
+    return choice
+
+
+def final_quality(
+    quality: QualityLog,
+    grid: tuple[torch.Tensor, torch.Tensor],
+    model,
+    tokenizer,
+    step: int,
+    sampling: SamplingConfig,
+) -> dict:
+    """The grid's and the final samples' scores (the samples, drawn with ``sampling``, kept in quality/), printed;
+    the record for metrics.json."""
     judge = quality.judge
     on_grid = judge.score(*grid)
-    samples = quality.score(step, model, tokenizer, save=True)
+    samples = quality.score(step, model, tokenizer, save=True, sampling=sampling)
     print(
         f"quality: grid class accuracy {on_grid['accuracy']:.3f} ({on_grid['count']} cells, FID {on_grid['fid']:.2f}); "
         f"{samples['count']} samples: class accuracy {samples['accuracy']:.3f}, FID {samples['fid']:.2f} "

@@ -5,7 +5,7 @@ import gradio as gr
 import torch
 
 from diffloss.samplers import FIRST_SOLVER_TIMESTEP
-from mar.cli.common import preset_text
+from mar.cli.common import preset_text, sampling_options
 from mar.demo.generation import MAX_FRAMES, generate
 from mar.demo.quality_note import quality_note
 from mar.demo.settings import (
@@ -169,7 +169,7 @@ def build_app(
                     gr.Slider(
                         0.0,
                         10.0,
-                        value=defaults.cfg,
+                        value=sampling_options(defaults, checkpoint.sampling).cfg,  # the run's chosen scale
                         step=0.1,
                         label="CFG scale (--cfg)",
                         info="1 = no guidance",

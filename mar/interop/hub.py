@@ -68,10 +68,12 @@ class PretrainedMAR(ModelHubMixin, library_name="mar", tags=TAGS, paper_url=PAPE
         sampling: SamplingConfig | None = None,
         **overrides,
     ) -> torch.Tensor:
-        """Images (n, 3, s, s) in [-1, 1] for ``class_ids``, drawn with the EMA weights as ``sampling`` (SamplingConfig's
-        defaults when None) with keyword ``overrides`` of its fields says."""
+        """Images (n, 3, s, s) in [-1, 1] for ``class_ids``, drawn with the EMA weights as ``sampling`` (when None,
+        SamplingConfig's defaults with the guidance scale the run chose, if it chose one) with keyword ``overrides``
+        of its fields says."""
         model = self.checkpoint.sampling_model
         labels = torch.tensor(class_ids, device=next(model.parameters()).device)
+        sampling = sampling or SamplingConfig(**self.checkpoint.sampling)
         return self.checkpoint.tokenizer.decode_latents(
             sample_latents(model, labels, sampling, generator=generator, **overrides)
         )
@@ -99,6 +101,7 @@ class PretrainedMAR(ModelHubMixin, library_name="mar", tags=TAGS, paper_url=PAPE
             ckpt.image_size,
             ckpt.step,
             ema=ckpt.ema,
+            sampling=ckpt.sampling,
         )
         (save_directory / "config.json").write_text(json.dumps(self.hub_config(), indent=2) + "\n")
         if self.grid is not None:

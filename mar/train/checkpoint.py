@@ -2,7 +2,8 @@
 
 A training run keeps ``<run>/checkpoints/step-NNNNNNNN/`` folders holding
 - ``weights.safetensors``: the model, its EMA and the tokenizer, with the model config, the tokenizer identity, the
-  class names, image size and step as JSON metadata: everything ``sample.py`` needs, with no flags;
+  class names, image size and step as JSON metadata: everything ``sample.py`` needs, with no flags (and, once a
+  run has chosen it from its data, the guidance scale it samples with: ``record_sampling``);
 - ``resume.pt``: optimizer and gradient-scaler state, step, epoch, position in the epoch and the data settings,
   plain tensors and numbers that load with ``torch.load(weights_only=True)``.
 A folder is written under a temporary name and renamed, then ``checkpoints/latest`` (a one-line text file) is
@@ -13,7 +14,7 @@ replaced to name it, and only then are all but the newest ``keep`` folders remov
 import json
 import os
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -37,6 +38,7 @@ class Checkpoint:
     classes: list[str]
     image_size: int
     step: int
+    sampling: dict = field(default_factory=dict)  # sampling defaults the run chose from its data: {"cfg": scale}
 
     @property
     def sampling_model(self) -> MARGenerator:
@@ -75,11 +77,12 @@ def save_weights(
     image_size: int,
     step: int,
     ema: MARGenerator | None = None,
+    sampling: dict | None = None,
 ) -> Path:
     """One safetensors file, written to a temporary name in the same folder and renamed over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    metadata = {
+    metadata = ({"sampling": json.dumps(sampling)} if sampling else {}) | {
         "format": FORMAT,
         "mar_config": json.dumps(model.config.to_dict()),
         "tokenizer": json.dumps(tokenizer.identity()),
@@ -92,6 +95,10 @@ def save_weights(
         | _prefixed("tokenizer", tokenizer)
         | (_prefixed("ema", ema) if ema is not None else {})
     )
+    return _write_atomically(path, tensors, metadata)
+
+
+def _write_atomically(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> Path:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         save_file(tensors, tmp, metadata=metadata)
@@ -99,6 +106,25 @@ def save_weights(
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def record_sampling(path: str | Path, sampling: dict) -> Path:
+    """Adds the sampling defaults a run chose after training (``{"cfg": scale}``) to the metadata of the checkpoint
+    at ``path``, rewriting its weights file atomically; raises ``CheckpointWriteError`` (the file intact) when the
+    write fails."""
+    path = resolve_weights(path)
+    metadata = read_metadata(path)
+    with safe_open(str(path), framework="pt", device="cpu") as f:
+        tensors = {name: f.get_tensor(name) for name in f.keys()}
+    try:
+        return _write_atomically(
+            path, tensors, {"sampling": json.dumps(sampling)} | {k: v for k, v in metadata.items() if k != "sampling"}
+        )
+    except WRITE_ERRORS as error:
+        raise CheckpointWriteError(
+            f"could not record the chosen sampling defaults in {path} ({type(error).__name__}: {error}); the "
+            f"checkpoint is unchanged: pass {' '.join(f'--{k} {v:g}' for k, v in sampling.items())} when sampling"
+        ) from None
 
 
 def save_training_checkpoint(
@@ -223,6 +249,24 @@ def _split(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Ten
     return {name[len(prefix) + 1 :]: t for name, t in tensors.items() if name.startswith(prefix + ".")}
 
 
+def parse_sampling(metadata: dict) -> dict:
+    """The sampling defaults a checkpoint's metadata records (``record_sampling``): {} or {"cfg": scale}; a
+    ValueError for anything else."""
+    sampling = json.loads(metadata.get("sampling", "{}"))
+    if sampling != {} and not (isinstance(sampling, dict) and set(sampling) == {"cfg"} and float(sampling["cfg"]) >= 0):
+        raise ValueError(f"the sampling entry {sampling} is not a guidance scale")
+    return sampling
+
+
+def recorded_sampling(path: str | Path) -> dict:
+    """What ``record_sampling`` recorded in the checkpoint at ``path``, read from its metadata alone."""
+    path = resolve_weights(path)
+    try:
+        return parse_sampling(read_metadata(path))
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"checkpoint {path} has damaged or edited metadata ({error}); train again") from None
+
+
 def load_checkpoint(
     path: str | Path, device: str | torch.device = "cpu", expect: MARConfig | None = None
 ) -> Checkpoint:
@@ -236,6 +280,7 @@ def load_checkpoint(
         config = MARConfig.from_dict(json.loads(metadata["mar_config"]))
         classes, image_size, step = json.loads(metadata["classes"]), int(metadata["image_size"]), int(metadata["step"])
         identity = json.loads(metadata["tokenizer"])
+        sampling = parse_sampling(metadata)
         if not isinstance(classes, list) or len(classes) != config.num_classes or not isinstance(identity, dict):
             raise ValueError(
                 "the class names do not match the config's class count, or the tokenizer entry is malformed"
@@ -279,6 +324,7 @@ def load_checkpoint(
         classes=classes,
         image_size=image_size,
         step=step,
+        sampling=sampling,
     )
 
 

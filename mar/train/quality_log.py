@@ -10,7 +10,7 @@ from mar.sampling.config import SamplingConfig
 from mar.train.run_log import draw_curve, read_rows, tensorboard_writer
 
 POINTS = (0.25, 0.5, 0.75)  # shares of the run after which the samples are scored, besides its end
-COLUMNS = ("step", "accuracy", "fid", "count")
+COLUMNS = ("step", "accuracy", "fid", "count", "cfg")
 
 
 class QualityLog:
@@ -41,14 +41,16 @@ class QualityLog:
         """Whether ``step`` is one of the scored points of a run of ``total`` steps (its end is scored apart)."""
         return step < total and any(step == max(1, round(share * total)) for share in POINTS)
 
-    def score(self, step: int, model, tokenizer, save: bool = False) -> dict:
-        """Scores ``count`` samples of ``model`` at ``step``; ``save`` keeps them in quality/samples-step-N.npz."""
+    def score(self, step: int, model, tokenizer, save: bool = False, sampling: SamplingConfig | None = None) -> dict:
+        """Scores ``count`` samples of ``model`` at ``step`` (with ``sampling``, else the log's); ``save`` keeps them in
+        quality/samples-step-N.npz."""
+        sampling = sampling or self.sampling
         path = self.folder / "quality" / f"samples-step-{step:08d}.npz" if save else None
         scores = sample_quality(
-            self.judge, model, tokenizer, self.num_classes, self.count, self.sampling, self.seed, save_to=path
+            self.judge, model, tokenizer, self.num_classes, self.count, sampling, self.seed, save_to=path
         )
         with open(self.path, "a", newline="") as f:
-            csv.DictWriter(f, COLUMNS).writerow({"step": step} | scores)
+            csv.DictWriter(f, COLUMNS).writerow({"step": step, "cfg": sampling.cfg} | scores)
         writer = tensorboard_writer(self.folder)
         if writer is not None:
             with writer:
@@ -59,7 +61,13 @@ class QualityLog:
 
     def rows(self) -> list[dict]:
         return [
-            {"step": int(r["step"]), "accuracy": float(r["accuracy"]), "fid": float(r["fid"]), "count": int(r["count"])}
+            {
+                "step": int(r["step"]),
+                "accuracy": float(r["accuracy"]),
+                "fid": float(r["fid"]),
+                "count": int(r["count"]),
+                "cfg": float(r.get("cfg") or self.sampling.cfg),  # files written before the column: the log's scale
+            }
             for r in read_rows(self.path)
         ]
 
@@ -71,5 +79,5 @@ class QualityLog:
             (640, 360),
             title=f"class accuracy of {self.count} samples (labels: FID; real images {self.judge.fid_floor:.2f})",
             markers=True,
-            labels=[f"{r['accuracy']:.2f}, FID {r['fid']:.2f}" for r in rows],
+            labels=[f"{r['accuracy']:.2f}, FID {r['fid']:.2f}, cfg {r['cfg']:g}" for r in rows],
         )
