@@ -77,7 +77,8 @@ class QualityLog:
             [(r["step"], r["accuracy"]) for r in rows],
             path,
             (640, 360),
-            title=f"class accuracy of {self.count} samples (labels: FID; real images {self.judge.fid_floor:.2f})",
+            title=f"class accuracy of {self.count} samples (labels: accuracy, FID, guidance scale; real images FID "
+            f"{self.judge.fid_floor:.2f})",
             markers=True,
             labels=[f"{r['accuracy']:.2f}, FID {r['fid']:.2f}, cfg {r['cfg']:g}" for r in rows],
         )

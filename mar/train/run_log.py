@@ -103,7 +103,8 @@ def draw_curve(
         for x, y in line if markers else []:
             draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=(31, 119, 180))
         for (x, y), label in zip(line, labels or []):
-            draw.text((x + 5, y - 12), label, fill="black")
+            right = x + 5 + draw.textlength(label) > width  # a label that would run off the image ends at its point
+            draw.text((x - 5 - draw.textlength(label) if right else x + 5, y - 12), label, fill="black")
         draw.text((margin + 4, margin + 4), f"{y1:.4g}", fill="black")
         draw.text((margin + 4, height - margin - 14), f"{y0:.4g}", fill="black")
         draw.text((margin, height - margin + 6), f"{x_label} {x0:g}", fill="black")
