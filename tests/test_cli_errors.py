@@ -593,7 +593,10 @@ def test_a_checkpoint_write_failing_mid_run_is_one_line_and_keeps_the_previous(f
     monkeypatch.setattr(checkpoint_module, "save_file", fails_after_the_first)
     out = tmp_path / "run"
     with pytest.raises(SystemExit) as exit_info:
-        train.main(TOY + ["--output", str(out), "--cache-dir", str(tmp_path / "cache"), "--save-every", "2"])
+        train.main(
+            TOY
+            + ["--output", str(out), "--cache-dir", str(tmp_path / "cache"), "--save-every", "2", "--quality", "off"]
+        )
     message = capsys.readouterr().err.strip().splitlines()
     assert exit_info.value.code == 2 and len(message) == 1, message
     first = out / "checkpoints" / "step-00000002"

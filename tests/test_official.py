@@ -659,7 +659,7 @@ def test_compat_lives_in_the_config_so_a_resume_with_another_is_refused():
 
 @pytest.mark.slow
 def test_train_records_compat_official_and_refuses_to_resume_with_another(tmp_path, capsys):
-    run = ["--output", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache")]
+    run = ["--output", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache"), "--quality", "off"]
     train.main(TOY + run + ["--compat", "official"])
     trained = load_checkpoint(tmp_path / "run").model
     assert trained.config.compat == "official" and trained.head.diffusion.discretized_decoder
