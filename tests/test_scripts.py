@@ -154,6 +154,8 @@ def test_train_reuses_a_matching_latent_cache_and_refuses_another(trained, capsy
             str(tmp_path / "again"),
             "--cache-dir",
             str(trained / "cache"),
+            "--quality",
+            "off",  # about the cache, not the scores
         ]
     )
     assert f"from {cache}" in capsys.readouterr().out
