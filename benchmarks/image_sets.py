@@ -182,17 +182,16 @@ def write_digits(root: Path, per_class: int, image_size: int, seed: int) -> int:
     return sum(written)
 
 
-def write_shapes(root: Path, per_class: int, image_size: int, seed: int) -> int:
-    """``per_class`` of each shape, turned anywhere in a full circle."""
+def write_shapes(root: Path, per_class: int, image_size: int, seed: int, centred: bool = False) -> int:
+    """``per_class`` of each shape, turned anywhere in a full circle (``centred``: see ``render_shape``)."""
     unmirrored = {name: (parts, False) for name, parts in SHAPES.items()}
-    return _write_drawn(root, unmirrored, per_class, image_size, seed, turn=180)
+    return _write_drawn(root, unmirrored, per_class, image_size, seed, turn=180, centred=centred)
 
 
 def write_centred(root: Path, per_class: int, image_size: int, seed: int) -> int:
     """The shapes without their position and size: each 75% of the side across, in the middle; turns and colours
     random as in ``shapes``."""
-    unmirrored = {name: (parts, False) for name, parts in SHAPES.items()}
-    return _write_drawn(root, unmirrored, per_class, image_size, seed, turn=180, centred=True)
+    return write_shapes(root, per_class, image_size, seed, centred=True)
 
 
 def write_photos(root: Path, per_class: int, image_size: int, seed: int) -> int:

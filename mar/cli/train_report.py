@@ -86,7 +86,8 @@ def chosen_guidance(args, quality: QualityLog | None, model, tokenizer, output) 
     --quality off."""
     if args.cfg is not None or quality is None:
         return None
-    recorded = recorded_sampling(latest_checkpoint(output))
+    checkpoint = latest_checkpoint(output)
+    recorded = recorded_sampling(checkpoint)
     if recorded:  # a finished run resumed: its checkpoint stays as it was
         print(f"guidance: cfg {recorded['cfg']:g}, chosen from the data when this checkpoint was trained")
         return GuidanceChoice(recorded["cfg"], {}, "recorded in the checkpoint")
@@ -96,7 +97,7 @@ def chosen_guidance(args, quality: QualityLog | None, model, tokenizer, output) 
     )
     print(f"guidance: cfg {choice.cfg:g}, chosen from the data: {choice.reason} (--cfg forces a scale)")
     try:
-        record_sampling(latest_checkpoint(output), {"cfg": choice.cfg})
+        record_sampling(checkpoint, {"cfg": choice.cfg})
     except CheckpointWriteError as error:
         print(f"warning: {error}")
     return choice
