@@ -15,9 +15,10 @@ from safetensors.torch import load_file
 import mar.train.loop as loop
 from mar.cli import train
 from mar.data.latents import LatentSet
+from mar.train.budget import TimeBudget, steps_that_fit
 from mar.train.checkpoint import latest_checkpoint, load_checkpoint, load_training_state
 from mar.train.ema import EMA
-from mar.train.loop import TrainingStopped, TrainSettings, fit, steps_that_fit
+from mar.train.loop import TrainingStopped, TrainSettings, fit
 from mar.train.run_log import read_rows
 from vae import KLTokenizer, small_autoencoder
 
@@ -283,7 +284,8 @@ def test_a_deadline_shortens_the_schedule_to_the_run_that_length_would_have_been
     monkeypatch.setattr(loop, "TIMED_FROM", 5)
     monkeypatch.setattr(loop, "TIMED_TO", 20)
     long = replace(SETTINGS, steps=300, warmup_steps=30, save_every=1000)
-    cut, cut_ema, result = run(tmp_path / "cut", data, settings=replace(long, deadline=0.0))  # long past
+    past = TimeBudget(ends_at=0.0, reserve_s=0.0)
+    cut, cut_ema, result = run(tmp_path / "cut", data, settings=replace(long, budget=past))
     assert result["step"] == 130 and load_training_state(latest_checkpoint(tmp_path / "cut")).schedule_steps == 130
     same, same_ema, _ = run(tmp_path / "same", data, settings=replace(long, steps=130))
     for a, b in zip(
@@ -294,3 +296,32 @@ def test_a_deadline_shortens_the_schedule_to_the_run_that_length_would_have_been
     _, _, again = run(tmp_path / "cut", data, settings=long, resume_from=latest_checkpoint(tmp_path / "cut"))
     assert again["step"] == 130 and again["loss"] is None  # finished: nothing more to train
     assert load_training_state(latest_checkpoint(tmp_path / "same")).schedule_steps is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("reserve_s, revised_s, ends_at_step", [(1e6, 0.0, 150), (0.0, 1e6, 110)])
+def test_a_revised_reserve_refits_the_schedule_longer_or_shorter(
+    tmp_path, data, monkeypatch, capsys, reserve_s, revised_s, ends_at_step
+):
+    """The first fit (step 20) keeps a reserve of ``reserve_s``; the run revises it at step 40 (as train.py does
+    once it has timed its sampling) and the refit there trains to ``ends_at_step``: back to all 150 steps, or down
+    to the warmup and 100 more."""
+    monkeypatch.setattr(loop, "TIMED_FROM", 5)
+    monkeypatch.setattr(loop, "TIMED_TO", 20)
+    monkeypatch.setattr(loop, "REFIT_EVERY", 40)
+    budget = TimeBudget(ends_at=time.time() + 3600, reserve_s=reserve_s)
+    lengths = []
+
+    def revise(step: int, total: int) -> None:
+        lengths.append(total)
+        if step == 40:
+            budget.reserve_s = revised_s
+
+    settings = replace(SETTINGS, steps=150, warmup_steps=10, save_every=1000, budget=budget)
+    _, _, result = run(tmp_path, data, settings=settings, on_step=revise)
+    first = 110 if reserve_s else 150
+    assert lengths[19] == 150 and lengths[20] == lengths[39] == first and lengths[40] == ends_at_step
+    assert result["step"] == ends_at_step == len(lengths)
+    saved = load_training_state(latest_checkpoint(tmp_path)).schedule_steps
+    assert saved == (None if ends_at_step == 150 else ends_at_step)
+    assert ("time budget at step 40" in capsys.readouterr().out) == (first != ends_at_step)

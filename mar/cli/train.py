@@ -69,6 +69,7 @@ from mar.cli.train_report import (
     mirrored_views,
     quality_count,
     report_tokenizer,
+    samples_after_training,
 )
 from mar.data.image_folder import BadImage
 from mar.data.images import from_uint8, save_grid, to_uint8
@@ -86,6 +87,7 @@ from mar.precision import resolve_precision
 from mar.sampling.config import SamplingConfig
 from mar.sampling.grids import class_samples, render_samples
 from mar.sampling.loop import sampling_steps
+from mar.train.budget import TimeBudget
 from mar.train.checkpoint import (
     CheckpointWriteError,
     latest_checkpoint,
@@ -103,8 +105,9 @@ from vae.embedded import GENERAL_SHAPE, GENERAL_TOKENIZER, GLYPH_TOKENIZER, GLYP
 
 CPU_TIME_BUDGET = 15  # minutes: the default run's budget on a 2-core CPU
 CPU_SIZES = ("mar-micro", "mar-tiny")  # the named sizes whose recipes are made for it
-END_RESERVE_S = 120  # seconds kept for the quality scores during training, the final grid and its scores
+END_RESERVE_S = 120  # seconds first kept for the quality scores during training, the final grid and its scores
 CHOICE_RESERVE_S = 45  # and for choosing the guidance scale (train_report.CHOICE_SAMPLES at each of 5 scales)
+RESERVE_MARGIN, END_WORK_S = 1.2, 15  # once sampling is timed: the end's samples at that pace x 1.2, and 15 s more
 
 NEW_TOKENIZER = {
     "tokenizer_init": None,  # general where the shape is the shipped general tokenizer's, else scratch
@@ -308,8 +311,9 @@ def build_parser() -> Parser:
         "--time-budget",
         type=NON_NEGATIVE_NUMBER,
         default=None,
-        help="minutes the whole command may take: when the pace of steps 50 to 300 says the schedule would not "
-        "end in time, it is shortened to fit, the learning rate decaying over the shorter run; 0: no limit "
+        help="minutes the whole command may take: from step 300 on, the pace so far and the measured time of the "
+        "samples and scores still to come set how many steps fit (never more than --steps or the recipe's), the "
+        "learning rate decaying over that length; 0: no limit "
         f"(default: {CPU_TIME_BUDGET:g} for the CPU sizes on a CPU, none otherwise)",
     )
     opt.add_argument(
@@ -536,17 +540,24 @@ def resolve_recipe(args, world: int, device) -> argparse.Namespace:
     return args
 
 
-def training_deadline(args, device, started: float) -> float | None:
-    """When training must end for the command to end within --time-budget (the samples and scores at the end
-    take the reserve), or None without a budget."""
+def time_budget(args, device, started: float) -> TimeBudget | None:
+    """When the command must end under --time-budget, keeping a first guess of the time the samples and scores during
+    and after training take (revised once the run has timed its own sampling), or None without a budget."""
     budget = args.time_budget
     if budget is None:
         budget = CPU_TIME_BUDGET if device.type == "cpu" and args.model in CPU_SIZES else 0
     if not budget:
         return None
     if args.quality == "off":
-        return started + 60 * budget - END_RESERVE_S / 2
-    return started + 60 * budget - END_RESERVE_S - (CHOICE_RESERVE_S if args.cfg is None else 0)
+        return TimeBudget(started + 60 * budget, END_RESERVE_S / 2)
+    reserve = END_RESERVE_S + (CHOICE_RESERVE_S if args.cfg is None else 0)
+    return TimeBudget(started + 60 * budget, reserve)
+
+
+def revised_reserve(seconds_per_sample: float, samples: int) -> float:
+    """Seconds to keep after training for ``samples`` samples and their scores at the measured pace, and the end's
+    other work (the checkpoint's guidance record, plots, metrics)."""
+    return RESERVE_MARGIN * seconds_per_sample * samples + END_WORK_S
 
 
 def schedule_length(args, steps_per_epoch: int) -> tuple[int, int]:
@@ -726,7 +737,7 @@ def train_run(args, device, output: Path, started: float) -> None:
         keep_checkpoints=args.keep_checkpoints,
         max_bad_steps=args.max_bad_steps,
         stop_after=args.stop_after_steps,
-        deadline=training_deadline(args, device, started),
+        budget=time_budget(args, device, started),
         log_every=args.log_every,
         progress=not args.no_progress,
         dataset=dataset_name(args),
@@ -803,8 +814,13 @@ def train_run(args, device, output: Path, started: float) -> None:
     )
 
     def during_training(step: int, total: int) -> None:
-        if quality is not None and QualityLog.due(step, total):
-            scores = quality.score(step, ema.module, tokenizer)
+        point = quality.point_due(step, total) if quality is not None else None
+        if point is not None:
+            began = time.time()
+            scores = quality.score(step, ema.module, tokenizer, point=point)
+            if settings.budget is not None:
+                per_sample = (time.time() - began) / scores["count"]
+                settings.budget.reserve_s = revised_reserve(per_sample, samples_after_training(args, quality))
             tqdm.write(
                 f"step {step}: {scores['count']} samples, class accuracy {scores['accuracy']:.3f}, FID {scores['fid']:.2f}"
             )

@@ -6,7 +6,7 @@ import torch
 
 from mar.cli.common import dataset_name, sampling_options
 from mar.eval.classifier import FeatureClassifier
-from mar.eval.guidance_choice import GuidanceChoice, choose_guidance
+from mar.eval.guidance_choice import CANDIDATES, GuidanceChoice, choose_guidance
 from mar.eval.mirroring import decide_mirroring
 from mar.eval.reference_data import dataset_classifier
 from mar.eval.run_quality import QualityJudge, tokenizer_check
@@ -80,6 +80,18 @@ def report_tokenizer(tokenizer, judge: QualityJudge, held_out: tuple) -> dict:
     return check
 
 
+def choice_count(quality: QualityLog) -> int:
+    """Samples scored at each candidate scale: CHOICE_SAMPLES in whole classes, at most the log's count."""
+    return min(quality.count, max(1, CHOICE_SAMPLES // quality.num_classes) * quality.num_classes)
+
+
+def samples_after_training(args, quality: QualityLog) -> int:
+    """Samples the run draws once training ends: the guidance choice's (without --cfg), the final grid and the final
+    scored samples."""
+    choice = 0 if args.cfg is not None else choice_count(quality) * len(CANDIDATES)
+    return choice + args.samples_per_class * quality.num_classes + quality.count
+
+
 def chosen_guidance(args, quality: QualityLog | None, model, tokenizer, output) -> GuidanceChoice | None:
     """Without --cfg, the scale the held-out classifier prefers (mar/eval/guidance_choice.py), printed and recorded
     in the last checkpoint so that sample.py, the demo and the Hub export sample with it; None with --cfg or
@@ -91,7 +103,7 @@ def chosen_guidance(args, quality: QualityLog | None, model, tokenizer, output) 
     if recorded:  # a finished run resumed: its checkpoint stays as it was
         print(f"guidance: cfg {recorded['cfg']:g}, chosen from the data when this checkpoint was trained")
         return GuidanceChoice(recorded["cfg"], {}, "recorded in the checkpoint")
-    count = min(quality.count, max(1, CHOICE_SAMPLES // quality.num_classes) * quality.num_classes)
+    count = choice_count(quality)
     choice = choose_guidance(
         quality.judge, model, tokenizer, quality.num_classes, sampling_options(args), count, args.seed + 1
     )

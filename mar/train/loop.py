@@ -22,6 +22,7 @@ from tqdm import tqdm
 from mar import distributed
 from mar.data.latents import CodeSet, LatentSet
 from mar.precision import autocast
+from mar.train.budget import REFIT_EVERY, TIMED_FROM, TIMED_TO, TimeBudget
 from mar.train.checkpoint import TrainingState, save_training_checkpoint
 from mar.train.ema import EMA
 from mar.train.optim import lr_factor, make_optimizer
@@ -45,7 +46,7 @@ class TrainSettings:
     keep_checkpoints: int = 2
     max_bad_steps: int = 5  # non-finite losses in a row before training stops
     stop_after: int | None = None  # stop (with a checkpoint) after this many steps in all, as a budget
-    deadline: float | None = None  # time.time() by which training must end: the schedule is shortened to fit it
+    budget: TimeBudget | None = None  # when the command must end: the schedule's length is fitted to it
     log_every: int = 20
     progress: bool = True
     dataset: str = ""  # names the data (see mar.cli.dataset_name), so a resume on other data is refused
@@ -74,21 +75,6 @@ def check_resume_data(saved: dict, now: dict) -> None:
             f"the checkpoint was trained on other data or settings (saved != now: {differences}); "
             "resume with the same data, --batch-size and --seed, or start a new --output"
         )
-
-
-# The pace of these steps decides whether the schedule must shorten to meet the deadline; it is taken as PACE_MARGIN
-# times slower, as later steps ran on a shared 2-core host (0.113 s a step over steps 20-100, 0.145 over the run).
-TIMED_FROM, TIMED_TO, PACE_MARGIN = 50, 300, 1.2
-
-
-def steps_that_fit(step: int, total: int, seconds_per_step: float, seconds_left: float, warmup_steps: int) -> int:
-    """The schedule's length when ``total`` steps at this pace would not end in ``seconds_left`` from ``step``: the
-    steps that fit, rounded down to a multiple of 100 (so that runs at nearly the same pace train the same), never
-    shorter than the warmup and 100 steps more; ``total`` when it fits."""
-    if step + (total - step) * seconds_per_step <= step + seconds_left:
-        return total
-    fits = step + int(seconds_left / seconds_per_step)
-    return min(total, max(fits // 100 * 100, warmup_steps + 100, step + 1))
 
 
 def shard_seed(seed: int, step: int, shard: int) -> int:
@@ -153,9 +139,9 @@ def fit(
 
     ``checkpoint_info`` holds the classes and image size written into checkpoints. Raises ``TrainingStopped`` after
     ``max_bad_steps`` non-finite losses in a row, and ValueError for a batch that does not split into the shards.
-    ``on_step(step, schedule steps)`` runs after every step (e.g. to draw sample grids). With ``settings.deadline``
-    the pace of steps 50 to 300 of a fresh run decides whether the schedule must be shortened to end in time; the
-    length it chose is saved in checkpoints, so a resumed run keeps it.
+    ``on_step(step, schedule steps)`` runs after every step (e.g. to draw sample grids). With ``settings.budget`` a
+    fresh run fits its schedule's length to the time left, at step 300 and every 500 steps after, never past
+    ``settings.steps`` (mar/train/budget.py); the length is saved in checkpoints, so a resumed run keeps it.
     """
     rank, world = distributed.rank(), distributed.world_size()
     shards = world * settings.grad_accum
@@ -214,6 +200,7 @@ def fit(
     model.train()
     stopped_by, last_loss, tick, since = "end", float("nan"), time.time(), 0
     timed_from = time.time()
+    budget = settings.budget if resume is None else None  # a resumed run keeps the length it was given
     order_epoch, order = -1, None
     with StopSignals() as signals:
         while step < total:
@@ -295,22 +282,19 @@ def fit(
                 tick, since = time.time(), 0
             if step == TIMED_FROM:
                 timed_from = time.time()
-            if step == TIMED_TO and resume is None and settings.deadline is not None:
-                pace = PACE_MARGIN * (time.time() - timed_from) / (TIMED_TO - TIMED_FROM)
-                fitted = steps_that_fit(
-                    step, schedule_total, pace, settings.deadline - time.time(), settings.warmup_steps
-                )
-                fitted = int(distributed.all_reduce_sum(torch.tensor(fitted if rank == 0 else 0)).item())  # rank 0's
-                if fitted < schedule_total:
-                    tqdm.write(
-                        f"time budget: at {pace:.3f} s per step (with a margin) the run would end after its budget; it trains {fitted} "
-                        f"of its {schedule_total} steps, the learning-rate schedule shortened to match "
-                        "(--time-budget 0 trains them all)"
-                    )
-                    schedule_total, total = fitted, min(fitted, total)
-                    bar.total = total
+            refit = budget is not None and (step == TIMED_TO or (step > TIMED_TO and step % REFIT_EVERY == 0))
             if on_step is not None:
                 on_step(step, schedule_total)
+            if refit:
+                first = step == TIMED_TO
+                seconds_per_step = (time.time() - timed_from) / (step - TIMED_FROM)  # scoring and grids included
+                fitted, pace = budget.length(step, settings.steps, seconds_per_step, settings.warmup_steps, first)
+                fitted = int(distributed.all_reduce_sum(torch.tensor(fitted if rank == 0 else 0)).item())  # rank 0's
+                if fitted != schedule_total:
+                    tqdm.write(budget.explain(step, fitted, schedule_total, pace, first))
+                    schedule_total = fitted
+                    total = fitted if settings.stop_after is None else min(fitted, settings.stop_after)
+                    bar.total = total
             if totals[2] > 0:
                 stopped_by = signals.name or "a signal on another process"
                 break

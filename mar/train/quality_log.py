@@ -30,20 +30,34 @@ class QualityLog:
         self.judge, self.folder, self.num_classes = judge, Path(folder), num_classes
         self.sampling, self.count, self.seed = sampling, count, seed
         self.path = self.folder / "quality.csv"
+        self.scored = set()  # shares of POINTS scored by this process
         kept = [row for row in read_rows(self.path) if int(row["step"]) <= resume_step]
         with open(self.path, "w", newline="") as f:
             writer = csv.DictWriter(f, COLUMNS)
             writer.writeheader()
             writer.writerows(kept)
 
-    @staticmethod
-    def due(step: int, total: int) -> bool:
-        """Whether ``step`` is one of the scored points of a run of ``total`` steps (its end is scored apart)."""
-        return step < total and any(step == max(1, round(share * total)) for share in POINTS)
+    def point_due(self, step: int, total: int) -> float | None:
+        """The share of POINTS that ``step`` of a run of ``total`` steps is the point of, when not scored yet (a
+        schedule refitted to a longer one reaches a scored share again); None elsewhere and at the end (scored apart)."""
+        if step >= total:
+            return None
+        due = [share for share in POINTS if step == max(1, round(share * total)) and share not in self.scored]
+        return due[0] if due else None
 
-    def score(self, step: int, model, tokenizer, save: bool = False, sampling: SamplingConfig | None = None) -> dict:
+    def score(
+        self,
+        step: int,
+        model,
+        tokenizer,
+        save: bool = False,
+        sampling: SamplingConfig | None = None,
+        point: float | None = None,
+    ) -> dict:
         """Scores ``count`` samples of ``model`` at ``step`` (with ``sampling``, else the log's); ``save`` keeps them in
-        quality/samples-step-N.npz."""
+        quality/samples-step-N.npz; ``point`` is the share of POINTS this scores, if any."""
+        if point is not None:
+            self.scored.add(point)
         sampling = sampling or self.sampling
         path = self.folder / "quality" / f"samples-step-{step:08d}.npz" if save else None
         scores = sample_quality(
