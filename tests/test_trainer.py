@@ -274,7 +274,7 @@ def test_the_schedule_fits_the_time_left_in_rounded_steps_and_never_ends_in_the_
     assert steps_that_fit(100, 6240, 0.1, 700.0, warmup_steps=312) == 6240  # 614 s needed: it fits
     assert steps_that_fit(100, 6240, 0.1, 500.0, warmup_steps=312) == 5100  # 5100 steps end in time
     assert steps_that_fit(100, 6240, 0.1, 10.0, warmup_steps=312) == 412  # the warmup and 100 steps more
-    assert steps_that_fit(100, 300, 1.0, -5.0, warmup_steps=0) == 101  # past the deadline: stop after this step
+    assert steps_that_fit(100, 300, 1.0, -5.0, warmup_steps=0) == 100  # past the deadline: stop now
 
 
 @pytest.mark.slow
@@ -299,16 +299,21 @@ def test_a_deadline_shortens_the_schedule_to_the_run_that_length_would_have_been
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("reserve_s, revised_s, ends_at_step", [(1e6, 0.0, 150), (0.0, 1e6, 110)])
+@pytest.mark.parametrize(
+    "reserve_s, revised_s, ends_at_step, refit_every, refit_every_s",
+    [(1e6, 0.0, 150, 40, 1e9), (0.0, 1e6, 110, 40, 1e9), (0.0, 1e6, 110, 1000, 0.0)],
+)
 def test_a_revised_reserve_refits_the_schedule_longer_or_shorter(
-    tmp_path, data, monkeypatch, capsys, reserve_s, revised_s, ends_at_step
+    tmp_path, data, monkeypatch, capsys, reserve_s, revised_s, ends_at_step, refit_every, refit_every_s
 ):
     """The first fit (step 20) keeps a reserve of ``reserve_s``; the run revises it at step 40 (as train.py does
     once it has timed its sampling) and the refit there trains to ``ends_at_step``: back to all 150 steps, or down
-    to the warmup and 100 more."""
+    to the warmup and 100 more. The refit at step 40 is due by its step count (every 40), or by the clock (every
+    0 seconds) where the step count would wait past the end."""
     monkeypatch.setattr(loop, "TIMED_FROM", 5)
     monkeypatch.setattr(loop, "TIMED_TO", 20)
-    monkeypatch.setattr(loop, "REFIT_EVERY", 40)
+    monkeypatch.setattr(loop, "REFIT_EVERY", refit_every)
+    monkeypatch.setattr(loop, "REFIT_EVERY_S", refit_every_s)
     budget = TimeBudget(ends_at=time.time() + 3600, reserve_s=reserve_s)
     lengths = []
 

@@ -1,5 +1,5 @@
 """A run's time budget: how many steps fit before the command must end. The pace of steps 50 to 300 sets a first,
-cautious length; every REFIT_EVERY steps after that the length is set again from the pace so far (the quality
+cautious length; every REFIT_EVERY steps or REFIT_EVERY_S seconds after that, whichever comes first, the length is set again from the pace so far (the quality
 points and sample grids during training included) and the reserve kept for the work after training, which the run
 revises once it has timed its own sampling."""
 
@@ -9,7 +9,9 @@ from dataclasses import dataclass
 # The first length comes from the pace of these steps taken FIRST_MARGIN times slower, as later steps ran up to 1.28
 # times slower on a shared 2-core host. A refit measures the pace over every step since TIMED_FROM, with a smaller margin.
 TIMED_FROM, TIMED_TO, FIRST_MARGIN, REFIT_MARGIN = 50, 300, 1.2, 1.05
-REFIT_EVERY = 500  # steps between refits after TIMED_TO
+# Steps or seconds between refits after TIMED_TO, whichever come first: the seconds bound how long a run that slows
+# down mid-way (a busy host) goes on at a pace it no longer has.
+REFIT_EVERY, REFIT_EVERY_S = 500, 60.0
 
 
 @dataclass
@@ -47,8 +49,8 @@ class TimeBudget:
 def steps_that_fit(step: int, total: int, seconds_per_step: float, seconds_left: float, warmup_steps: int) -> int:
     """The schedule's length when ``total`` steps at this pace would not end in ``seconds_left`` from ``step``: the
     steps that fit, rounded down to a multiple of 100 (so that runs at nearly the same pace train the same), never
-    shorter than the warmup and 100 steps more; ``total`` when it fits."""
+    shorter than the warmup and 100 steps more nor than the ``step`` steps done; ``total`` when it fits."""
     if (total - step) * seconds_per_step <= seconds_left:
         return total
     fits = step + int(seconds_left / seconds_per_step)
-    return min(total, max(fits // 100 * 100, warmup_steps + 100, step + 1))
+    return min(total, max(fits // 100 * 100, warmup_steps + 100, step))

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from mar import distributed
 from mar.data.latents import CodeSet, LatentSet
 from mar.precision import autocast
-from mar.train.budget import REFIT_EVERY, TIMED_FROM, TIMED_TO, TimeBudget
+from mar.train.budget import REFIT_EVERY, REFIT_EVERY_S, TIMED_FROM, TIMED_TO, TimeBudget
 from mar.train.checkpoint import TrainingState, save_training_checkpoint
 from mar.train.ema import EMA
 from mar.train.optim import lr_factor, make_optimizer
@@ -140,8 +140,8 @@ def fit(
     ``checkpoint_info`` holds the classes and image size written into checkpoints. Raises ``TrainingStopped`` after
     ``max_bad_steps`` non-finite losses in a row, and ValueError for a batch that does not split into the shards.
     ``on_step(step, schedule steps)`` runs after every step (e.g. to draw sample grids). With ``settings.budget`` a
-    fresh run fits its schedule's length to the time left, at step 300 and every 500 steps after, never past
-    ``settings.steps`` (mar/train/budget.py); the length is saved in checkpoints, so a resumed run keeps it.
+    fresh run fits its schedule's length to the time left, at step 300 and every 500 steps or 60 seconds after, never
+    past ``settings.steps`` (mar/train/budget.py); the length is saved in checkpoints, so a resumed run keeps it.
     """
     rank, world = distributed.rank(), distributed.world_size()
     shards = world * settings.grad_accum
@@ -199,7 +199,7 @@ def fit(
     bar = tqdm(total=total, initial=step, desc="training", disable=not settings.progress or rank != 0)
     model.train()
     stopped_by, last_loss, tick, since = "end", float("nan"), time.time(), 0
-    timed_from = time.time()
+    timed_from = fitted_at = time.time()
     budget = settings.budget if resume is None else None  # a resumed run keeps the length it was given
     order_epoch, order = -1, None
     with StopSignals() as signals:
@@ -229,13 +229,15 @@ def fit(
                 loss_sum += loss.detach().float()
             scaler.unscale_(optimizer)
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
-            # one all-reduce: the summed loss, how many processes saw a non-finite loss, and whether any got a stop signal
+            # one all-reduce: the summed loss, how many processes saw a non-finite loss, whether any got a stop signal,
+            # and whether rank 0's clock says a refit of the time budget is due
             totals = distributed.all_reduce_sum(
                 torch.stack(
                     [
                         loss_sum,
                         (~torch.isfinite(loss_sum)).float(),
                         torch.tensor(float(signals.name is not None), device=device),
+                        torch.tensor(float(rank == 0 and time.time() - fitted_at >= REFIT_EVERY_S), device=device),
                     ]
                 )
             ).tolist()
@@ -282,11 +284,12 @@ def fit(
                 tick, since = time.time(), 0
             if step == TIMED_FROM:
                 timed_from = time.time()
-            refit = budget is not None and (step == TIMED_TO or (step > TIMED_TO and step % REFIT_EVERY == 0))
+            due = step % REFIT_EVERY == 0 or totals[3] > 0
+            refit = budget is not None and step < total and (step == TIMED_TO or (step > TIMED_TO and due))
             if on_step is not None:
                 on_step(step, schedule_total)
             if refit:
-                first = step == TIMED_TO
+                first, fitted_at = step == TIMED_TO, time.time()
                 seconds_per_step = (time.time() - timed_from) / (step - TIMED_FROM)  # scoring and grids included
                 fitted, pace = budget.length(step, settings.steps, seconds_per_step, settings.warmup_steps, first)
                 fitted = int(distributed.all_reduce_sum(torch.tensor(fitted if rank == 0 else 0)).item())  # rank 0's
