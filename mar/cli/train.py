@@ -549,8 +549,9 @@ def time_budget(args, device, started: float) -> TimeBudget | None:
     if not budget:
         return None
     if args.quality == "off":
-        return TimeBudget(started + 60 * budget, END_RESERVE_S / 2)
-    reserve = END_RESERVE_S + (CHOICE_RESERVE_S if args.cfg is None else 0)
+        reserve = END_RESERVE_S / 2
+    else:
+        reserve = END_RESERVE_S + (CHOICE_RESERVE_S if args.cfg is None else 0)
     return TimeBudget(started + 60 * budget, reserve)
 
 

@@ -1,13 +1,14 @@
 """A run's time budget: how many steps fit before the command must end. The pace of steps 50 to 300 sets a first,
-cautious length; every REFIT_EVERY steps or REFIT_EVERY_S seconds after that, whichever comes first, the length is set again from the pace so far (the quality
-points and sample grids during training included) and the reserve kept for the work after training, which the run
-revises once it has timed its own sampling."""
+cautious length; every REFIT_EVERY steps or REFIT_EVERY_S seconds after that, whichever comes first, the length is
+set again from the pace so far (the quality points and sample grids during training included) and the reserve kept
+for the work after training, which the run revises once it has timed its own sampling."""
 
 import time
 from dataclasses import dataclass
 
 # The first length comes from the pace of these steps taken FIRST_MARGIN times slower, as later steps ran up to 1.28
-# times slower on a shared 2-core host. A refit measures the pace over every step since TIMED_FROM, with a smaller margin.
+# times slower on a shared 2-core host. A refit measures the pace over every step since TIMED_FROM, with a smaller
+# margin.
 TIMED_FROM, TIMED_TO, FIRST_MARGIN, REFIT_MARGIN = 50, 300, 1.2, 1.05
 # Steps or seconds between refits after TIMED_TO, whichever come first: the seconds bound how long a run that slows
 # down mid-way (a busy host) goes on at a pace it no longer has.
@@ -40,9 +41,9 @@ class TimeBudget:
                 "them all)"
             )
         return (
-            f"time budget at step {step}: at {pace:.3f} s per step (the run so far, with a margin), {self.reserve_s:.0f} s "
-            f"kept for the samples and scores after training, the run trains {fitted} steps instead of {was}, the "
-            "learning-rate schedule refitted to match"
+            f"time budget at step {step}: at {pace:.3f} s per step (the run so far, with a margin), "
+            f"{self.reserve_s:.0f} s kept for the samples and scores after training, the run trains {fitted} steps "
+            f"instead of {was}, the learning-rate schedule refitted to match"
         )
 
 

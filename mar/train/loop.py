@@ -290,7 +290,7 @@ def fit(
                 on_step(step, schedule_total)
             if refit:
                 first, fitted_at = step == TIMED_TO, time.time()
-                seconds_per_step = (time.time() - timed_from) / (step - TIMED_FROM)  # scoring and grids included
+                seconds_per_step = (fitted_at - timed_from) / (step - TIMED_FROM)  # scoring and grids included
                 fitted, pace = budget.length(step, settings.steps, seconds_per_step, settings.warmup_steps, first)
                 fitted = int(distributed.all_reduce_sum(torch.tensor(fitted if rank == 0 else 0)).item())  # rank 0's
                 if fitted != schedule_total:

@@ -39,7 +39,8 @@ class QualityLog:
 
     def point_due(self, step: int, total: int) -> float | None:
         """The share of POINTS that ``step`` of a run of ``total`` steps is the point of, when not scored yet (a
-        schedule refitted to a longer one reaches a scored share again); None elsewhere and at the end (scored apart)."""
+        schedule refitted to a longer one reaches a scored share again); None elsewhere and at the end (scored
+        apart)."""
         if step >= total:
             return None
         due = [share for share in POINTS if step == max(1, round(share * total)) and share not in self.scored]
