@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from mar.cli import cache_latents
 from mar.data.glyphs import glyph_dataset
 from mar.data.latents import (
     LatentCacheMismatch,
@@ -90,29 +91,33 @@ def test_torchrun_with_two_processes_writes_the_same_cache(tmp_path, tokenizer):
         "cpu",
         "--no-progress",
     ]
-    single = [sys.executable, "-m", "mar", "cache-latents"]
-    double = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        "-m",
-        "mar",
-        "cache-latents",
-    ]
-    for command, out in [(single, "one"), (double, "two")]:
-        # torchrun gives each process one thread; the single process gets the same, so the arithmetic matches exactly
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        result = subprocess.run(
-            [*command, *common, "--out", str(tmp_path / out)],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            env=env,
-            timeout=300,
-        )
-        assert result.returncode == 0, result.stderr[-2000:]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the kernels of the torchrun processes below, which get OMP_NUM_THREADS=1
+    try:
+        cache_latents.main([*common, "--out", str(tmp_path / "one")])  # in this process
+    finally:
+        torch.set_num_threads(threads)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "mar",
+            "cache-latents",
+            *common,
+            "--out",
+            str(tmp_path / "two"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
     assert "on 2 process(es)" in result.stdout
     for shard in sorted((tmp_path / "one").glob("shard-*.safetensors")):
         one, two = load_file(shard), load_file(tmp_path / "two" / shard.name)
