@@ -94,9 +94,9 @@ def test_failed_write_keeps_the_previous_checkpoint(saved, monkeypatch):
 def test_a_recorded_guidance_scale_loads_with_the_same_weights_and_a_failed_record_keeps_the_file(saved, monkeypatch):
     path, model, _ = saved
     assert load_checkpoint(path).sampling == {}
-    record_sampling(path, {"cfg": 6.0})
+    record_sampling(path, {"cfg": 6.0, "temperature": 1.0})
     loaded = load_checkpoint(path)
-    assert loaded.sampling == {"cfg": 6.0} and loaded.step == 12
+    assert loaded.sampling == {"cfg": 6.0, "temperature": 1.0} and loaded.step == 12
     for name, tensor in model.state_dict().items():
         assert torch.equal(loaded.model.state_dict()[name], tensor), name
     before = path.read_bytes()

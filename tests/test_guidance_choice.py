@@ -1,4 +1,5 @@
-"""The guidance scale chosen from the data after training, and how the sampling entry points use a recorded one."""
+"""The guidance scale and temperature chosen from the data after training, and how the sampling entry points use
+recorded ones."""
 
 import argparse
 
@@ -10,7 +11,7 @@ import mar.eval.guidance_choice as choice_module
 from mar.cli import sample
 from mar.cli.common import sampling_options
 from mar.cli.train_report import chosen_guidance
-from mar.eval.guidance_choice import CANDIDATES, choose_guidance
+from mar.eval.guidance_choice import CANDIDATES, OTHER_TEMPERATURE, choose_guidance
 from mar.sampling.config import SamplingConfig
 from mar.train.checkpoint import load_checkpoint, save_weights
 from vae import KLTokenizer, small_autoencoder
@@ -18,13 +19,17 @@ from vae import KLTokenizer, small_autoencoder
 from .tiny import untrained_but_responsive
 
 
-def scripted(monkeypatch, figures: dict[float, tuple[float, float]]) -> list[float]:
-    """sample_quality returning (accuracy, FID) by guidance scale; the scales it was asked for, in order."""
+def scripted(monkeypatch, figures: dict[float, tuple[float, float]], hot: tuple[float, float] = (0.0, 99.0)):
+    """sample_quality returning (accuracy, FID) by guidance scale, and ``hot`` at OTHER_TEMPERATURE; the scales it
+    was asked for at the run's temperature, in order."""
     asked = []
 
     def fake(judge, model, tokenizer, num_classes, count, sampling, seed, save_to=None):
-        asked.append(sampling.cfg)
-        accuracy, fid = figures[sampling.cfg]
+        if sampling.temperature == OTHER_TEMPERATURE:
+            accuracy, fid = hot
+        else:
+            asked.append(sampling.cfg)
+            accuracy, fid = figures[sampling.cfg]
         return {"accuracy": accuracy, "fid": fid, "count": count}
 
     monkeypatch.setattr(choice_module, "sample_quality", fake)
@@ -33,6 +38,30 @@ def scripted(monkeypatch, figures: dict[float, tuple[float, float]]) -> list[flo
 
 def choose(**kwargs):
     return choose_guidance(None, None, None, 10, SamplingConfig(temperature=0.7), count=40, seed=3, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "hot, chosen",
+    [
+        ((0.955, 1.21), OTHER_TEMPERATURE),  # the photos' shape: more accurate and a lower FID at temperature 1
+        ((0.940, 1.21), OTHER_TEMPERATURE),  # as accurate, lower FID
+        ((0.930, 1.00), 0.7),  # a lower FID, but less accurate: the glyphs' shape
+        ((0.990, 2.20), 0.7),  # more accurate, but a worse FID
+    ],
+)
+def test_temperature_one_is_kept_only_where_it_is_as_accurate_and_no_worse_in_fid(monkeypatch, hot, chosen):
+    scripted(monkeypatch, {2.0: (0.9, 2.5), 4.0: (0.94, 2.15)}, hot)
+    choice = choose(candidates=(2.0, 4.0))
+    assert (choice.cfg, choice.temperature) == (4.0, chosen)
+    assert choice.at_other_temperature == {"accuracy": hot[0], "fid": hot[1], "count": 40}
+    assert f"temperature {chosen:g}" in choice.reason
+
+
+def test_a_given_temperature_or_temperature_one_is_not_tried_again(monkeypatch):
+    asked = scripted(monkeypatch, {2.0: (0.9, 2.5)}, hot=(1.0, 0.0))
+    assert choose(candidates=(2.0,), choose_temperature=False).temperature == 0.7 and asked == [2.0]
+    one = choose_guidance(None, None, None, 10, SamplingConfig(temperature=1.0), 40, 3, candidates=(2.0,))
+    assert one.temperature == 1.0 and one.at_other_temperature is None
 
 
 def test_the_most_accurate_scale_within_the_fid_slack_is_chosen(monkeypatch):
@@ -66,7 +95,7 @@ def test_the_candidates_are_sampled_with_the_runs_other_settings(monkeypatch):
 
     monkeypatch.setattr(choice_module, "sample_quality", fake)
     choose()
-    assert seen == [(0.7, 16, 40, 3)] * len(CANDIDATES)
+    assert seen == [(0.7, 16, 40, 3)] * len(CANDIDATES) + [(OTHER_TEMPERATURE, 16, 40, 3)]
 
 
 def test_a_given_cfg_or_no_judge_chooses_nothing():
@@ -75,17 +104,26 @@ def test_a_given_cfg_or_no_judge_chooses_nothing():
     assert chosen_guidance(argparse.Namespace(cfg=None), None, None, None, None) is None
 
 
-def test_sampling_uses_a_given_cfg_else_the_checkpoints_else_the_default():
+def test_sampling_uses_a_given_cfg_and_temperature_else_the_checkpoints_else_the_defaults():
     parsed = sample.parse_args(["--checkpoint", "run"])
-    assert parsed.cfg is None
-    assert sampling_options(parsed).cfg == SamplingConfig().cfg
-    assert sampling_options(parsed, {}).cfg == SamplingConfig().cfg
-    assert sampling_options(parsed, {"cfg": 6.0}).cfg == 6.0
+    assert parsed.cfg is None and parsed.temperature is None
+    default = SamplingConfig()
+    for chosen in (None, {}):
+        assert (sampling_options(parsed, chosen).cfg, sampling_options(parsed, chosen).temperature) == (
+            default.cfg,
+            default.temperature,
+        )
+    assert sampling_options(parsed, {"cfg": 6.0}) == SamplingConfig(cfg=6.0)  # a run recorded before temperatures
+    assert sampling_options(parsed, {"cfg": 6.0, "temperature": 1.0}) == SamplingConfig(cfg=6.0, temperature=1.0)
     given = sample.parse_args(["--checkpoint", "run", "--cfg", "1.5"])
-    assert sampling_options(given, {"cfg": 6.0}).cfg == 1.5
+    assert sampling_options(given, {"cfg": 6.0, "temperature": 1.0}) == SamplingConfig(cfg=1.5, temperature=1.0)
+    given = sample.parse_args(["--checkpoint", "run", "--temperature", "0.5"])
+    assert sampling_options(given, {"cfg": 6.0, "temperature": 1.0}) == SamplingConfig(cfg=6.0, temperature=0.5)
 
 
-@pytest.mark.parametrize("entry", ['{"cfg": "strong"}', '{"cfg": -1}', '{"cfg": 2, "temperature": 1}', "[2]"])
+@pytest.mark.parametrize(
+    "entry", ['{"cfg": "strong"}', '{"cfg": -1}', '{"cfg": 2, "temperature": -1}', '{"cfg": 2, "steps": 1}', "[2]"]
+)
 def test_a_damaged_sampling_entry_is_refused_naming_the_file(tmp_path, entry):
     tokenizer = KLTokenizer(small_autoencoder(latent_channels=4, stride=4, width=32)).eval()
     path = save_weights(

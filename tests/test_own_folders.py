@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw
 
 from mar.cli import sample, train
 from mar.eval.classifier import ClassifierConfig, FeatureClassifier, predict, train_classifier
-from mar.eval.guidance_choice import CANDIDATES
+from mar.eval.guidance_choice import CANDIDATES, OTHER_TEMPERATURE
 from mar.eval.mirroring import decide_mirroring
 from mar.eval.reference_data import dataset_classifier
 from mar.sampling.config import SamplingConfig
@@ -171,13 +171,17 @@ def test_the_quality_report_is_the_classifiers_scoring_of_the_saved_samples(tmp_
     assert [r["step"] for r in rows][-1] == metrics["steps"] and len(rows) >= 2
     assert (out / "quality.png").is_file() and (out / "quality.csv").is_file()
     assert set(metrics["tokenizer"]) >= {"psnr", "accuracy_reconstructed", "accuracy_real", "limit"}
-    # without --cfg the run chose a scale: the final samples and the grid used it, the checkpoint keeps it
-    chosen = metrics["cfg"]
-    assert chosen in CANDIDATES and f"guidance: cfg {chosen:g}, chosen from the data" in printed
+    # without --cfg the run chose a scale and a temperature: the final samples and the grid used them, the
+    # checkpoint keeps them
+    chosen, temperature = metrics["cfg"], metrics["temperature"]
+    assert chosen in CANDIDATES and temperature in (SamplingConfig().temperature, OTHER_TEMPERATURE)
+    assert f"guidance: cfg {chosen:g}, temperature {temperature:g}, chosen from the data" in printed
     assert set(metrics["guidance_choice"]) == {f"{cfg:g}" for cfg in CANDIDATES}
-    assert all(scores["count"] == 20 for scores in metrics["guidance_choice"].values())
-    assert f"cfg={chosen:g}, temperature" in printed
+    assert set(metrics["temperature_choice"]) == {f"{OTHER_TEMPERATURE:g}"}
+    scored = [*metrics["guidance_choice"].values(), *metrics["temperature_choice"].values()]
+    assert all(scores["count"] == 20 for scores in scored)
+    assert f"cfg={chosen:g}, temperature={temperature:g})" in printed
     assert rows[-1]["cfg"] == chosen and all(row["cfg"] == SamplingConfig().cfg for row in rows[:-1])
-    assert load_checkpoint(latest_checkpoint(out)).sampling == {"cfg": chosen}
+    assert load_checkpoint(latest_checkpoint(out)).sampling == {"cfg": chosen, "temperature": temperature}
     sample.main(["--checkpoint", str(out), "--per-class", "1", "--num-iter", "2", "--diffusion-steps", "2"])
-    assert f"at cfg {chosen:g} (the scale its run chose from its data" in capsys.readouterr().out
+    assert f"at cfg {chosen:g}, temperature {temperature:g} (as its run chose" in capsys.readouterr().out

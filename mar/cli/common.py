@@ -57,6 +57,9 @@ def add_checkpoint_argument(parser, required: bool = True) -> None:
     )
 
 
+CHOSEN = ("cfg", "temperature")  # the sampling options a run chooses from its data and records in its checkpoint
+
+
 def add_sampling_arguments(group) -> None:
     """The sampling knobs train.py (for its grids), sample.py and the demo share; defaults from SamplingConfig."""
     default = SamplingConfig()
@@ -82,9 +85,11 @@ def add_sampling_arguments(group) -> None:
     group.add_argument(
         "--temperature",
         type=NON_NEGATIVE_NUMBER,
-        default=default.temperature,
+        default=None,
         help="ddpm: scale of the noise added at each step; ddim / dpm++: scale of the starting noise; "
-        "categorical head: softmax temperature",
+        "categorical head: softmax temperature (default: the one the checkpoint's run chose from its data, else "
+        f"{default.temperature:g}; train.py chooses between {default.temperature:g} and 1 after training unless "
+        "this or --cfg is given)",
     )
     group.add_argument(
         "--cfg",
@@ -170,12 +175,13 @@ def preset_text(name: str) -> str:
 
 
 def sampling_options(args: argparse.Namespace, chosen: dict | None = None) -> SamplingConfig:
-    """The SamplingConfig that add_sampling_arguments parsed; without --cfg, the scale ``chosen`` holds (a checkpoint's
-    ``sampling``: what its run chose from its data) or SamplingConfig's."""
-    sampling = SamplingConfig.from_namespace(args)
-    if args.cfg is None:
-        sampling = replace(sampling, cfg=float((chosen or {}).get("cfg", SamplingConfig().cfg)))
-    return sampling
+    """The SamplingConfig that add_sampling_arguments parsed; without --cfg or --temperature, the value ``chosen``
+    holds (a checkpoint's ``sampling``: what its run chose from its data) or SamplingConfig's."""
+    sampling, default = SamplingConfig.from_namespace(args), SamplingConfig()
+    unset = {
+        name: float((chosen or {}).get(name, getattr(default, name))) for name in CHOSEN if getattr(args, name) is None
+    }
+    return replace(sampling, **unset)
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:

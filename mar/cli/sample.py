@@ -80,7 +80,7 @@ def main(argv=None) -> None:
     given = Path(args.checkpoint)
     folder = given if given.is_dir() else given.parent if given.exists() else Path("runs") / "hub" / args.checkpoint
     sampling = sampling_options(args, ckpt.sampling)
-    name = f"samples-step{ckpt.step}-K{args.num_iter}-{args.head_sampler}{args.diffusion_steps}-cfg{sampling.cfg:g}-t{args.temperature:g}.png"
+    name = f"samples-step{ckpt.step}-K{args.num_iter}-{args.head_sampler}{args.diffusion_steps}-cfg{sampling.cfg:g}-t{sampling.temperature:g}.png"
     out = args.out or check_writable_file(folder / name, "--out")  # a given --out was checked first
     model = ckpt.model if args.no_ema else ckpt.sampling_model
     if args.compile:
@@ -98,5 +98,9 @@ def main(argv=None) -> None:
         generator=torch.Generator(device).manual_seed(args.seed),
     )
     count = len(args.classes or ckpt.classes) * args.per_class
-    chosen = " (the scale its run chose from its data; --cfg overrides)" if args.cfg is None and ckpt.sampling else ""
-    print(f"wrote {path}: {count} images at cfg {sampling.cfg:g}{chosen} in {time.time() - started:.1f} s")
+    unset = args.cfg is None or args.temperature is None
+    chosen = " (as its run chose from its data; --cfg and --temperature override)" if unset and ckpt.sampling else ""
+    print(
+        f"wrote {path}: {count} images at cfg {sampling.cfg:g}, temperature {sampling.temperature:g}{chosen} "
+        f"in {time.time() - started:.1f} s"
+    )

@@ -81,6 +81,7 @@ from mar.data.latents import (
     read_latent_cache,
     write_latent_cache,
 )
+from mar.eval.guidance_choice import OTHER_TEMPERATURE
 from mar.eval.reference_data import CLASSIFIER_STEPS
 from mar.model.config import ATTENTIONS, HEADS, ORDERS
 from mar.precision import resolve_precision
@@ -106,7 +107,7 @@ from vae.embedded import GENERAL_SHAPE, GENERAL_TOKENIZER, GLYPH_TOKENIZER, GLYP
 CPU_TIME_BUDGET = 15  # minutes: the default run's budget on a 2-core CPU
 CPU_SIZES = ("mar-micro", "mar-tiny")  # the named sizes whose recipes are made for it
 END_RESERVE_S = 120  # seconds first kept for the quality scores during training, the final grid and its scores
-CHOICE_RESERVE_S = 45  # and for choosing the guidance scale (train_report.CHOICE_SAMPLES at each of 5 scales)
+CHOICE_RESERVE_S = 54  # and for choosing the guidance scale and temperature (train_report.CHOICE_SAMPLES x 6 sets)
 RESERVE_MARGIN, END_WORK_S = 1.2, 15  # once sampling is timed: the end's samples at that pace x 1.2, and 15 s more
 
 NEW_TOKENIZER = {
@@ -860,13 +861,13 @@ def train_run(args, device, output: Path, started: float) -> None:
         else:
             train_time = time.time() - started
             guidance = chosen_guidance(args, quality, ema.module, tokenizer, output)
-            sampling = sampling_options(args, guidance and {"cfg": guidance.cfg})
+            sampling = sampling_options(args, guidance and {"cfg": guidance.cfg, "temperature": guidance.temperature})
             grid = final_grid(ema.module, tokenizer, classes, args, device, output / "samples.png", sampling)
             log_image(output, "samples/final", output / "samples.png", result["step"])
             print(
                 f"samples: {output / 'samples.png'} (EMA weights, {sampling_steps(config, args.num_iter)} steps, "
                 f"{args.head_sampler} head with "
-                f"{args.diffusion_steps} steps, cfg={sampling.cfg:g}, temperature={args.temperature})"
+                f"{args.diffusion_steps} steps, cfg={sampling.cfg:g}, temperature={sampling.temperature:g})"
             )
             record = {
                 "steps": result["step"],
@@ -877,9 +878,11 @@ def train_run(args, device, output: Path, started: float) -> None:
             if not trained:  # the training figures stay those of the run that trained it
                 record.update(previous_training_record(output))
             record["mirrored_views"] = flips
-            record["cfg"] = sampling.cfg
+            record["cfg"], record["temperature"] = sampling.cfg, sampling.temperature
             if guidance is not None and guidance.scores:
                 record["guidance_choice"] = {f"{cfg:g}": scores for cfg, scores in guidance.scores.items()}
+                if guidance.at_other_temperature is not None:
+                    record["temperature_choice"] = {f"{OTHER_TEMPERATURE:g}": guidance.at_other_temperature}
             if quality is not None:
                 record |= {"tokenizer": tokenizer_record} | final_quality(
                     quality, grid, ema.module, tokenizer, result["step"], sampling
@@ -893,7 +896,7 @@ def previous_training_record(output: Path) -> dict:
     path = output / "metrics.json"
     if not path.is_file():
         return {}
-    kept = ("steps", "final_loss", "seconds_to_checkpoint", "precision", "guidance_choice")
+    kept = ("steps", "final_loss", "seconds_to_checkpoint", "precision", "guidance_choice", "temperature_choice")
     return {key: value for key, value in json.loads(path.read_text()).items() if key in kept}
 
 

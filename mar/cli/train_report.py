@@ -86,30 +86,45 @@ def choice_count(quality: QualityLog) -> int:
 
 
 def samples_after_training(args, quality: QualityLog) -> int:
-    """Samples the run draws once training ends: the guidance choice's (without --cfg), the final grid and the final
-    scored samples."""
-    choice = 0 if args.cfg is not None else choice_count(quality) * len(CANDIDATES)
+    """Samples the run draws once training ends: the guidance choice's (without --cfg; one more set without
+    --temperature), the final grid and the final scored samples."""
+    sets = 0 if args.cfg is not None else len(CANDIDATES) + (args.temperature is None)
+    choice = choice_count(quality) * sets
     return choice + args.samples_per_class * quality.num_classes + quality.count
 
 
 def chosen_guidance(args, quality: QualityLog | None, model, tokenizer, output) -> GuidanceChoice | None:
-    """Without --cfg, the scale the held-out classifier prefers (mar/eval/guidance_choice.py), printed and recorded
-    in the last checkpoint so that sample.py, the demo and the Hub export sample with it; None with --cfg or
-    --quality off."""
+    """Without --cfg, the scale the held-out classifier prefers (mar/eval/guidance_choice.py), and without
+    --temperature the temperature too, printed and recorded in the last checkpoint so that sample.py, the demo and
+    the Hub export sample with them; None with --cfg or --quality off."""
     if args.cfg is not None or quality is None:
         return None
     checkpoint = latest_checkpoint(output)
     recorded = recorded_sampling(checkpoint)
     if recorded:  # a finished run resumed: its checkpoint stays as it was
-        print(f"guidance: cfg {recorded['cfg']:g}, chosen from the data when this checkpoint was trained")
-        return GuidanceChoice(recorded["cfg"], {}, "recorded in the checkpoint")
+        chosen = sampling_options(args, recorded)
+        print(
+            f"guidance: cfg {chosen.cfg:g}, temperature {chosen.temperature:g}, chosen from the data when this "
+            "checkpoint was trained"
+        )
+        return GuidanceChoice(chosen.cfg, chosen.temperature, {}, "recorded in the checkpoint")
     count = choice_count(quality)
     choice = choose_guidance(
-        quality.judge, model, tokenizer, quality.num_classes, sampling_options(args), count, args.seed + 1
+        quality.judge,
+        model,
+        tokenizer,
+        quality.num_classes,
+        sampling_options(args),
+        count,
+        args.seed + 1,
+        choose_temperature=args.temperature is None,
     )
-    print(f"guidance: cfg {choice.cfg:g}, chosen from the data: {choice.reason} (--cfg forces a scale)")
+    print(
+        f"guidance: cfg {choice.cfg:g}, temperature {choice.temperature:g}, chosen from the data: {choice.reason} "
+        "(--cfg and --temperature force them)"
+    )
     try:
-        record_sampling(checkpoint, {"cfg": choice.cfg})
+        record_sampling(checkpoint, {"cfg": choice.cfg, "temperature": choice.temperature})
     except CheckpointWriteError as error:
         print(f"warning: {error}")
     return choice

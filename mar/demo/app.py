@@ -160,7 +160,7 @@ def build_app(
                     gr.Slider(
                         0.0,
                         3.0,
-                        value=defaults.temperature,
+                        value=sampling_options(defaults, checkpoint.sampling).temperature,  # the run's choice
                         step=0.05,
                         label="temperature (--temperature)",
                         info="ddpm: noise per step; ddim, dpm++: starting noise; categorical: softmax temperature",

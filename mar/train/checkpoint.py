@@ -109,7 +109,7 @@ def _write_atomically(path: Path, tensors: dict[str, torch.Tensor], metadata: di
 
 
 def record_sampling(path: str | Path, sampling: dict) -> Path:
-    """Adds the sampling defaults a run chose after training (``{"cfg": scale}``) to the metadata of the checkpoint
+    """Adds the sampling defaults a run chose after training (``{"cfg": scale, "temperature": t}``) to the metadata of the checkpoint
     at ``path``, rewriting its weights file atomically; raises ``CheckpointWriteError`` (the file intact) when the
     write fails."""
     path = resolve_weights(path)
@@ -250,11 +250,15 @@ def _split(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Ten
 
 
 def parse_sampling(metadata: dict) -> dict:
-    """The sampling defaults a checkpoint's metadata records (``record_sampling``): {} or {"cfg": scale}; a
-    ValueError for anything else."""
+    """The sampling defaults a checkpoint's metadata records (``record_sampling``): {}, {"cfg": scale} (runs before
+    the temperature was chosen) or {"cfg": scale, "temperature": t}; a ValueError for anything else."""
     sampling = json.loads(metadata.get("sampling", "{}"))
-    if sampling != {} and not (isinstance(sampling, dict) and set(sampling) == {"cfg"} and float(sampling["cfg"]) >= 0):
-        raise ValueError(f"the sampling entry {sampling} is not a guidance scale")
+    if sampling != {} and not (
+        isinstance(sampling, dict)
+        and set(sampling) in ({"cfg"}, {"cfg", "temperature"})
+        and all(float(value) >= 0 for value in sampling.values())
+    ):
+        raise ValueError(f"the sampling entry {sampling} is not a guidance scale and temperature")
     return sampling
 
 
