@@ -14,6 +14,7 @@ from PIL import Image
 from mar.cli import sample_at_scale
 from mar.eval.sample_set import SamplePlan, sample_set_record
 from mar.sampling.config import SamplingConfig
+from mar.train.checkpoint import latest_checkpoint, recorded_sampling
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = [
@@ -109,7 +110,8 @@ def test_a_folder_of_another_set_is_refused_unchanged(trained_run, tmp_path, cap
             ["--checkpoint", str(trained_run), *FAST, "--out", str(out), "--num-images", "10", "--temperature", "0.9"]
         )
     error = capsys.readouterr().err.strip().splitlines()
-    assert stop.value.code == 2 and len(error) == 1 and "temperature: 0.3 != 0.9" in error[0]
+    first = recorded_sampling(latest_checkpoint(trained_run)).get("temperature", SamplingConfig().temperature)
+    assert stop.value.code == 2 and len(error) == 1 and f"temperature: {first} != 0.9" in error[0]
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     with pytest.raises(SystemExit):
         sample_at_scale.main(["--checkpoint", str(trained_run), "--out", str(tmp_path / "odd"), "--num-images", "25"])
