@@ -1,8 +1,5 @@
 """Latent caches: exact round trips, refusal of caches made otherwise, and the same shards under torchrun."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +16,8 @@ from mar.data.latents import (
     write_latent_cache,
 )
 from vae import DiscreteConfig, DiscreteTokenizer, KLTokenizer, small_autoencoder
+
+from .two_processes import one_thread, torchrun
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -91,32 +90,9 @@ def test_torchrun_with_two_processes_writes_the_same_cache(tmp_path, tokenizer):
         "cpu",
         "--no-progress",
     ]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the kernels of the torchrun processes below, which get OMP_NUM_THREADS=1
-    try:
+    with one_thread():
         cache_latents.main([*common, "--out", str(tmp_path / "one")])  # in this process
-    finally:
-        torch.set_num_threads(threads)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node=2",
-            "-m",
-            "mar",
-            "cache-latents",
-            *common,
-            "--out",
-            str(tmp_path / "two"),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        timeout=300,
-    )
+    result = torchrun("-m", "mar", "cache-latents", *common, "--out", str(tmp_path / "two"))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "on 2 process(es)" in result.stdout
     for shard in sorted((tmp_path / "one").glob("shard-*.safetensors")):

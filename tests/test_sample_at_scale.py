@@ -1,20 +1,18 @@
 """Sample sets at scale: the same files for 1 and 2 processes, resumed without redrawing, ADM's .npz layout."""
 
-import os
-import subprocess
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from mar.cli import sample_at_scale
 from mar.eval.sample_set import SamplePlan, sample_set_record
 from mar.sampling.config import SamplingConfig
 from mar.train.checkpoint import latest_checkpoint, recorded_sampling
+
+from .two_processes import one_thread, torchrun
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = [
@@ -47,31 +45,10 @@ def test_the_plan_balances_classes_and_seeds_chunks_by_index():
 @pytest.mark.slow
 def test_one_and_two_gloo_processes_write_identical_files(trained_run, tmp_path):
     args = ["--checkpoint", str(trained_run), *FAST, "--device", "cpu"]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the kernels of the torchrun processes below, which get OMP_NUM_THREADS=1
-    try:
-        sample_at_scale.main([*args, "--out", str(tmp_path / "one")])
-    finally:
-        torch.set_num_threads(threads)
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node=2",
-            "-m",
-            "mar",
-            "sample-at-scale",
-            *args,
-            "--out",
-            str(tmp_path / "two"),
-        ],
-        cwd=ROOT,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        check=True,
-        capture_output=True,
-    )
+    with one_thread():
+        sample_at_scale.main([*args, "--out", str(tmp_path / "one")])  # in this process
+    two = torchrun("-m", "mar", "sample-at-scale", *args, "--out", str(tmp_path / "two"))
+    assert two.returncode == 0, two.stderr[-2000:]
     one, two = files(tmp_path / "one"), files(tmp_path / "two")
     assert len(one) == 20 and one == two
     assert (tmp_path / "one" / "sample_set.json").read_text() == (tmp_path / "two" / "sample_set.json").read_text()

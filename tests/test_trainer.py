@@ -23,6 +23,7 @@ from mar.train.run_log import read_rows
 from vae import KLTokenizer, small_autoencoder
 
 from .tiny import tiny_model
+from .two_processes import torchrun
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = TrainSettings(
@@ -234,27 +235,7 @@ def test_two_processes_match_one_process_at_the_same_global_batch(tmp_path, atte
     common += ["--attention", attention]
     train.main([*TOY, *common, "--output", str(tmp_path / "one"), "--grad-accum", "2"])  # in this process
     shared = ["--tokenizer", str(tmp_path / "one" / "tokenizer"), "--latent-cache", str(tmp_path / "one" / "latents")]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    two = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node=2",
-            str(ROOT / "train.py"),
-            *TOY,
-            *common,
-            *shared,
-            "--output",
-            str(tmp_path / "two"),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    two = torchrun(str(ROOT / "train.py"), *TOY, *common, *shared, "--output", str(tmp_path / "two"))
     assert two.returncode == 0, two.stderr[-3000:]
     assert "2 process(es), global batch 24" in two.stdout
     one_weights = load_file(latest_checkpoint(tmp_path / "one") / "weights.safetensors")
