@@ -1,7 +1,5 @@
 """Latent caches: exact round trips, refusal of caches made otherwise, and the same shards under torchrun."""
 
-from pathlib import Path
-
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -18,8 +16,6 @@ from mar.data.latents import (
 from vae import DiscreteConfig, DiscreteTokenizer, KLTokenizer, small_autoencoder
 
 from .two_processes import one_thread, torchrun
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")

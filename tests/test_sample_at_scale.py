@@ -14,7 +14,6 @@ from mar.train.checkpoint import latest_checkpoint, recorded_sampling
 
 from .two_processes import one_thread, torchrun
 
-ROOT = Path(__file__).resolve().parent.parent
 FAST = [
     "--num-images",
     "20",

@@ -861,7 +861,7 @@ def train_run(args, device, output: Path, started: float) -> None:
         else:
             train_time = time.time() - started
             guidance = chosen_guidance(args, quality, ema.module, tokenizer, output)
-            sampling = sampling_options(args, guidance and {"cfg": guidance.cfg, "temperature": guidance.temperature})
+            sampling = sampling_options(args, guidance and guidance.sampling())
             grid = final_grid(ema.module, tokenizer, classes, args, device, output / "samples.png", sampling)
             log_image(output, "samples/final", output / "samples.png", result["step"])
             print(

@@ -124,7 +124,7 @@ def chosen_guidance(args, quality: QualityLog | None, model, tokenizer, output) 
         "(--cfg and --temperature force them)"
     )
     try:
-        record_sampling(checkpoint, {"cfg": choice.cfg, "temperature": choice.temperature})
+        record_sampling(checkpoint, choice.sampling())
     except CheckpointWriteError as error:
         print(f"warning: {error}")
     return choice

@@ -30,6 +30,10 @@ class GuidanceChoice:
     reason: str
     at_other_temperature: dict | None = None  # the chosen scale's scores at OTHER_TEMPERATURE, when it was tried
 
+    def sampling(self) -> dict:
+        """The chosen options as a checkpoint records them (``record_sampling``)."""
+        return {"cfg": self.cfg, "temperature": self.temperature}
+
 
 def choose_guidance(
     judge: QualityJudge,

@@ -109,9 +109,9 @@ def _write_atomically(path: Path, tensors: dict[str, torch.Tensor], metadata: di
 
 
 def record_sampling(path: str | Path, sampling: dict) -> Path:
-    """Adds the sampling defaults a run chose after training (``{"cfg": scale, "temperature": t}``) to the metadata of the checkpoint
-    at ``path``, rewriting its weights file atomically; raises ``CheckpointWriteError`` (the file intact) when the
-    write fails."""
+    """Adds the sampling defaults a run chose after training (``{"cfg": scale, "temperature": t}``) to the metadata
+    of the checkpoint at ``path``, rewriting its weights file atomically; raises ``CheckpointWriteError`` (the file
+    intact) when the write fails."""
     path = resolve_weights(path)
     metadata = read_metadata(path)
     with safe_open(str(path), framework="pt", device="cpu") as f:
