@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from functools import partial
 
 import torch
-from diffusers import DDPMScheduler
 
 from . import samplers
 
@@ -108,6 +107,8 @@ class GaussianDiffusion:
     def __init__(self, num_train_timesteps: int = 1000, learn_sigma: bool = True, discretized_decoder: bool = False):
         self.learn_sigma = learn_sigma
         self.discretized_decoder = discretized_decoder  # the loss at t = 0: x0's bin (official), or its density
+        from diffusers import DDPMScheduler  # imported here: see docs/architecture.md#imports
+
         self.scheduler = DDPMScheduler(
             num_train_timesteps=num_train_timesteps,
             beta_schedule="squaredcos_cap_v2",

@@ -25,12 +25,17 @@ so the draw equals the unguided one exactly.
 Axis letters: n = tokens, c = token channels, d = condition width.
 """
 
+from __future__ import annotations
+
 import copy
 from functools import partial
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from diffusers import DPMSolverMultistepScheduler
+
+if TYPE_CHECKING:
+    from diffusers import DPMSolverMultistepScheduler
 
 FIRST_SOLVER_TIMESTEP = 990
 
@@ -79,6 +84,8 @@ def solver_at(diffusion, num_steps: int, order: int, device) -> DPMSolverMultist
     one reads tensors on the host, which a draw should not wait for."""
     key = (num_steps, order, str(device))
     if key not in diffusion.solvers:
+        from diffusers import DPMSolverMultistepScheduler  # imported here: see docs/architecture.md#imports
+
         scheduler = DPMSolverMultistepScheduler(
             num_train_timesteps=diffusion.num_train_timesteps,
             trained_betas=diffusion.scheduler.betas.numpy(),

@@ -8,7 +8,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from diffusers.models.autoencoders.vae import Decoder, Encoder
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -55,6 +54,8 @@ class DiscreteTokenizer(nn.Module):
         self.pixel_loss = (
             pixel_loss  # "l1" or "mse", the pixel term of ``training_loss``; a training setting, not saved
         )
+        from diffusers.models.autoencoders.vae import Decoder, Encoder  # see docs/architecture.md#imports
+
         channels = level_channels(config.stride, config.width)
         shape = dict(block_out_channels=channels, layers_per_block=1, norm_num_groups=8)
         self.encoder = Encoder(3, config.code_dim, ("DownEncoderBlock2D",) * len(channels), double_z=False, **shape)

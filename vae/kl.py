@@ -3,15 +3,20 @@
 Images are (b, 3, s, s) in [-1, 1]; latents are (b, c, s / stride, s / stride), already shifted and scaled.
 """
 
+from __future__ import annotations
+
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-from diffusers import AutoencoderKL
 from torch import nn
 
 from .levels import level_channels
 from .pixel_loss import pixel_loss
+
+if TYPE_CHECKING:
+    from diffusers import AutoencoderKL
 
 TOKENIZER_FILE = "tokenizer.json"
 
@@ -24,6 +29,8 @@ def small_autoencoder(
     ``initial_logvar`` starts the posterior's log-variance there (the bias of the moments' last convolution; 0 is
     diffusers' own start, unit noise on latents that begin near 0). It changes only the start, not the format.
     """
+    from diffusers import AutoencoderKL  # imported here: see docs/architecture.md#imports
+
     channels = level_channels(stride, width)
     autoencoder = AutoencoderKL(
         in_channels=3,
@@ -113,7 +120,9 @@ class KLTokenizer(nn.Module):
         return {"kind": self.kind, "autoencoder": architecture, "scale": self.scale, "shift": self.shift}
 
     @classmethod
-    def from_identity(cls, identity: dict) -> "KLTokenizer":
+    def from_identity(cls, identity: dict) -> KLTokenizer:
+        from diffusers import AutoencoderKL  # imported here: see docs/architecture.md#imports
+
         return cls(AutoencoderKL.from_config(identity["autoencoder"]), identity["scale"], identity["shift"])
 
     def save(self, directory: str | Path) -> None:
@@ -126,6 +135,6 @@ class KLTokenizer(nn.Module):
         )
 
     @classmethod
-    def from_autoencoder(cls, autoencoder: AutoencoderKL) -> "KLTokenizer":
+    def from_autoencoder(cls, autoencoder: AutoencoderKL) -> KLTokenizer:
         """Scale and shift from the diffusers config (``scaling_factor``, ``shift_factor``), as diffusers pipelines use them."""
         return cls(autoencoder, autoencoder.config.scaling_factor, autoencoder.config.shift_factor or 0.0)

@@ -5,13 +5,18 @@ latent channels), then every LDM key is renamed to its diffusers twin. Attention
 LDM, become linear layers.
 """
 
+from __future__ import annotations
+
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-from diffusers import AutoencoderKL
 from safetensors.torch import load_file
+
+if TYPE_CHECKING:
+    from diffusers import AutoencoderKL
 
 
 @dataclass(frozen=True)
@@ -161,6 +166,8 @@ def load_ldm_autoencoder(path: str | Path) -> tuple[AutoencoderKL, float | None]
         raise ValueError(
             f"tokenizer {path} is {error}; pass MAR's kl16.ckpt, an LDM autoencoder checkpoint, or a tokenizer folder"
         ) from None
+    from diffusers import AutoencoderKL  # imported here: see docs/architecture.md#imports
+
     autoencoder = AutoencoderKL(**layout.autoencoder_config())
     converted = convert_state_dict(tensors, len(layout.block_out_channels))
     result = autoencoder.load_state_dict(converted, strict=False)

@@ -13,7 +13,6 @@ import re
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKL
 
 from .discrete import DiscreteTokenizer
 from .kl import TOKENIZER_FILE, KLTokenizer
@@ -69,6 +68,8 @@ def _read_folder(directory: Path) -> Tokenizer:
             f"tokenizer folder {directory} has no config.json; pass a folder written by train.py or "
             "mar train-tokenizer, or a diffusers AutoencoderKL folder"
         )
+    from diffusers import AutoencoderKL  # imported here: see docs/architecture.md#imports
+
     tokenizer = KLTokenizer.from_autoencoder(AutoencoderKL.from_pretrained(directory, low_cpu_mem_usage=False))
     if "scale" in marker:
         tokenizer.scale, tokenizer.shift = marker["scale"], marker["shift"]
@@ -78,6 +79,8 @@ def _read_folder(directory: Path) -> Tokenizer:
 def _from_hub(hub_id: str) -> KLTokenizer:
     parts = hub_id.split("/")
     repo, subfolder = "/".join(parts[:2]), (parts[2] if len(parts) == 3 else None)
+    from diffusers import AutoencoderKL  # imported here: see docs/architecture.md#imports
+
     try:
         autoencoder = AutoencoderKL.from_pretrained(repo, subfolder=subfolder, low_cpu_mem_usage=False)
     except (OSError, ValueError) as error:

@@ -9,7 +9,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 
 @dataclass(frozen=True)
@@ -31,6 +30,8 @@ def mean_interval(values, confidence: float = 0.95) -> Interval:
     mean = float(values.mean())
     if len(values) == 1:
         return Interval(mean, -math.inf, math.inf, 1)
+    from scipy import stats  # imported here: see docs/architecture.md#imports
+
     half = stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
     return Interval(mean, mean - half, mean + half, len(values))
 

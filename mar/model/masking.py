@@ -3,7 +3,6 @@
 import math
 
 import torch
-from scipy import stats
 
 
 def random_orders(
@@ -44,6 +43,8 @@ def draw_mask_ratio(generator=None, mean=1.0, std=0.25, low=0.7, high=1.0) -> fl
     The uniform variate comes from ``generator`` and is mapped through scipy's inverse CDF, so the draw repeats
     under a seed on any device.
     """
+    from scipy import stats  # imported here: see docs/architecture.md#imports
+
     u = torch.rand((), generator=generator, device=generator.device if generator is not None else None).item()
     law = stats.truncnorm((low - mean) / std, (high - mean) / std, loc=mean, scale=std)
     return float(law.ppf(u))
