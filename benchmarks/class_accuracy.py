@@ -29,7 +29,6 @@ import time
 
 import torch
 
-from mar.cli import train
 from mar.cli.common import dataset_name, open_dataset, pick_device
 from mar.cli.options import (
     NON_NEGATIVE,
@@ -42,6 +41,7 @@ from mar.cli.options import (
     fail,
     text,
 )
+from mar.cli.train_options import build_parser as train_parser
 from mar.eval.classifier import classifier_for, predict
 from mar.eval.reference_data import CLASSIFIER_STEPS, classifier_folder, dataset_classifier
 from mar.eval.run_quality import QualityJudge
@@ -119,7 +119,7 @@ def build_parser() -> Parser:
 def scored_data(args) -> argparse.Namespace:
     """The data whose classifier judges, with train.py's defaults: the glyph set, or the folder of --data-path."""
     folder = [] if args.data_path is None else ["--data-path", args.data_path]
-    return train.build_parser().parse_args([*folder, "--cache-dir", args.cache_dir])
+    return train_parser().parse_args([*folder, "--cache-dir", args.cache_dir])
 
 
 def kept_classifier(data: argparse.Namespace, device):

@@ -17,7 +17,7 @@ import time
 import torch
 
 from mar.cli.common import add_data_arguments, dataset_name, open_dataset
-from mar.cli.train import NEW_TOKENIZER
+from mar.cli.train_options import NEW_TOKENIZER
 from mar.eval.classifier import accuracy
 from mar.eval.quality import reference_set, tokenizer_metrics
 from mar.eval.reference_data import CLASSIFIER_STEPS, dataset_classifier

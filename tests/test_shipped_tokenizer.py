@@ -6,6 +6,7 @@ import json
 import pytest
 
 from mar.cli import train
+from mar.cli.train_options import NEW_TOKENIZER
 from mar.data.glyphs import glyph_dataset
 from mar.train.checkpoint import latest_checkpoint, load_checkpoint
 from vae import fingerprint, load_tokenizer, reconstruction_psnr
@@ -77,7 +78,7 @@ def test_a_run_on_a_new_tokenizer_resumes_without_tokenizer_options(tmp_path, ca
 
 
 def test_a_new_tokenizer_trains_with_the_pixel_loss_and_initial_logvar_given(tmp_path):
-    assert (train.NEW_TOKENIZER["tokenizer_pixel_loss"], train.NEW_TOKENIZER["tokenizer_initial_logvar"]) == ("mse", -8)
+    assert (NEW_TOKENIZER["tokenizer_pixel_loss"], NEW_TOKENIZER["tokenizer_initial_logvar"]) == ("mse", -8)
     args = train.parse_args(
         [
             "--tokenizer-init",
