@@ -36,6 +36,7 @@ from safetensors import SafetensorError
 from tqdm import tqdm
 
 from mar import MARGenerator, distributed, named_config
+from mar.cli import train_options
 from mar.cli.common import (
     class_names,
     dataset_name,
@@ -46,12 +47,13 @@ from mar.cli.common import (
     sampling_options,
 )
 from mar.cli.options import (
+    Parser,
     check_image_geometry,
     check_sampling,
     check_writable_folder,
     fail,
 )
-from mar.cli.train_options import CPU_TIME_BUDGET, build_parser, check_run_options, resolve_tokenizer_options
+from mar.cli.train_options import CPU_TIME_BUDGET, check_run_options, resolve_tokenizer_options
 from mar.cli.train_report import (
     chosen_guidance,
     final_quality,
@@ -98,8 +100,13 @@ CHOICE_RESERVE_S = 54  # and for choosing the guidance scale and temperature (tr
 RESERVE_MARGIN, END_WORK_S = 1.2, 15  # once sampling is timed: the end's samples at that pace x 1.2, and 15 s more
 
 
+def build_parser() -> Parser:
+    """train.py's options (mar/cli/train_options.py), with this module's docstring as the help's description."""
+    return train_options.build_parser(__doc__)
+
+
 def parse_args(argv=None) -> argparse.Namespace:
-    return resolve_tokenizer_options(build_parser(__doc__).parse_args(argv))
+    return resolve_tokenizer_options(build_parser().parse_args(argv))
 
 
 def train_new_tokenizer(args, dataset, device, output: Path) -> KLTokenizer:
