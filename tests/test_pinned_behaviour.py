@@ -57,16 +57,23 @@ TOY_RUN += [
 
 
 def environment() -> dict:
-    """What the bytes depend on: torch, the CPU's vector capability and its model (an AMX Xeon and an AVX-512 EPYC
-    share the capability but not the rounding)."""
+    """What the bytes depend on: torch, the CPU's vector capability and its model with family and model numbers (an
+    AMX Xeon and an AVX-512 EPYC share the capability but not the rounding, and so do two EPYC generations that a
+    virtual machine names "AMD EPYC" alike)."""
     return {"torch": torch.__version__, "cpu": torch.backends.cpu.get_cpu_capability(), "model": cpu_model()}
 
 
 def cpu_model() -> str:
+    """'AMD EPYC (family 25, model 17)' from /proc/cpuinfo, or the platform's processor name without it."""
     cpuinfo = Path("/proc/cpuinfo")
     lines = cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []
-    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
-    return names[0] if names else platform.processor()
+    fields = {}
+    for line in lines:
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    if "model name" not in fields:
+        return platform.processor()
+    return f"{fields['model name']} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
 
 
 def recorded() -> dict:
