@@ -36,7 +36,6 @@ from safetensors import SafetensorError
 from tqdm import tqdm
 
 from mar import MARGenerator, distributed, named_config
-from mar.cli import train_options
 from mar.cli.common import (
     class_names,
     dataset_name,
@@ -54,6 +53,7 @@ from mar.cli.options import (
     fail,
 )
 from mar.cli.train_options import CPU_TIME_BUDGET, check_run_options, resolve_tokenizer_options
+from mar.cli.train_options import build_parser as options_parser
 from mar.cli.train_report import (
     chosen_guidance,
     final_quality,
@@ -102,7 +102,7 @@ RESERVE_MARGIN, END_WORK_S = 1.2, 15  # once sampling is timed: the end's sample
 
 def build_parser() -> Parser:
     """train.py's options (mar/cli/train_options.py), with this module's docstring as the help's description."""
-    return train_options.build_parser(__doc__)
+    return options_parser(__doc__)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
