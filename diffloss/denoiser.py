@@ -56,17 +56,31 @@ class FinalLayer(nn.Module):
         return self.linear(modulate(self.norm(x), shift, scale))  # (n, out_channels)
 
 
+GUIDANCE_FEATURE_SCALE = 100.0  # (w - 1) in [0, 9] times this spans the timestep embedder's range, [0, 900]
+
+
 class Denoiser(nn.Module):
     """Predicts the noise (and, with ``learn_sigma``, the variance interpolation) of a noisy token.
 
     ``forward(x_t (n, c), t (n,) or () shared, z (n, d)) -> (n, c)`` or ``(n, 2c)`` when the variance is learned.
+    With ``guidance_input`` it also takes the guidance scale w, () shared or (n,), embedded like a timestep and added
+    to z's embedding (diffloss/guided_head.py); that embedding starts at zero, so the net starts as the unguided one.
     """
 
-    def __init__(self, token_channels: int, cond_channels: int, width: int, depth: int, learn_sigma: bool = True):
+    def __init__(
+        self,
+        token_channels: int,
+        cond_channels: int,
+        width: int,
+        depth: int,
+        learn_sigma: bool = True,
+        guidance_input: bool = False,
+    ):
         super().__init__()
         self.token_channels = token_channels
         self.learn_sigma = learn_sigma
         self.time_embed = TimestepEmbedder(width)
+        self.guidance_embed = TimestepEmbedder(width) if guidance_input else None
         self.cond_embed = nn.Linear(cond_channels, width)
         self.input_proj = nn.Linear(token_channels, width)
         self.blocks = nn.ModuleList(ResBlock(width) for _ in range(depth))
@@ -87,12 +101,23 @@ class Denoiser(nn.Module):
         for linear in (self.final.modulation[-1], self.final.linear):
             nn.init.zeros_(linear.weight)
             nn.init.zeros_(linear.bias)
+        if self.guidance_embed is not None:
+            nn.init.normal_(self.guidance_embed.mlp[0].weight, std=0.02)
+            nn.init.zeros_(self.guidance_embed.mlp[2].weight)
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        return self.from_embedded(x_t, t, self.cond_embed(z))
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, z: torch.Tensor, guidance=None) -> torch.Tensor:
+        return self.from_embedded(x_t, t, self.embed(z, guidance))
+
+    def embed(self, z: torch.Tensor, guidance: torch.Tensor | None = None) -> torch.Tensor:
+        """The condition's embedding (n, w): ``cond_embed(z)``, plus the guidance scale's (() or (n,)) with
+        ``guidance_input``; once for the rows or steps that share them."""
+        embedded = self.cond_embed(z)
+        if self.guidance_embed is None:
+            return embedded
+        return embedded + self.guidance_embed((guidance - 1) * GUIDANCE_FEATURE_SCALE)  # (n or 1, w) broadcasts
 
     def from_embedded(self, x_t: torch.Tensor, t: torch.Tensor, z_embedded: torch.Tensor) -> torch.Tensor:
-        """``forward`` with ``cond_embed(z)`` (n, w) computed by the caller, once for the rows or steps that share a z."""
+        """``forward`` with the condition's embedding (n, w) computed by the caller (``embed``)."""
         cond = self.time_embed(t) + z_embedded  # (n, w)
         x = self.input_proj(x_t)  # (n, w)
         for block in self.blocks:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import mar.train.checkpoint as checkpoint_module
+import mar.train.atomic_files as atomic_files
 from mar import sample_latents
 from mar.train.checkpoint import (
     CheckpointWriteError,
@@ -83,7 +83,7 @@ def test_failed_write_keeps_the_previous_checkpoint(saved, monkeypatch):
             half_written.write(b"partial")
         raise OSError("disk full")
 
-    monkeypatch.setattr(checkpoint_module, "save_file", crash)
+    monkeypatch.setattr(atomic_files, "save_file", crash)
     with pytest.raises(OSError, match="disk full"):
         save_weights(path, model, tokenizer, list("abcde"), 32, step=13)
     assert path.read_bytes() == before
@@ -104,7 +104,7 @@ def test_a_recorded_guidance_scale_loads_with_the_same_weights_and_a_failed_reco
     def read_only(tensors, filename, metadata):
         raise PermissionError(13, "Permission denied", str(filename))
 
-    monkeypatch.setattr(checkpoint_module, "save_file", read_only)
+    monkeypatch.setattr(atomic_files, "save_file", read_only)
     with pytest.raises(CheckpointWriteError, match=r"checkpoint is unchanged: pass --cfg 4 when sampling"):
         record_sampling(path, {"cfg": 4.0})
     assert path.read_bytes() == before and [p.name for p in path.parent.iterdir()] == [path.name]
@@ -132,7 +132,7 @@ def test_a_checkpoint_that_cannot_be_written_keeps_the_previous_one(tmp_path, mo
     def read_only(tensors, filename, metadata):
         raise PermissionError(13, "Permission denied", str(filename))
 
-    monkeypatch.setattr(checkpoint_module, "save_file", read_only)
+    monkeypatch.setattr(atomic_files, "save_file", read_only)
     with pytest.raises(CheckpointWriteError) as error:
         save_training_checkpoint(tmp_path, model, EMA(model, 0.9), tokenizer, training_state(2), "abcde", 32)
     message = str(error.value)

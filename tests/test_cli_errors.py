@@ -577,12 +577,12 @@ def test_a_checkpoint_write_failing_mid_run_is_one_line_and_keeps_the_previous(f
     folder and the fix, and the first checkpoint stays the latest."""
     from safetensors import SafetensorError
 
-    import mar.train.checkpoint as checkpoint_module
+    import mar.train.atomic_files as atomic_files
 
     error = (
         SafetensorError("Error while serializing: IoError(File too large)") if failure == "SafetensorError" else failure
     )
-    real_save, calls = checkpoint_module.save_file, []
+    real_save, calls = atomic_files.save_file, []
 
     def fails_after_the_first(tensors, filename, metadata):
         calls.append(filename)
@@ -590,7 +590,7 @@ def test_a_checkpoint_write_failing_mid_run_is_one_line_and_keeps_the_previous(f
             raise error
         real_save(tensors, filename, metadata)
 
-    monkeypatch.setattr(checkpoint_module, "save_file", fails_after_the_first)
+    monkeypatch.setattr(atomic_files, "save_file", fails_after_the_first)
     out = tmp_path / "run"
     with pytest.raises(SystemExit) as exit_info:
         train.main(

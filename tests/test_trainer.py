@@ -130,6 +130,7 @@ def test_repeated_non_finite_losses_stop_training_with_the_last_checkpoint_intac
 KILL_DURING_WRITE = """
 import os, signal, sys, torch
 sys.path.insert(0, {root!r})
+import mar.train.atomic_files as atomic_files
 import mar.train.checkpoint as ckpt
 from mar.train.ema import EMA
 from tests.tiny import tiny_model
@@ -146,7 +147,7 @@ def killed(write):
         os.kill(os.getpid(), signal.SIGKILL)
     return half_then_kill
 if {target!r} == "weights":
-    ckpt.save_file = killed(ckpt.save_file)
+    atomic_files.save_file = killed(atomic_files.save_file)
 else:
     ckpt.torch.save = killed(torch.save)
 with torch.no_grad():

@@ -13,6 +13,7 @@ TOOLS = {
     "convert-official": ("mar.cli.convert_official", "convert an official MAR checkpoint"),
     "export-hub": ("mar.cli.export_hub", "write a checkpoint as a Hugging Face Hub folder, and push it"),
     "make-textures": ("mar.cli.make_textures", "write the procedural texture set as an image folder"),
+    "distill-head": ("mar.cli.distill_head", "distil a checkpoint's head into a guided head (one evaluation per step)"),
     "sample-at-scale": ("mar.cli.sample_at_scale", "draw N class-balanced samples to disk, resumable (torchrun)"),
     "score": ("mar.cli.score", "FID / IS / precision / recall of a sample set against a reference"),
     "demo": ("mar.demo.launch", "the web demo (Gradio)"),

@@ -5,7 +5,8 @@ A training run keeps ``<run>/checkpoints/step-NNNNNNNN/`` folders holding
   class names, image size and step as JSON metadata: everything ``sample.py`` needs, with no flags (and, once a
   run has chosen it from its data, the guidance scale it samples with: ``record_sampling``);
 - ``resume.pt``: optimizer and gradient-scaler state, step, epoch, position in the epoch and the data settings,
-  plain tensors and numbers that load with ``torch.load(weights_only=True)``.
+  plain tensors and numbers that load with ``torch.load(weights_only=True)``;
+- ``guided-head.safetensors``, once ``mar distill-head`` wrote it: the guided head (``guided_head_file.py``).
 A folder is written under a temporary name and renamed, then ``checkpoints/latest`` (a one-line text file) is
 replaced to name it, and only then are all but the newest ``keep`` folders removed. A crash at any moment leaves
 ``latest`` naming a complete checkpoint.
@@ -18,11 +19,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors import safe_open
 
+from diffloss.guided_head import GuidedHead
 from mar.model.config import MARConfig
 from mar.model.generator import MARGenerator
+from mar.train.atomic_files import WRITE_ERRORS, CheckpointWriteError, write_atomically
+from mar.train.guided_head_file import load_guided_head
 from vae import Tokenizer, tokenizer_from_identity
 
 FORMAT = "mar-checkpoint/3"
@@ -39,18 +42,12 @@ class Checkpoint:
     image_size: int
     step: int
     sampling: dict = field(default_factory=dict)  # sampling defaults the run chose from its data: {"cfg": scale}
+    guided_head: GuidedHead | None = None  # distilled from the sampling model's head (mar/train/guided_head_file.py)
 
     @property
     def sampling_model(self) -> MARGenerator:
         """The EMA weights when the checkpoint has them (they sample better), else the trained weights."""
         return self.ema if self.ema is not None else self.model
-
-
-class CheckpointWriteError(RuntimeError):
-    """A checkpoint could not be written (a read-only folder, a full disk); the previous one is intact."""
-
-
-WRITE_ERRORS = (OSError, RuntimeError, SafetensorError)  # torch.save reports a failed write as a RuntimeError
 
 
 @dataclass
@@ -95,17 +92,7 @@ def save_weights(
         | _prefixed("tokenizer", tokenizer)
         | (_prefixed("ema", ema) if ema is not None else {})
     )
-    return _write_atomically(path, tensors, metadata)
-
-
-def _write_atomically(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_atomically(path, tensors, metadata)
 
 
 def record_sampling(path: str | Path, sampling: dict) -> Path:
@@ -117,7 +104,7 @@ def record_sampling(path: str | Path, sampling: dict) -> Path:
     with safe_open(str(path), framework="pt", device="cpu") as f:
         tensors = {name: f.get_tensor(name) for name in f.keys()}
     try:
-        return _write_atomically(
+        return write_atomically(
             path, tensors, {"sampling": json.dumps(sampling)} | {k: v for k, v in metadata.items() if k != "sampling"}
         )
     except WRITE_ERRORS as error:
@@ -272,9 +259,10 @@ def recorded_sampling(path: str | Path) -> dict:
 
 
 def load_checkpoint(
-    path: str | Path, device: str | torch.device = "cpu", expect: MARConfig | None = None
+    path: str | Path, device: str | torch.device = "cpu", expect: MARConfig | None = None, guided_head: bool = True
 ) -> Checkpoint:
-    """Rebuilds the generator, its EMA and the tokenizer from the weights file alone.
+    """Rebuilds the generator, its EMA and the tokenizer from the weights file alone, and the guided head beside it
+    when there is one (unless ``guided_head`` is False).
 
     With ``expect``, a checkpoint whose config differs is refused with the differing fields named.
     """
@@ -321,6 +309,10 @@ def load_checkpoint(
             f"checkpoint {path} holds non-finite weights ({len(broken)} of {len(tensors)} tensors, e.g. {broken[0]}): "
             "it would sample noise; use an earlier checkpoint of the run (checkpoints/step-N), or train again"
         )
+    sampling_model = ema if ema is not None else model
+    distilled = None
+    if guided_head and config.head_kind == "diffusion":
+        distilled = load_guided_head(path, sampling_model.head, device)
     return Checkpoint(
         model=model.eval(),
         ema=ema,
@@ -329,6 +321,7 @@ def load_checkpoint(
         image_size=image_size,
         step=step,
         sampling=sampling,
+        guided_head=distilled,
     )
 
 
