@@ -123,6 +123,13 @@ def add_sampling_arguments(group) -> None:
         "tokens and the positions it draws (approximate, faster)",
     )
     group.add_argument(
+        "--guided-head",
+        action=argparse.BooleanOptionalAction,
+        default=default.guided_head,
+        help="draw with the checkpoint's guided head (`mar distill-head` writes it): one head evaluation per step "
+        "under guidance instead of two (approximate; faster for large batches)",
+    )
+    group.add_argument(
         "--reuse",
         type=REUSE_NAMES,
         default=default.reuse,
@@ -182,6 +189,21 @@ def sampling_options(args: argparse.Namespace, chosen: dict | None = None) -> Sa
         name: float((chosen or {}).get(name, getattr(default, name))) for name in CHOSEN if getattr(args, name) is None
     }
     return replace(sampling, **unset)
+
+
+def checkpoint_sampling(args: argparse.Namespace, checkpoint, use_ema: bool = True) -> tuple[SamplingConfig, object]:
+    """(``sampling_options`` with the checkpoint's chosen defaults, the guided head to draw with or None);
+    ``--guided-head`` for a checkpoint without one is a one-line error. The guided head goes with the EMA weights it
+    was distilled from."""
+    guided_head = checkpoint.guided_head if use_ema else None
+    sampling = sampling_options(args, checkpoint.sampling)
+    if sampling.guided_head and guided_head is None:
+        why = "it has none" if use_ema else "its trained weights (--no-ema) have none"
+        fail(
+            f"--guided-head: {why}; write one with `mar distill-head --checkpoint {args.checkpoint}`, "
+            "or sample without --guided-head"
+        )
+    return sampling, guided_head if sampling.guided_head else None
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:

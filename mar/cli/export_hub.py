@@ -16,6 +16,7 @@ from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 from mar.cli.options import Parser, check_writable_folder, fail, text
 from mar.interop.hub import PretrainedMAR, run_record
 from mar.train.checkpoint import load_checkpoint
+from mar.train.guided_head_file import GUIDED_HEAD
 from vae.loading import HUB_ID
 
 
@@ -47,10 +48,11 @@ def main(argv=None) -> None:
     except (FileNotFoundError, ValueError) as error:
         fail(str(error))
     pretrained = PretrainedMAR(checkpoint, training=training, metrics=metrics, grid=grid)
-    for stale in ("README.md", "config.json"):  # the mixin would keep an old card; --overwrite means a new one
+    for stale in ("README.md", "config.json", GUIDED_HEAD):  # the mixin would keep old ones; --overwrite: new ones
         (Path(out) / stale).unlink(missing_ok=True)
     pretrained.save_pretrained(out)
-    print(f"wrote {out}: model.safetensors, config.json, README.md" + (", samples.png" if grid else ""))
+    extras = (", samples.png" if grid else "") + (f", {GUIDED_HEAD}" if checkpoint.guided_head is not None else "")
+    print(f"wrote {out}: model.safetensors, config.json, README.md{extras}")
     if args.push is not None:
         try:
             url = pretrained.push_to_hub(args.push, private=args.private or None)

@@ -7,6 +7,7 @@ Examples:
     python sample.py --checkpoint runs/default --num-iter 8 --temperature 0.9 --cfg 4
     python sample.py --checkpoint runs/default --head-sampler dpm++ --diffusion-steps 10
     python sample.py --checkpoint runs/default --diffusion-steps 100 --diffusion-steps-last 10
+    python sample.py --checkpoint runs/default --guided-head    (once `mar distill-head` wrote its guided head)
     python sample.py --checkpoint runs/default/checkpoints/step-00002028 --classes 3 7 --per-class 16 --out sevens.png
 """
 
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from mar.cli.common import add_checkpoint_argument, add_sampling_arguments, pick_device, sampling_options
+from mar.cli.common import add_checkpoint_argument, add_sampling_arguments, checkpoint_sampling, pick_device
 from mar.cli.options import (
     NON_NEGATIVE,
     POSITIVE,
@@ -79,8 +80,8 @@ def main(argv=None) -> None:
     check_sampling(args, config.seq_len, config.head_kind, train_timesteps)
     given = Path(args.checkpoint)
     folder = given if given.is_dir() else given.parent if given.exists() else Path("runs") / "hub" / args.checkpoint
-    sampling = sampling_options(args, ckpt.sampling)
-    name = f"samples-step{ckpt.step}-K{args.num_iter}-{args.head_sampler}{args.diffusion_steps}-cfg{sampling.cfg:g}-t{sampling.temperature:g}.png"
+    sampling, guided_head = checkpoint_sampling(args, ckpt, use_ema=not args.no_ema)
+    name = f"samples-step{ckpt.step}-K{args.num_iter}-{args.head_sampler}{args.diffusion_steps}-cfg{sampling.cfg:g}-t{sampling.temperature:g}{'-guided' if guided_head else ''}.png"
     out = args.out or check_writable_file(folder / name, "--out")  # a given --out was checked first
     model = ckpt.model if args.no_ema else ckpt.sampling_model
     if args.compile:
@@ -96,6 +97,7 @@ def main(argv=None) -> None:
         class_ids=args.classes,
         batch_size=args.batch_size,
         generator=torch.Generator(device).manual_seed(args.seed),
+        guided_head=guided_head,
     )
     count = len(args.classes or ckpt.classes) * args.per_class
     unset = args.cfg is None or args.temperature is None

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from mar import distributed
-from mar.cli.common import add_checkpoint_argument, add_sampling_arguments, pick_device, sampling_options
+from mar.cli.common import add_checkpoint_argument, add_sampling_arguments, checkpoint_sampling, pick_device
 from mar.cli.options import POSITIVE, SEED, Parser, check_sampling, check_writable_folder, fail, text
 from mar.eval.sample_set import (
     SamplePlan,
@@ -79,7 +79,7 @@ def main(argv=None) -> None:
         ckpt.model.head.config.num_train_timesteps if config.head_kind == "diffusion" else 0,
     )
     plan = SamplePlan(args.num_images, config.num_classes, args.chunk_size, args.seed)
-    sampling = sampling_options(args, ckpt.sampling)
+    sampling, guided_head = checkpoint_sampling(args, ckpt, use_ema=not args.no_ema)
     record = sample_set_record(plan, args.checkpoint, asdict(sampling), ema=not args.no_ema)
     try:
         continuing = check_manifest(out, record)
@@ -105,6 +105,7 @@ def main(argv=None) -> None:
         precision,
         progress=not args.no_progress,
         sampling=sampling,
+        guided_head=guided_head,
     )
     seconds = time.time() - started
     counts = distributed.all_reduce_sum(torch.tensor([float(drawn)], device=device)).item()

@@ -91,7 +91,7 @@ def write_manifest(folder: Path, record: dict) -> None:
 
 
 # Options added later, left out of a record at these values.
-SETTLED_DEFAULTS = {"cfg_refresh": 1, "token_cache": 0, "cache_buffer": False}
+SETTLED_DEFAULTS = {"cfg_refresh": 1, "token_cache": 0, "cache_buffer": False, "guided_head": False}
 
 
 def sample_set_record(plan: SamplePlan, checkpoint: str, sampling: dict, ema: bool) -> dict:
@@ -110,13 +110,13 @@ def sample_set_record(plan: SamplePlan, checkpoint: str, sampling: dict, ema: bo
 
 @torch.no_grad()
 def draw_chunk(
-    model, tokenizer, plan: SamplePlan, chunk: int, precision, sampling: SamplingConfig | None = None
+    model, tokenizer, plan: SamplePlan, chunk: int, precision, sampling: SamplingConfig | None = None, guided_head=None
 ) -> np.ndarray:
-    """The chunk's images, uint8 (n, s, s, 3)."""
+    """The chunk's images, uint8 (n, s, s, 3); ``guided_head`` as ``sample_latents`` takes it."""
     device = next(model.parameters()).device
     generator = torch.Generator(device).manual_seed(plan.generator_seed(chunk))
     with torch.autocast(device.type, dtype=precision or torch.float32, enabled=precision is not None):
-        latents = sample_latents(model, plan.labels(chunk).to(device), sampling, generator=generator)
+        latents = sample_latents(model, plan.labels(chunk).to(device), sampling, generator=generator, head=guided_head)
         images = tokenizer.decode_latents(latents.float())
     return to_uint8(images).numpy()
 
@@ -139,6 +139,7 @@ def draw_sample_set(
     precision=None,
     progress: bool = True,
     sampling: SamplingConfig | None = None,
+    guided_head=None,
 ) -> int:
     """Draws this process's unfinished chunks into ``folder``; returns how many images it drew."""
     mine = [k for k in range(rank, plan.num_chunks, world) if not chunk_done(folder, plan, k)]
@@ -151,7 +152,7 @@ def draw_sample_set(
         smoothing=0.1,
     ) as bar:  # rank 0 stands for all: its share times the process count
         for chunk in mine:
-            images = draw_chunk(model, tokenizer, plan, chunk, precision, sampling)
+            images = draw_chunk(model, tokenizer, plan, chunk, precision, sampling, guided_head)
             write_chunk(folder, plan, chunk, images)
             drawn += len(images)
             bar.update(len(images) * world)

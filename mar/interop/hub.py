@@ -30,6 +30,7 @@ from mar.train.checkpoint import (
     resolve_weights,
     save_weights,
 )
+from mar.train.guided_head_file import save_guided_head
 from vae.loading import HUB_ID
 
 PAPER = "https://arxiv.org/abs/2406.11838"
@@ -75,7 +76,7 @@ class PretrainedMAR(ModelHubMixin, library_name="mar", tags=TAGS, paper_url=PAPE
         labels = torch.tensor(class_ids, device=next(model.parameters()).device)
         sampling = sampling or SamplingConfig(**self.checkpoint.sampling)
         return self.checkpoint.tokenizer.decode_latents(
-            sample_latents(model, labels, sampling, generator=generator, **overrides)
+            sample_latents(model, labels, sampling, generator=generator, head=self.checkpoint.guided_head, **overrides)
         )
 
     def hub_config(self) -> dict:
@@ -103,6 +104,8 @@ class PretrainedMAR(ModelHubMixin, library_name="mar", tags=TAGS, paper_url=PAPE
             ema=ckpt.ema,
             sampling=ckpt.sampling,
         )
+        if ckpt.guided_head is not None:  # beside the weights, as in a checkpoint folder
+            save_guided_head(save_directory / HUB_WEIGHTS, ckpt.guided_head, ckpt.sampling_model.head, {})
         (save_directory / "config.json").write_text(json.dumps(self.hub_config(), indent=2) + "\n")
         if self.grid is not None:
             shutil.copyfile(self.grid, save_directory / GRID)

@@ -26,9 +26,12 @@ def sample_causal(
     generator: torch.Generator | None = None,
     on_step: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
     recompute: bool = False,
+    head=None,
 ) -> torch.Tensor:
-    """Class ids (b,) -> latents (b, c, h, w); ``on_step(step, tokens, mask)`` after each of the l steps."""
-    config, backbone, head = model.config, model.backbone, model.head
+    """Class ids (b,) -> latents (b, c, h, w); ``on_step(step, tokens, mask)`` after each of the l steps. ``head``
+    draws (the model's by default, or a guided head)."""
+    config, backbone = model.config, model.backbone
+    head = model.head if head is None else head
     b, length, device = labels.shape[0], config.seq_len, labels.device
     official, head_options, head_steps = head_plan(config, sampling, length)
     orders = orders_for(config.order, b, length, generator, device)  # (b, l)

@@ -20,13 +20,15 @@ def class_samples(
     sampling: SamplingConfig | None = None,
     batch_size: int = 256,
     generator: torch.Generator | None = None,
+    guided_head=None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(images (classes * per_class, 3, s, s), their class ids): ``per_class`` samples of each class, class by class."""
+    """(images (classes * per_class, 3, s, s), their class ids): ``per_class`` samples of each class, class by class;
+    ``guided_head`` as ``sample_latents`` takes it."""
     device = next(model.parameters()).device
     labels = torch.tensor(class_ids, device=device).repeat_interleave(per_class)  # (n,)
     images = torch.cat(
         [
-            tokenizer.decode_latents(sample_latents(model, chunk, sampling, generator=generator))
+            tokenizer.decode_latents(sample_latents(model, chunk, sampling, generator=generator, head=guided_head))
             for chunk in labels.split(batch_size)
         ]
     )
@@ -43,8 +45,9 @@ def render_samples(
     class_ids: list[int] | None = None,
     batch_size: int = 256,
     generator: torch.Generator | None = None,
+    guided_head=None,
 ) -> Path:
     """Samples ``per_class`` images of each class (all classes by default) into a grid, one row per class."""
     class_ids = list(range(len(class_names))) if class_ids is None else class_ids
-    images, _ = class_samples(model, tokenizer, class_ids, per_class, sampling, batch_size, generator)
+    images, _ = class_samples(model, tokenizer, class_ids, per_class, sampling, batch_size, generator, guided_head)
     return save_grid(images, [class_names[k] for k in class_ids], path)

@@ -1,11 +1,23 @@
-"""What the head is told at each step, shared by the MAR loop and the causal loop: its steps (constant or
-annealed), its chain's spacing, and whether the official code's conventions hold."""
+"""What the head is told at each step, shared by the MAR loop and the causal loop: which head draws, its steps
+(constant or annealed), its chain's spacing, and whether the official code's conventions hold."""
 
 from dataclasses import replace
 
 from mar.model.config import MARConfig
 from mar.model.masking import annealed_steps
 from mar.sampling.config import SamplingConfig
+
+
+def drawing_head(model, sampling: SamplingConfig, guided_head=None):
+    """The head that draws: the model's, or under guidance the given guided head when ``sampling.guided_head`` (it
+    takes the same two conditions and evaluates them once per step: diffloss/guided_head.py)."""
+    if sampling.guided_head and guided_head is None:
+        raise ValueError(
+            "guided_head needs the checkpoint's guided head, and none was given; write one with "
+            "`mar distill-head --checkpoint RUN`, or sample without guided_head"
+        )
+    use = sampling.guided_head and sampling.cfg != 1.0 and model.config.head_kind == "diffusion"
+    return guided_head if use else model.head
 
 
 def head_steps_per_step(sampling: SamplingConfig, model_default: int | None) -> list[int | None]:

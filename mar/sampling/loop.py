@@ -14,7 +14,7 @@ from mar.sampling.causal import sample_causal
 from mar.sampling.completion import starting_tokens
 from mar.sampling.config import SamplingConfig
 from mar.sampling.guidance import Conditions
-from mar.sampling.head_settings import head_plan
+from mar.sampling.head_settings import drawing_head, head_plan
 
 
 def sampling_steps(config, num_iter: int) -> int:
@@ -32,6 +32,7 @@ def sample_latents(
     on_step: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
     known_tokens: torch.Tensor | None = None,
     known: torch.Tensor | None = None,
+    head=None,
     **overrides,
 ) -> torch.Tensor:
     """Class ids (b,) -> latents (b, c, h, w), drawn as ``sampling`` (SamplingConfig's defaults when None) says.
@@ -59,11 +60,12 @@ def sample_latents(
         raise ValueError(
             f"class id {bad} is out of range: the model has {config.num_classes} classes (0-{config.num_classes - 1})"
         )
+    head = drawing_head(model, sampling, head)
     if config.attention == "causal":
         if known is not None:
             raise ValueError("completing known tokens needs a bidirectional model; this one is causal")
-        return sample_causal(model, labels, sampling, generator=generator, on_step=on_step)
-    return sample_masked(model, labels, sampling, generator, on_step, known_tokens, known)
+        return sample_causal(model, labels, sampling, generator, on_step, head=head)
+    return sample_masked(model, labels, sampling, generator, on_step, known_tokens, known, head)
 
 
 def sample_masked(
@@ -74,8 +76,10 @@ def sample_masked(
     on_step: Callable | None,
     known_tokens: torch.Tensor | None,
     known: torch.Tensor | None,
+    head,
 ) -> torch.Tensor:
-    """MAR's loop: K steps, each drawing the set of tokens the cosine schedule unmasks, in a random order.
+    """MAR's loop: K steps, each drawing the set of tokens the cosine schedule unmasks, in a random order; ``head``
+    (the model's, or a guided head) draws them.
 
     The checks and counts come first (they read tensors on the host); ``draw_steps`` then runs with no host
     synchronisation."""
@@ -100,11 +104,12 @@ def sample_masked(
         sampling.cache_buffer,
     )
     orders = random_orders(labels.shape[0], config.seq_len, generator=generator, device=labels.device, last=known)
-    return draw_steps(model, conditions, sampling, tokens, orders, count, generator, on_step)
+    return draw_steps(model, head, conditions, sampling, tokens, orders, count, generator, on_step)
 
 
 def draw_steps(
     model: MARGenerator,
+    head,
     conditions: Conditions,
     sampling: SamplingConfig,
     tokens: torch.Tensor,
@@ -115,7 +120,7 @@ def draw_steps(
 ) -> torch.Tensor:
     """The K steps from tokens (b, l, c) whose first ``count`` positions in ``orders`` (b, l) are still to draw;
     positions go by index, so nothing here waits on the host."""
-    config, head = model.config, model.head
+    config = model.config
     b, seq_len = tokens.shape[0], config.seq_len
     schedule = unmasking_schedule(count, sampling.num_iter)
     official, head_options, head_steps = head_plan(config, sampling, sampling.num_iter)
