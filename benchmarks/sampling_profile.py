@@ -26,7 +26,12 @@ def build_parser() -> Parser:
         nargs="+",
         default=[
             setting(s)
-            for s in ("ddpm:100,reuse=none", "ddpm:10@16", "ddpm:10@16,cache=16", "ddpm:10@16,cache=4,buffer=kept")
+            for s in (
+                "ddpm:100,reuse=none",
+                "ddpm:10@16",
+                "ddpm:10@16,cache=4,buffer=kept",
+                "ddpm:10@16,cache=4,buffer=kept,head=guided",
+            )
         ],
         help="sampler settings as benchmarks/speed.py writes them",
     )
@@ -53,7 +58,10 @@ class Stopwatch:
 
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
-    model = load_checkpoint(args.checkpoint, "cpu").sampling_model
+    checkpoint = load_checkpoint(args.checkpoint, "cpu")
+    model, guided_head = checkpoint.sampling_model, checkpoint.guided_head
+    if guided_head is None and any(chosen.get("guided_head") for chosen in args.settings):
+        fail(f"a setting draws with head=guided, and {args.checkpoint} has none; write one with `mar distill-head`")
     if model.config.attention == "causal":
         fail(
             "this profile splits MAR's (bidirectional) sampler; for a causal checkpoint use benchmarks/throughput.py "
@@ -61,21 +69,22 @@ def main(argv=None) -> None:
         )
     labels = torch.arange(args.samples) % model.config.num_classes
     print(f"{args.checkpoint}, {args.samples} images, {torch.get_num_threads()} threads, fp32, {GUIDANCE['cli']}")
-    real = guidance.Conditions.run, guidance.Conditions.class_only, model.head.sample
+    real = guidance.Conditions.run, guidance.Conditions.class_only
     for chosen in args.settings:
         sampling = sampling_fields(chosen) | GUIDANCE["cli"]
-        sample_latents(model, labels, generator=torch.Generator().manual_seed(0), **sampling)  # warm-up
-        watch = Stopwatch()
+        head = guided_head if sampling.get("guided_head") else model.head
+        sample_latents(model, labels, generator=torch.Generator().manual_seed(0), head=guided_head, **sampling)
+        watch = Stopwatch()  # the draw above warmed up
         guidance.Conditions.run = watch.wrap("backbone", real[0])
         guidance.Conditions.class_only = watch.wrap("backbone", real[1])
-        model.head.sample = watch.wrap("head", real[2])
+        head.sample = watch.wrap("head", type(head).sample.__get__(head))
         try:
             started = time.perf_counter()
-            sample_latents(model, labels, generator=torch.Generator().manual_seed(0), **sampling)
+            sample_latents(model, labels, generator=torch.Generator().manual_seed(0), head=guided_head, **sampling)
             total = time.perf_counter() - started
         finally:
-            guidance.Conditions.run, guidance.Conditions.class_only = real[:2]
-            del model.head.sample
+            guidance.Conditions.run, guidance.Conditions.class_only = real
+            del head.sample
         backbone, head = watch.seconds["backbone"], watch.seconds["head"]
         print(
             f"  {chosen['name']:24s} {total:6.2f} s: backbone {backbone:5.2f} s ({backbone / total:4.0%}), "

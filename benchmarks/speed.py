@@ -18,7 +18,9 @@
 A setting is SAMPLER:STEPS, or SAMPLER:FIRST-LAST for head steps annealed over the K autoregressive steps; a suffix @N
 (dpm++:10@2) runs guidance's unconditional half of the backbone every N autoregressive steps only (cfg_refresh);
 ",cache=R" turns on the token cache refreshed every R steps (",buffer=kept" keeps its buffer rows too), ",reuse=none"
-turns off the exact savings, ",k=K" sets the autoregressive steps of that setting alone (default --num-iter).
+turns off the exact savings, ",k=K" sets the autoregressive steps of that setting alone (default --num-iter), and
+",head=guided" draws with the checkpoint's guided head (`mar distill-head`; on the official config, an undistilled copy
+of its head, for speed only).
 
 Examples:
     python benchmarks/speed.py --checkpoint runs/default
@@ -38,6 +40,7 @@ from pathlib import Path
 import torch
 from shared import OFFICIAL_MIRROR
 
+from diffloss.guided_head import GuidedHead
 from mar import MARGenerator, sample_latents
 from mar.cli.common import dataset_name, pick_device
 from mar.cli.options import POSITIVE, SEED, Parser, fail, text
@@ -65,6 +68,8 @@ DEFAULT_SETTINGS = [
     "ddpm:10@16,cache=16",  # the earlier --fast preset
     "ddpm:10@16,cache=16,buffer=kept",
     "ddpm:10@16,cache=4,buffer=kept",  # the --fast preset
+    "ddpm:10,head=guided",  # the guided head alone
+    "ddpm:10@16,cache=4,buffer=kept,head=guided",  # the --fast preset with it
 ]
 
 
@@ -73,6 +78,7 @@ OPTIONS = {  # ",key=value" after a setting
     "buffer": ("cache_buffer", lambda value: {"kept": True, "fresh": False}[value]),
     "reuse": ("reuse", str),
     "k": ("num_iter", int),
+    "head": ("guided_head", lambda value: {"guided": True, "teacher": False}[value]),
 }
 # The approximate options of MAR's backbone; the exact savings (reuse) change nothing a causal model draws.
 BACKBONE_OPTIONS = ("cfg_refresh", "token_cache", "cache_buffer")
@@ -82,7 +88,7 @@ def setting(value: str) -> dict:
     """'dpm++:10' -> {head_sampler: dpm++, diffusion_steps: 10}; 'ddpm:100-10' anneals from 100 to 10; a suffix '@N'
     runs guidance's unconditional half every N autoregressive steps only (cfg_refresh, approximate); then
     ',cache=R' turns the token cache on with refresh R, ',buffer=kept' keeps its buffer rows, ',reuse=NAMES' picks the
-    exact savings (default all) and ',k=K' the autoregressive steps."""
+    exact savings (default all), ',k=K' the autoregressive steps and ',head=guided' the checkpoint's guided head."""
     head, *extras = value.split(",")
     try:
         sampler, steps = head.split(":")
@@ -101,7 +107,7 @@ def setting(value: str) -> dict:
         SamplingConfig(**parsed)
     except (ValueError, KeyError) as error:
         raise argparse.ArgumentTypeError(
-            f"{value!r} is not SAMPLER:STEPS[-LAST][@N][,cache=R][,buffer=kept][,reuse=NAMES][,k=K] (e.g. dpm++:10@2,cache=4): {error}"
+            f"{value!r} is not SAMPLER:STEPS[-LAST][@N][,cache=R][,buffer=kept][,reuse=NAMES][,k=K][,head=guided] (e.g. dpm++:10@2,cache=4): {error}"
         ) from None
     if min(parsed["diffusion_steps"], parsed["diffusion_steps_last"] or 1) < 1:
         raise argparse.ArgumentTypeError(f"{value!r}: the head steps must be positive")
@@ -168,8 +174,11 @@ def build_parser() -> Parser:
     return parser
 
 
-def timed_draw(model, labels, seed: int, batch_size: int, precision, **sampling) -> tuple[torch.Tensor, float]:
-    """Latents for ``labels`` and the images/s of drawing them (device synchronised)."""
+def timed_draw(
+    model, labels, seed: int, batch_size: int, precision, head=None, **sampling
+) -> tuple[torch.Tensor, float]:
+    """Latents for ``labels`` and the images/s of drawing them (device synchronised); ``head``: a GuidedHead for the
+    settings that draw with one."""
     device = labels.device
     generator = torch.Generator(device).manual_seed(seed)
     if device.type == "cuda":
@@ -177,7 +186,10 @@ def timed_draw(model, labels, seed: int, batch_size: int, precision, **sampling)
     started = time.perf_counter()
     with torch.autocast(device.type, dtype=precision or torch.float32, enabled=precision is not None):
         latents = torch.cat(
-            [sample_latents(model, chunk, generator=generator, **sampling) for chunk in labels.split(batch_size)]
+            [
+                sample_latents(model, chunk, generator=generator, head=head, **sampling)
+                for chunk in labels.split(batch_size)
+            ]
         )
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -216,6 +228,11 @@ def quality(args, device, precision) -> dict[str, list[dict]]:
         fail(f"{error}; train one with `python train.py`, or pass --parts official training")
     model, tokenizer = checkpoint.sampling_model, checkpoint.tokenizer
     refuse_backbone_options(model.config, args.settings)
+    if checkpoint.guided_head is None and any(chosen.get("guided_head") for chosen in args.settings):
+        fail(
+            f"a setting draws with head=guided, and {args.checkpoint} has no guided head; write one with "
+            f"`mar distill-head --checkpoint {args.checkpoint}`, or leave those settings out"
+        )
     classifier, reference = judge_for(args, checkpoint, device)
     labels = torch.arange(args.samples, device=device) % len(checkpoint.classes)
     tables = {}
@@ -226,7 +243,9 @@ def quality(args, device, precision) -> dict[str, list[dict]]:
             sampling = {"num_iter": args.num_iter} | sampling_fields(chosen) | GUIDANCE[guidance]
             runs = []
             for seed in range(args.seed, args.seed + args.seeds):
-                latents, rate = timed_draw(model, labels, seed, args.batch_size, precision, **sampling)
+                latents, rate = timed_draw(
+                    model, labels, seed, args.batch_size, precision, checkpoint.guided_head, **sampling
+                )
                 images = torch.cat([tokenizer.decode_latents(chunk) for chunk in latents.split(args.batch_size)])
                 runs.append(sample_metrics(classifier, reference, images, labels) | {"images_per_s": rate})
             row = {
@@ -296,12 +315,13 @@ def official_sampling(args, device, precision) -> list[dict]:
     """images/s per setting on the official-code config (untrained weights: speed only), batch 16, K=16, cfg 3 linear."""
     torch.manual_seed(0)
     model = MARGenerator(OFFICIAL_MIRROR).to(device).eval()
+    guided_head = GuidedHead.from_teacher(model.head).eval()  # undistilled: its speed is a distilled one's
     labels = torch.arange(16, device=device) % OFFICIAL_MIRROR.num_classes
     rows = []
     for chosen in args.settings:
         sampling = {"num_iter": 16} | sampling_fields(chosen) | {"cfg": 3.0, "cfg_schedule": "linear"}
-        timed_draw(model, labels, 0, 16, precision, **sampling)  # warm-up
-        rates = [timed_draw(model, labels, seed, 16, precision, **sampling)[1] for seed in range(2)]
+        timed_draw(model, labels, 0, 16, precision, guided_head, **sampling)  # warm-up
+        rates = [timed_draw(model, labels, seed, 16, precision, guided_head, **sampling)[1] for seed in range(2)]
         rows.append({"setting": chosen["name"], "images_per_s": statistics.mean(rates)})
     for row in rows:
         row["ratio"] = row["images_per_s"] / rows[0]["images_per_s"]
