@@ -160,8 +160,11 @@ def test_the_commands_draw_with_the_guided_head_when_asked_and_fail_in_one_line_
     with pytest.raises(SystemExit):
         sample.main([*common, "--guided-head"])
     assert "error: --guided-head: it has none; write one with `mar distill-head" in capsys.readouterr().err
-    distill_head.main(["--checkpoint", str(saved.parent), "--images", "20", "--steps", "20", "--batch-size", "64"])
+    distill_head.main(
+        ["--checkpoint", str(saved.parent), "--images", "20", "--steps", "20", "--batch-size", "64", "--cfg", "3"]
+    )
     assert guided_head_path(saved).is_file()
+    assert "of the teacher (cfg 3, temperature 0.3, K 16)" in capsys.readouterr().out  # --cfg sets the draws' scale
     with pytest.raises(SystemExit):
         distill_head.main(["--checkpoint", str(saved.parent), "--steps", "1"])
     assert "exists; pass --overwrite" in capsys.readouterr().err
