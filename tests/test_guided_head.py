@@ -159,7 +159,7 @@ def test_the_commands_draw_with_the_guided_head_when_asked_and_fail_in_one_line_
     common = ["--checkpoint", str(saved.parent), "--per-class", "1", "--num-iter", "2", "--diffusion-steps", "3"]
     with pytest.raises(SystemExit):
         sample.main([*common, "--guided-head"])
-    assert "error: --guided-head: it has none; write one with `mar distill-head" in capsys.readouterr().err
+    assert "error: --guided-head: the checkpoint has none; write one with `mar distill-head" in capsys.readouterr().err
     distill_head.main(
         ["--checkpoint", str(saved.parent), "--images", "20", "--steps", "20", "--batch-size", "64", "--cfg", "3"]
     )
@@ -170,6 +170,9 @@ def test_the_commands_draw_with_the_guided_head_when_asked_and_fail_in_one_line_
     assert "exists; pass --overwrite" in capsys.readouterr().err
     sample.main(common)
     sample.main([*common, "--guided-head"])
+    with pytest.raises(SystemExit):
+        sample.main([*common, "--guided-head", "--no-ema"])
+    assert "goes with the EMA weights it was distilled from; drop --no-ema" in capsys.readouterr().err
     assert len(list(saved.parent.glob("*-guided.png"))) == 1 and len(list(saved.parent.glob("*.png"))) == 2
 
 

@@ -197,11 +197,12 @@ def checkpoint_sampling(args: argparse.Namespace, checkpoint, use_ema: bool = Tr
     was distilled from."""
     guided_head = checkpoint.guided_head if use_ema else None
     sampling = sampling_options(args, checkpoint.sampling)
+    if sampling.guided_head and not use_ema:
+        fail("--guided-head goes with the EMA weights it was distilled from; drop --no-ema or --guided-head")
     if sampling.guided_head and guided_head is None:
-        why = "it has none" if use_ema else "its trained weights (--no-ema) have none"
         fail(
-            f"--guided-head: {why}; write one with `mar distill-head --checkpoint {args.checkpoint}`, "
-            "or sample without --guided-head"
+            f"--guided-head: the checkpoint has none; write one with `mar distill-head --checkpoint "
+            f"{args.checkpoint}`, or sample without --guided-head"
         )
     return sampling, guided_head if sampling.guided_head else None
 
