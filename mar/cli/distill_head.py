@@ -66,6 +66,11 @@ def build_parser() -> Parser:
     return parser
 
 
+def print_loss(step: int, loss: float) -> None:
+    if step % 500 == 0:
+        print(f"step {step}: loss {loss:.5f}")
+
+
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
     device = pick_device(args.device)
@@ -96,13 +101,7 @@ def main(argv=None) -> None:
         args.steps, args.batch_size, args.lr, args.max_cfg, None if args.time_budget is None else 60 * args.time_budget
     )
     started = time.time()
-    student, steps = distill(
-        teacher,
-        train,
-        settings,
-        generator,
-        lambda step, loss: step % 500 == 0 and print(f"step {step}: loss {loss:.5f}"),
-    )
+    student, steps = distill(teacher, train, settings, generator, print_loss)
     seconds = time.time() - started
     errors = {}
     for cfg in sorted({2.0, sampling.cfg, args.max_cfg}):

@@ -56,7 +56,7 @@ def teacher_draws(
 ) -> TeacherDraws:
     """The conditions the teacher's sampling loop gives its head for ``num_images`` images (classes in turn), under
     ``sampling`` with exact guidance (cfg above 1, no refresh, no cache), shuffled."""
-    sampling = replace(sampling, cfg_refresh=1, token_cache=0, cache_buffer=False, guided_head="off")
+    sampling = replace(sampling, cfg_refresh=1, token_cache=0, cache_buffer=False, guided_head=False)
     device = next(model.parameters()).device
     recorder = RecordingHead(model.head)
     for first in range(0, num_images, batch_size):
