@@ -91,6 +91,15 @@ def test_the_token_cache_refreshed_every_step_is_exact(model, guidance, completi
     torch.testing.assert_close(cached, plain, **TOLERANCE)
 
 
+@pytest.mark.parametrize("guidance", GUIDANCE, ids=["unguided", "constant", "linear", "refresh-2"])
+@pytest.mark.parametrize("cache_buffer", [False, True], ids=["fresh-buffer", "kept-buffer"])
+def test_the_first_step_saving_fills_the_token_cache_as_the_plain_first_step_does(model, guidance, cache_buffer):
+    settings = dict(token_cache=4, cache_buffer=cache_buffer, **guidance)
+    plain = draw(model, 16, reuse="none", **settings)  # step 1 refreshes the cache over every image
+    saved = draw(model, 16, reuse="first-step", **settings)  # step 1 once per class, its rows copied per image
+    torch.testing.assert_close(saved, plain, **TOLERANCE)
+
+
 @pytest.mark.parametrize("cache_buffer", [False, True], ids=["fresh-buffer", "kept-buffer"])
 def test_the_token_cache_between_refreshes_runs_only_the_new_rows_and_repeats(model, monkeypatch, cache_buffer):
     rows = []

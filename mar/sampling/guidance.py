@@ -8,7 +8,8 @@ Two exact savings (``SamplingConfig.reuse``; each equal to the plain computation
 - "first-step": before any token is drawn, z depends on the class alone, so step 1 runs the backbone once per class
   in the batch (and once for the null class), not once per image;
 - "halves": the two guidance halves see the same tokens, so the tokens are projected once for both.
-With ``token_cache`` the backbone runs through mar/sampling/token_cache.py (approximate between its refreshes).
+With ``token_cache`` the backbone runs through mar/sampling/token_cache.py (approximate between its refreshes); the
+"first-step" saving then fills the cache per class, so it stays exact there too.
 Every position is given by index (b, ·) long, never by a boolean mask, so no step waits on the host.
 Axis letters: b = batch, l = positions, v = visible, m = masked, n = drawn at this step, u = classes, d = width.
 """
@@ -57,8 +58,11 @@ class Conditions:
         classes, inverse = self.by_class
         if self.guided:
             classes = torch.cat([classes, self.null[:1]])
-        nothing = to_draw[:1, :0]  # (1, 0): no visible position, shared by every class
-        table = self.backbone.at_positions(tokens[:1], classes, nothing)  # (u, l, d)
+        if self.cache is None:
+            table = self.backbone.at_positions(tokens[:1], classes, to_draw[:1, :0])  # (u, l, d); nothing visible
+        else:
+            halves = [inverse, torch.full_like(inverse, len(classes) - 1)] if self.guided else [inverse]
+            table = self.cache.seed(tokens[:1], classes, torch.cat(halves))  # the null class's row is the last
         z = table[inverse]  # (b, l, d)
         if not self.guided:
             return gather_rows(z, to_draw).flatten(0, 1), None

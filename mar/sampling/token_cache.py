@@ -1,7 +1,8 @@
 """The token cache (opt-in, approximate): the backbone's keys and values kept between sampling steps.
 
 At a refresh step (step 1, then every ``refresh`` steps) the backbone runs on every row and each block's keys and
-values are kept, per position. A step between refreshes runs
+values are kept, per position. Step 1 sees no token, so under the "first-step" saving it runs once per class
+(``seed``) and each image's rows are copied from its class's. A step between refreshes runs
 - the encoder on the buffer and on the tokens that became visible since the cache was last written (the tokens drawn
   at the step before), their queries attending to the kept keys and values of the older visible tokens;
 - the decoder on the buffer, those tokens and the positions wanted now (the ones to draw), attending to the kept keys
@@ -45,6 +46,18 @@ class TokenCache:
         if (step - 1) % self.refresh == 0 or kept < batch:
             return self.full(tokens, labels, visible, wanted)
         return self.local(tokens, labels, visible, wanted)
+
+    def seed(self, tokens: torch.Tensor, classes: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Step 1 once per class: tokens (1, l, c) with none visible, classes (u,) -> every position's z (u, l, d);
+        the cache then holds, for each of its rows (b·h,), the class row ``rows`` names, as ``full`` over the
+        images would have written it."""
+        seq_len = self.backbone.config.seq_len
+        nothing = torch.zeros(1, 0, dtype=torch.long, device=tokens.device)
+        table = self.full(tokens, classes, nothing, torch.arange(seq_len, device=tokens.device)[None])  # (u, l, d)
+        self.encoder_kv = [(k[rows], v[rows]) for k, v in self.encoder_kv]  # 2 x (b·h, r, h·e)
+        self.decoder_kv = [(k[rows], v[rows]) for k, v in self.decoder_kv]
+        self.seen = self.seen[rows]
+        return table
 
     def keep_first(self, batch: int) -> None:
         self.encoder_kv = [(k[:batch], v[:batch]) for k, v in self.encoder_kv]
