@@ -76,19 +76,21 @@ DEFAULT_SETTINGS = [
 OPTIONS = {  # ",key=value" after a setting
     "cache": ("token_cache", int),
     "buffer": ("cache_buffer", lambda value: {"kept": True, "fresh": False}[value]),
+    "growth": ("cache_growth", float),
     "reuse": ("reuse", str),
     "k": ("num_iter", int),
     "head": ("guided_head", lambda value: {"guided": True, "teacher": False}[value]),
 }
 # The approximate options of MAR's backbone; the exact savings (reuse) change nothing a causal model draws.
-BACKBONE_OPTIONS = ("cfg_refresh", "token_cache", "cache_buffer")
+BACKBONE_OPTIONS = ("cfg_refresh", "token_cache", "cache_buffer", "cache_growth")
 
 
 def setting(value: str) -> dict:
     """'dpm++:10' -> {head_sampler: dpm++, diffusion_steps: 10}; 'ddpm:100-10' anneals from 100 to 10; a suffix '@N'
     runs guidance's unconditional half every N autoregressive steps only (cfg_refresh, approximate); then
-    ',cache=R' turns the token cache on with refresh R, ',buffer=kept' keeps its buffer rows, ',reuse=NAMES' picks the
-    exact savings (default all), ',k=K' the autoregressive steps and ',head=guided' the checkpoint's guided head."""
+    ',cache=R' turns the token cache on with refresh R, ',growth=G' refreshes it by growth G too, ',buffer=kept' keeps
+    its buffer rows, ',reuse=NAMES' picks the exact savings (default all), ',k=K' the autoregressive steps and
+    ',head=guided' the checkpoint's guided head."""
     head, *extras = value.split(",")
     try:
         sampler, steps = head.split(":")
@@ -107,7 +109,7 @@ def setting(value: str) -> dict:
         SamplingConfig(**parsed)
     except (ValueError, KeyError) as error:
         raise argparse.ArgumentTypeError(
-            f"{value!r} is not SAMPLER:STEPS[-LAST][@N][,cache=R][,buffer=kept][,reuse=NAMES][,k=K][,head=guided] (e.g. dpm++:10@2,cache=4): {error}"
+            f"{value!r} is not SAMPLER:STEPS[-LAST][@N][,cache=R][,growth=G][,buffer=kept][,reuse=NAMES][,k=K][,head=guided] (e.g. dpm++:10@2,cache=4): {error}"
         ) from None
     if min(parsed["diffusion_steps"], parsed["diffusion_steps_last"] or 1) < 1:
         raise argparse.ArgumentTypeError(f"{value!r}: the head steps must be positive")

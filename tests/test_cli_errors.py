@@ -378,6 +378,7 @@ CASES = [
     ("sample", ["--out", "{tmp}/s.png"], "--checkpoint", None),
     ("sample", ["--checkpoint", "{run}", "--reuse", "first-step,every"], "--reuse: unknown reuse 'every'", None),
     ("sample", ["--checkpoint", "{run}", "--token-cache", "-1"], "--token-cache: -1", None),
+    ("sample", ["--checkpoint", "{run}", "--cache-growth", "0.5"], "--cache-growth: 0.5 is below 1", None),
     ("sample", ["--checkpoint", "{tmp}/missing.safetensors"], "missing.safetensors does not exist", None),
     ("sample", ["--checkpoint", "{tmp}/file"], "{tmp}/file is not a safetensors checkpoint", a_file),
     ("sample", ["--checkpoint", "{copy}"], "latest names 'step-99999999'", latest_names_missing),

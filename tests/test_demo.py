@@ -26,7 +26,7 @@ from mar.demo.settings import (
     checked_sampling,
     default_sampling,
     preset_backbone_fields,
-    preset_head_controls,
+    preset_controls,
 )
 from mar.model.masking import unmasking_schedule
 from mar.model.tokens import patchify, unpatchify
@@ -313,12 +313,13 @@ def test_the_endpoint_through_gradio_client_gives_the_direct_pixels(server, chec
         client.predict(*{**PAGE, "classes": []}.values(), api_name="/generate")
 
 
-def test_the_preset_control_sets_the_head_controls_and_the_fields_the_page_has_no_control_for():
-    assert preset_head_controls("fast") == ("ddpm", PRESETS["fast"]["diffusion_steps"])
-    assert preset_head_controls("exact") == ("ddpm", 100)
-    hidden = ("cfg_refresh", "token_cache", "cache_buffer")
+def test_the_preset_control_sets_k_the_head_controls_and_the_fields_the_page_has_no_control_for():
+    assert preset_controls("fast") == (PRESETS["fast"]["num_iter"], "ddpm", PRESETS["fast"]["diffusion_steps"])
+    assert preset_controls("exact") == (16, "ddpm", 100)
+    hidden = ("cfg_refresh", "token_cache", "cache_buffer", "cache_growth")
     assert preset_backbone_fields("fast") == {k: PRESETS["fast"].get(k, getattr(SamplingConfig(), k)) for k in hidden}
-    assert preset_backbone_fields("exact") == {"cfg_refresh": 1, "token_cache": 0, "cache_buffer": False}
+    exact = {"cfg_refresh": 1, "token_cache": 0, "cache_buffer": False, "cache_growth": 0.0}
+    assert preset_backbone_fields("exact") == exact
 
 
 def test_the_page_shows_the_runs_quality_figures_from_any_of_its_paths(trained_run):

@@ -100,6 +100,37 @@ def test_the_first_step_saving_fills_the_token_cache_as_the_plain_first_step_doe
     torch.testing.assert_close(saved, plain, **TOLERANCE)
 
 
+def refreshes(model, monkeypatch, num_iter: int, **settings) -> list[int]:
+    """The visible tokens at each of a draw's full refreshes of the token cache."""
+    seen = []
+    real = token_cache.TokenCache.full
+    monkeypatch.setattr(
+        token_cache.TokenCache, "full", lambda self, *args: seen.append(args[2].shape[1]) or real(self, *args)
+    )
+    draw(model, num_iter, **settings)
+    monkeypatch.undo()
+    return seen
+
+
+def test_the_token_cache_refreshes_by_growth_where_the_context_is_new(model, monkeypatch):
+    one_per_step = dict(token_cache=16, cfg=1.0)
+    assert refreshes(model, monkeypatch, 16, **one_per_step) == [0]  # only step 1 by the interval
+    assert refreshes(model, monkeypatch, 16, cache_growth=2.0, **one_per_step) == [0, 1, 2, 4, 8]
+    assert refreshes(model, monkeypatch, 16, cache_growth=3.0, **one_per_step) == [0, 1, 3, 9]
+    both = refreshes(model, monkeypatch, 16, cache_growth=3.0, token_cache=4, cfg=1.0)
+    assert both == [0, 1, 3, 4, 8, 12]  # the interval's steps 1, 5, 9, 13 (0, 4, 8, 12 visible) and the growth's
+    with pytest.raises(ValueError, match="cache_growth 0.5 must be 0 .off. or a factor of at least 1"):
+        SamplingConfig(cache_growth=0.5)
+
+
+@pytest.mark.parametrize("guidance", GUIDANCE, ids=["unguided", "constant", "linear", "refresh-2"])
+@pytest.mark.parametrize("completion", [False, True], ids=["fresh", "completion"])
+def test_the_token_cache_refreshed_at_every_new_token_by_growth_1_is_exact(model, guidance, completion):
+    plain = draw(model, 8, completion, reuse="none", **guidance)
+    cached = draw(model, 8, completion, token_cache=16, cache_growth=1.0, cache_buffer=True, **guidance)
+    torch.testing.assert_close(cached, plain, **TOLERANCE)
+
+
 @pytest.mark.parametrize("cache_buffer", [False, True], ids=["fresh-buffer", "kept-buffer"])
 def test_the_token_cache_between_refreshes_runs_only_the_new_rows_and_repeats(model, monkeypatch, cache_buffer):
     rows = []

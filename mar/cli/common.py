@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from mar.cli.options import (
+    GROWTH_FACTOR,
     NON_NEGATIVE,
     NON_NEGATIVE_NUMBER,
     POSITIVE,
@@ -114,6 +115,13 @@ def add_sampling_arguments(group) -> None:
         default=default.token_cache,
         help="keep the backbone's keys and values between steps, running only the new rows, and refresh them every "
         "N steps (approximate, faster; 0 = off)",
+    )
+    group.add_argument(
+        "--cache-growth",
+        type=GROWTH_FACTOR,
+        default=default.cache_growth,
+        help="with --token-cache, refresh also at each step that sees this many times the tokens visible at the last "
+        "refresh (2: after 1, 2, 4, 8, ... tokens), where the kept rows are stalest (approximate; 0 = off)",
     )
     group.add_argument(
         "--cache-buffer",

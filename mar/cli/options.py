@@ -108,6 +108,16 @@ POSITIVE_NUMBER = number(0.0, low_open=True)
 NON_NEGATIVE_NUMBER = number(0.0)
 
 
+def _growth_factor(text: str) -> float:
+    value = NON_NEGATIVE_NUMBER(text)
+    if 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is below 1; give 0 (off) or a growth factor of at least 1")
+    return value
+
+
+GROWTH_FACTOR = named_type("0 or a factor of at least 1", _growth_factor)
+
+
 def untyped_options(parser: argparse.ArgumentParser) -> list[str]:
     """Options that take a value but neither a type from this module nor a fixed set of choices."""
     return [

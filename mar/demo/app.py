@@ -16,7 +16,7 @@ from mar.demo.settings import (
     checked_seed,
     default_sampling,
     preset_backbone_fields,
-    preset_head_controls,
+    preset_controls,
     sampling_choices,
 )
 from mar.sampling.config import PRESETS
@@ -186,7 +186,7 @@ def build_app(
                         list(PRESETS),
                         value="exact",
                         label="preset (--fast)",
-                        info=f"fast: {preset_text('fast')}; picking one sets the head controls above",
+                        info=f"fast: {preset_text('fast')}; picking one sets K and the head controls above",
                         elem_id="preset",
                     ),
                     gr.Number(0, precision=0, minimum=0, maximum=2**31 - 1, label="seed (--seed)", elem_id="seed"),
@@ -199,7 +199,12 @@ def build_app(
                 frames = gr.Gallery(
                     label="unmasking, step by step", columns=4, object_fit="contain", format="png", elem_id="frames"
                 )
-        controls[-2].change(preset_head_controls, inputs=controls[-2], outputs=controls[3:5], api_name=False)
+
+        def preset_chosen(name: str) -> tuple[int, str, int]:
+            num_iter, head_sampler, diffusion_steps = preset_controls(name)
+            return (config.seq_len if causal else min(num_iter, config.seq_len)), head_sampler, diffusion_steps
+
+        controls[-2].change(preset_chosen, inputs=controls[-2], outputs=controls[2:5], api_name=False)
         button.click(run, inputs=controls, outputs=[grid, status, frames], api_name="generate")
     return app
 

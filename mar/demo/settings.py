@@ -75,16 +75,16 @@ def checked_sampling(values: dict, seq_len: int, head: str, num_train_timesteps:
 
 
 def preset_backbone_fields(name: str) -> dict:
-    """The fields of the preset ``name`` that the page has no control for (guidance refresh, token cache and its
-    buffer), with the command line's defaults where the preset leaves them."""
+    """The fields of the preset ``name`` that the page has no control for (guidance refresh, token cache, its buffer
+    and growth), with the command line's defaults where the preset leaves them."""
     chosen = SamplingConfig().with_preset(name)
-    return {field: getattr(chosen, field) for field in ("cfg_refresh", "token_cache", "cache_buffer")}
+    return {field: getattr(chosen, field) for field in ("cfg_refresh", "token_cache", "cache_buffer", "cache_growth")}
 
 
-def preset_head_controls(name: str) -> tuple[str, int]:
-    """The head sampler and steps the page shows for the preset ``name``."""
+def preset_controls(name: str) -> tuple[int, str, int]:
+    """The autoregressive steps, head sampler and head steps the page shows for the preset ``name``."""
     chosen = SamplingConfig().with_preset(name)
-    return chosen.head_sampler, chosen.diffusion_steps
+    return chosen.num_iter, chosen.head_sampler, chosen.diffusion_steps
 
 
 def checked_classes(chosen: list[str] | None, names: list[str]) -> list[int]:

@@ -91,7 +91,13 @@ def write_manifest(folder: Path, record: dict) -> None:
 
 
 # Options added later, left out of a record at these values.
-SETTLED_DEFAULTS = {"cfg_refresh": 1, "token_cache": 0, "cache_buffer": False, "guided_head": False}
+SETTLED_DEFAULTS = {
+    "cfg_refresh": 1,
+    "token_cache": 0,
+    "cache_buffer": False,
+    "cache_growth": 0.0,
+    "guided_head": False,
+}
 
 
 def sample_set_record(plan: SamplePlan, checkpoint: str, sampling: dict, ema: bool) -> dict:

@@ -11,8 +11,16 @@ REUSE = ("first-step", "halves")  # exact savings (mar/sampling/guidance.py); "a
 
 PRESETS = {  # by name: the fields a preset sets (docs/sampling.md); "exact" is the defaults, the paper's DDPM-100
     "exact": {},
-    # ddpm with 10 head steps; the cache refreshed every 4 steps, its buffer kept between (docs/benchmarks.md)
-    "fast": {"diffusion_steps": 10, "cfg_refresh": 16, "token_cache": 4, "cache_buffer": True},
+    # K = 8, ddpm with 10 head steps, guidance's unconditional half every 4 steps, the token cache with its buffer
+    # kept, refreshed as the visible tokens double (docs/sampling.md#speed-settings, docs/benchmarks.md)
+    "fast": {
+        "num_iter": 8,
+        "diffusion_steps": 10,
+        "cfg_refresh": 4,
+        "token_cache": 16,
+        "cache_growth": 2.0,
+        "cache_buffer": True,
+    },
 }
 
 
@@ -30,6 +38,9 @@ class SamplingConfig:
     cfg_refresh: int = 1  # run guidance's unconditional half every N steps only (approximate; 1 = exact)
     token_cache: int = 0  # refresh the backbone's kept keys and values every N steps (approximate); 0 = no cache
     cache_buffer: bool = False  # with the token cache, keep the buffer's rows between refreshes too (approximate)
+    cache_growth: float = (
+        0.0  # with the token cache, refresh also once the visible tokens grew this many times; 0 = off
+    )
     guided_head: bool = False  # the checkpoint's guided head draws, one evaluation per head step (approximate)
     reuse: str = "all"  # exact savings, comma-separated from REUSE, or "all" / "none"; equal samples either way
     compat: str | None = None  # "official": sample as the official MAR code; None: the checkpoint's own
@@ -50,6 +61,11 @@ class SamplingConfig:
 
         if self.token_cache < 0:
             raise ValueError(f"token_cache {self.token_cache} must be 0 (off) or a refresh interval of at least 1")
+        if self.cache_growth != 0 and not self.cache_growth >= 1:
+            raise ValueError(
+                f"cache_growth {self.cache_growth:g} must be 0 (off) or a factor of at least 1 (1 refreshes at every "
+                "step that sees a new token)"
+            )
         self.reused()
 
     def with_preset(self, name: str) -> "SamplingConfig":

@@ -32,13 +32,15 @@ class Conditions:
         by_class: tuple[torch.Tensor, torch.Tensor] | None = None,
         token_cache: int = 0,
         cache_buffer: bool = False,
+        cache_growth: float = 0.0,
     ):
         """``refresh`` >= 1, as SamplingConfig checks it. ``by_class`` (classes (u,), each label's index among them
         (b,)), from ``torch.unique``, runs step 1 once per class; it is for a first step with no token visible.
-        ``token_cache`` N > 0 runs the backbone through a TokenCache refreshed every N steps, keeping the buffer's
-        rows too with ``cache_buffer``."""
+        ``token_cache`` N > 0 runs the backbone through a TokenCache refreshed every N steps, and also once the
+        visible tokens have grown ``cache_growth`` times when it is not 0, keeping the buffer's rows too with
+        ``cache_buffer``."""
         self.backbone, self.labels, self.refresh = backbone, labels, refresh
-        self.cache = TokenCache(backbone, token_cache, cache_buffer) if token_cache else None
+        self.cache = TokenCache(backbone, token_cache, cache_buffer, cache_growth) if token_cache else None
         self.guided, self.share_halves, self.by_class = cfg != 1.0, share_halves, by_class
         self.null = torch.full_like(labels, backbone.null_class)
         self.difference = None  # (b, l, d): z - z_uncond where both halves last ran

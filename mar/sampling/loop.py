@@ -102,6 +102,7 @@ def sample_masked(
         by_class,
         sampling.token_cache,
         sampling.cache_buffer,
+        sampling.cache_growth,
     )
     orders = random_orders(labels.shape[0], config.seq_len, generator=generator, device=labels.device, last=known)
     return draw_steps(model, head, conditions, sampling, tokens, orders, count, generator, on_step)

@@ -1,8 +1,9 @@
 """The token cache (opt-in, approximate): the backbone's keys and values kept between sampling steps.
 
-At a refresh step (step 1, then every ``refresh`` steps) the backbone runs on every row and each block's keys and
-values are kept, per position. Step 1 sees no token, so under the "first-step" saving it runs once per class
-(``seed``) and each image's rows are copied from its class's. A step between refreshes runs
+At a refresh step (step 1, then every ``refresh`` steps, and with ``growth`` g > 0 also at each step that sees g
+times the visible tokens of the last refresh) the backbone runs on every row and each block's keys and values are
+kept, per position. Step 1 sees no token, so under the "first-step" saving it runs once per class (``seed``) and each
+image's rows are copied from its class's. A step between refreshes runs
 - the encoder on the buffer and on the tokens that became visible since the cache was last written (the tokens drawn
   at the step before), their queries attending to the kept keys and values of the older visible tokens;
 - the decoder on the buffer, those tokens and the positions wanted now (the ones to draw), attending to the kept keys
@@ -13,7 +14,10 @@ is most of a local step's rows when a step draws few tokens).
 Each step writes the rows it ran back into the cache. The other rows' keys and values are stale: they were computed
 when fewer tokens were visible; that is the approximation (LazyMAR and ReCAP make the same bet, that a row changes
 little from one step to the next). With ``refresh`` 1 every step is a refresh and the result is the exact backbone's
-up to float rounding.
+up to float rounding. A row's staleness grows with how much of its context is new since it was computed, which is
+most early on: the first token drawn is the whole of what step 2 sees. A refresh by growth follows that: with g = 2
+and one token a step it refreshes at steps 2, 3, 5, 9 (1, 2, 4 and 8 tokens visible); a refresh every N steps spends
+as many refreshes late, where little changes, as early (docs/sampling.md#speed-settings).
 
 The cache holds the batch it last ran: when guidance stops running its unconditional half (``cfg_refresh`` > 1) the
 conditional half of the cache is kept; when the batch grows again, that step refreshes.
@@ -29,12 +33,13 @@ from mar.model.rows import gather_rows, positions_of
 
 
 class TokenCache:
-    def __init__(self, backbone: MARBackbone, refresh: int, keep_buffer: bool = False):
-        self.backbone, self.refresh, self.keep_buffer = backbone, refresh, keep_buffer
+    def __init__(self, backbone: MARBackbone, refresh: int, keep_buffer: bool = False, growth: float = 0.0):
+        self.backbone, self.refresh, self.keep_buffer, self.growth = backbone, refresh, keep_buffer, growth
         self.encoder_kv: list[tuple[torch.Tensor, torch.Tensor]] = []  # per block: 2 x (b, r, h·e)
         self.decoder_kv: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.seen = None  # (b, r) bool: the encoder rows whose keys are kept (buffer and visible tokens)
         self.visible_count = 0
+        self.refreshed_at = 0  # the visible tokens at the last refresh
 
     def __call__(self, step: int, tokens: torch.Tensor, labels: torch.Tensor, visible: torch.Tensor, wanted):
         """``MARBackbone.at_positions`` (tokens (b, l, c) shared by the halves of labels (b·h,), visible (b, v),
@@ -43,7 +48,7 @@ class TokenCache:
         kept = 0 if self.seen is None else self.seen.shape[0]
         if kept > batch:  # guidance's unconditional half stopped running: keep the conditional half
             self.keep_first(batch)
-        if (step - 1) % self.refresh == 0 or kept < batch:
+        if self.due(step, visible.shape[1]) or kept < batch:
             return self.full(tokens, labels, visible, wanted)
         return self.local(tokens, labels, visible, wanted)
 
@@ -58,6 +63,11 @@ class TokenCache:
         self.decoder_kv = [(k[rows], v[rows]) for k, v in self.decoder_kv]
         self.seen = self.seen[rows]
         return table
+
+    def due(self, step: int, visible: int) -> bool:
+        """Whether step ``step``, seeing ``visible`` tokens, refreshes: by the interval, or by the growth."""
+        grown = self.growth > 0 and visible >= self.growth * self.refreshed_at and visible > self.refreshed_at
+        return (step - 1) % self.refresh == 0 or grown
 
     def keep_first(self, batch: int) -> None:
         self.encoder_kv = [(k[:batch], v[:batch]) for k, v in self.encoder_kv]
@@ -78,7 +88,7 @@ class TokenCache:
         encoder_rows = self.buffer_and(visible.repeat(halves, 1) + n)  # (b, n + v)
         self.seen = torch.zeros(batch, n + backbone.config.seq_len, dtype=torch.bool, device=x.device)
         self.seen.scatter_(1, encoder_rows, True)
-        self.visible_count = visible.shape[1]
+        self.visible_count = self.refreshed_at = visible.shape[1]
         self.encoder_kv = [self.empty_kv(batch, x) for _ in backbone.encoder_blocks]
         for block, (keys, values) in zip(backbone.encoder_blocks, self.encoder_kv):
             x = block_with_cache(block, x, encoder_rows, keys, values, self.seen)
