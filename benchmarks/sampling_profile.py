@@ -29,8 +29,8 @@ def build_parser() -> Parser:
             for s in (
                 "ddpm:100,reuse=none",
                 "ddpm:10@16",
-                "ddpm:10@16,cache=4,buffer=kept",
-                "ddpm:10@16,cache=4,buffer=kept,head=guided",
+                "ddpm:10@4,cache=16,growth=2,buffer=kept,k=8",  # --fast
+                "ddpm:10@4,cache=16,growth=2,buffer=kept,k=8,head=guided",
             )
         ],
         help="sampler settings as benchmarks/speed.py writes them",

@@ -17,8 +17,9 @@
 
 A setting is SAMPLER:STEPS, or SAMPLER:FIRST-LAST for head steps annealed over the K autoregressive steps; a suffix @N
 (dpm++:10@2) runs guidance's unconditional half of the backbone every N autoregressive steps only (cfg_refresh);
-",cache=R" turns on the token cache refreshed every R steps (",buffer=kept" keeps its buffer rows too), ",reuse=none"
-turns off the exact savings, ",k=K" sets the autoregressive steps of that setting alone (default --num-iter), and
+",cache=R" turns on the token cache refreshed every R steps (",growth=G" also at each step that sees G times the
+visible tokens of its last refresh; ",buffer=kept" keeps its buffer rows too), ",reuse=none" turns off the exact
+savings, ",k=K" sets the autoregressive steps of that setting alone (default --num-iter), and
 ",head=guided" draws with the checkpoint's guided head (`mar distill-head`; on the official config, an undistilled copy
 of its head, for speed only).
 
@@ -67,9 +68,11 @@ DEFAULT_SETTINGS = [
     "ddpm:10@16,cache=4",
     "ddpm:10@16,cache=16",  # the earlier --fast preset
     "ddpm:10@16,cache=16,buffer=kept",
-    "ddpm:10@16,cache=4,buffer=kept",  # the --fast preset
+    "ddpm:10@16,cache=4,buffer=kept",  # the earlier --fast preset (its step 2 since refreshed by the cache no more)
+    "ddpm:10@16,cache=16,growth=2,buffer=kept",  # the cache refreshed by growth
+    "ddpm:10@4,cache=16,growth=2,buffer=kept,k=8",  # the --fast preset
     "ddpm:10,head=guided",  # the guided head alone
-    "ddpm:10@16,cache=4,buffer=kept,head=guided",  # the --fast preset with it
+    "ddpm:10@4,cache=16,growth=2,buffer=kept,k=8,head=guided",  # the --fast preset with it
 ]
 
 
