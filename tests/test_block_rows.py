@@ -8,7 +8,7 @@ from timm.models.vision_transformer import Block
 from torch import nn
 
 from mar.model.backbone import MARBackbone
-from mar.model.block_rows import block_at_rows
+from mar.model.block_rows import block_at_rows, block_with_cache
 from mar.model.rows import positions_of
 
 from .tiny import TINY
@@ -32,6 +32,13 @@ def test_block_at_rows_equals_the_block_at_those_rows(qkv_bias):
         got = block_at_rows(block, x, positions_of(rows, 3))
     assert got.shape == (5, 3, 64)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    kept, written = (torch.zeros(5, 12, 64), torch.zeros(5, 12, 64)), (torch.zeros(5, 12, 64), torch.zeros(5, 12, 64))
+    with torch.no_grad():
+        keeping = block_at_rows(block, x, positions_of(rows, 3), kept=kept)  # the token cache's full pass
+        block_with_cache(block, x, torch.arange(12).expand(5, -1), *written)  # every row through the cache
+    torch.testing.assert_close(keeping, got)
+    for ours, cache in zip(kept, written):  # every row's keys and values, as the cache writes them
+        torch.testing.assert_close(ours, cache, atol=1e-6, rtol=1e-6)
 
 
 @pytest.mark.parametrize("count", [1, 5, 16])

@@ -144,9 +144,10 @@ def test_the_token_cache_between_refreshes_runs_only_the_new_rows_and_repeats(mo
     local = 0 if cache_buffer else n  # the buffer's rows, run at a step between refreshes unless they are kept
     remaining = [16, *unmasking_schedule(16, 4)]
     drawn = [before - after for before, after in zip(remaining, remaining[1:])]  # per step
-    assert len(rows) == 4 * 2 * blocks
-    encoder = [rows[step * 2 * blocks] for step in range(4)]
-    decoder = [rows[step * 2 * blocks + blocks] for step in range(4)]
+    full = 2 * blocks - 1  # a refresh runs its last decoder block through block_at_rows: outputs where z is wanted
+    assert len(rows) == full + 3 * 2 * blocks
+    encoder = [rows[0]] + [rows[full + step * 2 * blocks] for step in range(3)]
+    decoder = [rows[blocks]] + [rows[full + step * 2 * blocks + blocks] for step in range(3)]
     assert encoder == [n + 0] + [local + drawn[k - 1] for k in (1, 2, 3)]  # step 1 refreshes (nothing visible yet)
     assert decoder == [n + 16] + [local + drawn[k - 1] + drawn[k] for k in (1, 2, 3)]
     assert torch.equal(cached, draw(model, 4, **settings))

@@ -4,6 +4,7 @@
   positions' z are wanted (the tokens a sampling step draws), its queries, attention output and MLP run on those rows
   alone, while the keys and values still come from every row. The result equals ``block(x)`` at those rows up to
   float rounding.
+  The token cache's full pass uses it too, keeping every row's keys and values.
 - ``block_with_cache``: the rows given attend to kept keys and values of the other rows (the token cache,
   mar/sampling/token_cache.py).
 
@@ -17,8 +18,11 @@ from timm.models.vision_transformer import Block
 from mar.model.rows import gather_rows
 
 
-def block_at_rows(block: Block, x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """x (b, s, d), rows (b, m) long (row indices) -> block(x) at those rows (b, m, d)."""
+def block_at_rows(
+    block: Block, x: torch.Tensor, rows: torch.Tensor, kept: tuple[torch.Tensor, torch.Tensor] | None = None
+) -> torch.Tensor:
+    """x (b, s, d), rows (b, m) long (row indices) -> block(x) at those rows (b, m, d). With ``kept``, keys and
+    values (b, s, h·e) of a token cache, every row's keys and values are written into them too."""
     b, s, d = x.shape
     attn = block.attn
     heads, width = attn.num_heads, attn.head_dim
@@ -32,6 +36,9 @@ def block_at_rows(block: Block, x: torch.Tensor, rows: torch.Tensor) -> torch.Te
         F.linear(normed, kv_weight, kv_bias).reshape(b, s, 2, heads, width).permute(2, 0, 3, 1, 4)
     )  # 2 x (b, h, s, e)
     q, k = attn.q_norm(q), attn.k_norm(k)
+    if kept is not None:
+        for cache, computed in zip(kept, (k, v)):
+            cache.copy_(computed.transpose(1, 2).reshape(b, s, inner))
     out = F.scaled_dot_product_attention(q, k, v, dropout_p=attn.attn_drop.p if attn.training else 0.0)  # (b, h, m, e)
     return after_attention(block, out, picked_x, picked)
 

@@ -28,7 +28,7 @@ visible, m = wanted, r = n + l rows, h = heads, e = head width, d = width.
 import torch
 
 from mar.model.backbone import MARBackbone
-from mar.model.block_rows import block_with_cache
+from mar.model.block_rows import block_at_rows, block_with_cache
 from mar.model.rows import gather_rows, positions_of
 
 
@@ -95,10 +95,12 @@ class TokenCache:
         x = backbone.decoder_input(backbone.encoder_norm(x), visible.repeat(halves, 1))  # (b, r, d)
         every_row = torch.arange(x.shape[1], device=x.device).expand(batch, -1)  # (b, r)
         self.decoder_kv = [self.empty_kv(batch, x) for _ in backbone.decoder_blocks]
-        for block, (keys, values) in zip(backbone.decoder_blocks, self.decoder_kv):
+        *blocks, last = backbone.decoder_blocks
+        for block, (keys, values) in zip(blocks, self.decoder_kv):
             x = block_with_cache(block, x, every_row, keys, values)
         wanted = wanted.repeat(halves, 1)
-        return backbone.z_at(gather_rows(x[:, n:], wanted), wanted)
+        # the last block's outputs only where z is wanted; its keys and values for every row, for the local steps
+        return backbone.z_at(block_at_rows(last, x, wanted + n, kept=self.decoder_kv[-1]), wanted)  # (b, m, d)
 
     def local(self, tokens, labels, visible, wanted) -> torch.Tensor:
         """The buffer (unless it is kept), the newly visible tokens and the wanted positions only, against the kept
