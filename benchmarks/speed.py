@@ -68,7 +68,7 @@ DEFAULT_SETTINGS = [
     "ddpm:10@16,cache=4",
     "ddpm:10@16,cache=16",  # the earlier --fast preset
     "ddpm:10@16,cache=16,buffer=kept",
-    "ddpm:10@16,cache=4,buffer=kept",  # the earlier --fast preset (its step 2 since refreshed by the cache no more)
+    "ddpm:10@16,cache=4,buffer=kept",  # the earlier --fast preset (without its former extra pass at step 2)
     "ddpm:10@16,cache=16,growth=2,buffer=kept",  # the cache refreshed by growth
     "ddpm:10@4,cache=16,growth=2,buffer=kept,k=8",  # the --fast preset
     "ddpm:10,head=guided",  # the guided head alone

@@ -38,9 +38,7 @@ class SamplingConfig:
     cfg_refresh: int = 1  # run guidance's unconditional half every N steps only (approximate; 1 = exact)
     token_cache: int = 0  # refresh the backbone's kept keys and values every N steps (approximate); 0 = no cache
     cache_buffer: bool = False  # with the token cache, keep the buffer's rows between refreshes too (approximate)
-    cache_growth: float = (
-        0.0  # with the token cache, refresh also once the visible tokens grew this many times; 0 = off
-    )
+    cache_growth: float = 0.0  # with the token cache, also refresh when the visible tokens grew G times; 0 = off
     guided_head: bool = False  # the checkpoint's guided head draws, one evaluation per head step (approximate)
     reuse: str = "all"  # exact savings, comma-separated from REUSE, or "all" / "none"; equal samples either way
     compat: str | None = None  # "official": sample as the official MAR code; None: the checkpoint's own
